@@ -1,0 +1,332 @@
+"""Spec → graph: resolves names, expands blocks and `repeat`, validates every
+layer's arguments against its op's Params, and infers every shape once.
+
+Errors are collected, not raised one by one: a value whose layer failed is
+marked unknown (None) and everything downstream of it is skipped quietly, so
+each independent mistake is reported once."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import spec as S
+from .errors import Collector, Span, did_you_mean, one_of
+from .graph import Graph, Node, Value
+from .ops import REGISTRY, ShapeError
+from .options import EvalError, evaluate, gather, validate
+
+DTYPES = ("float32", "int64")
+PARAM_TYPES = {"int": int, "float": float, "bool": bool, "str": str}
+MAX_BLOCK_DEPTH = 32
+# In the language but not in this engine yet: a clear message instead of "unknown".
+PLANNED = {name: family for family, names in {
+    "convolution": "conv2d conv1d maxpool2d avgpool2d maxpool1d avgpool1d global_avgpool global_maxpool",
+    "sequence": "embedding rnn lstm gru attention positional",
+}.items() for name in names.split()}
+
+
+@dataclass
+class Scope:
+    """What the statements of one model or block expansion can see."""
+    values: dict[str, str | None]       # spec name -> graph value name (None: its line failed)
+    params: dict[str, Any]              # block parameters
+    path: str = ""                      # prefix of node names
+    notes: list[str] = field(default_factory=list)
+    current: str | None = None          # the value a flow starts from
+    unknown: bool = False               # the current value came from an error
+    depth: int = 0
+    inputs: list[str | None] = field(default_factory=list)   # a block's call inputs, in order
+
+
+class Compiler:
+    def __init__(self, sf: S.SpecFile, coll: Collector):
+        self.sf, self.coll = sf, coll
+        self.blocks = {b.name: b for b in sf.blocks}
+        self.nodes: list[Node] = []
+        self.values: dict[str, Value] = {}
+        self.counters: dict[str, int] = {}
+        self.seen: set[tuple] = set()
+
+    # -- reporting --------------------------------------------------------
+    def error(self, span: Span, message: str, scope: Scope | None = None) -> None:
+        key = (span.line, span.column, message)
+        if key not in self.seen:           # a block expanded N times reports once
+            self.seen.add(key)
+            self.coll.error(span, message, scope.notes if scope else ())
+
+    # -- the model --------------------------------------------------------
+    def model(self, m: S.Model) -> Graph | None:
+        self._check_blocks()
+        scope = Scope(values={}, params={})
+        outputs: list[str] | None = None
+        inputs: list[Value] = []
+        for st in m.body:
+            if isinstance(st, S.Input):
+                v = self._model_input(st, scope)
+                if v is not None:
+                    inputs.append(v)
+            elif isinstance(st, S.Output):
+                outputs = self._outputs(st, scope)
+            else:
+                self._statement(st, scope)
+        if not inputs and not any(isinstance(st, S.Input) for st in m.body):
+            self.error(m.span, f"model `{m.name}` declares no input; add a line such as "
+                               f"`input x: float32[4]`")
+        if outputs is None:
+            outputs = [scope.current] if scope.current else []
+        if any(o is None for o in outputs) or scope.unknown or not outputs:
+            return None
+        graph = Graph(m.name, inputs, outputs, self.nodes, self.values)
+        self._init_hints(graph)
+        return graph
+
+    def _check_blocks(self) -> None:
+        for b in self.sf.blocks:
+            if b.name in REGISTRY:
+                self.error(b.span, f"block `{b.name}` has the name of a layer; rename it")
+            for prm in b.params:
+                if prm.type not in PARAM_TYPES:
+                    self.error(prm.type_span, f"unknown parameter type `{prm.type}`; expected one of "
+                                              f"{one_of(PARAM_TYPES)}{did_you_mean(prm.type, PARAM_TYPES)}")
+
+    def _model_input(self, st: S.Input, scope: Scope) -> Value | None:
+        if st.dtype is None:
+            self.error(st.span, f"model input `{st.name}` needs a type and shape, as in "
+                                f"`input {st.name}: float32[4]`")
+            return None
+        if st.dtype not in DTYPES:
+            self.error(st.dtype_span, f"unknown dtype `{st.dtype}`; expected one of "
+                                      f"{one_of(DTYPES)}{did_you_mean(st.dtype, DTYPES)}")
+            return None
+        dims = []
+        for d in st.dims or []:
+            try:
+                n = evaluate(d, {})
+            except EvalError as e:
+                self.error(e.span, e.message)
+                return None
+            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                self.error(d.span, f"a dimension must be a positive whole number, got {n!r}")
+                return None
+            dims.append(n)
+        if not self._bindable(st.name, st.span, scope):
+            return None
+        v = Value(st.name, tuple(dims), st.dtype)
+        self.values[st.name] = v
+        scope.values[st.name] = st.name
+        scope.current, scope.unknown = st.name, False
+        return v
+
+    def _outputs(self, st: S.Output, scope: Scope) -> list[str | None]:
+        out = []
+        for name, span in zip(st.names, st.name_spans):
+            if name not in scope.values:
+                self.error(span, f"unknown value `{name}`{did_you_mean(name, scope.values)}")
+            out.append(scope.values.get(name))
+        return out
+
+    def _bindable(self, name: str, span: Span, scope: Scope) -> bool:
+        if name in REGISTRY or name in self.blocks:
+            what = "layer" if name in REGISTRY else "block"
+            self.error(span, f"`{name}` is the name of a {what}; choose another name for this value", scope)
+            return False
+        return True
+
+    # -- statements -------------------------------------------------------
+    def _statement(self, st, scope: Scope) -> None:
+        if isinstance(st, S.Bind):
+            if not self._bindable(st.name, st.span, scope):
+                scope.unknown = True
+                return
+            v = self._single(st.expr, scope)
+            scope.values[st.name] = v          # None: failed; later uses stay quiet
+            scope.current, scope.unknown = v, v is None
+        elif isinstance(st, S.Flow):
+            v = self._single(st.expr, scope)
+            scope.current, scope.unknown = v, v is None
+        elif isinstance(st, S.Repeat):
+            self._repeat(st, scope)
+        elif isinstance(st, S.Input):
+            self.error(st.span, "`input` belongs at the start of a model or block", scope)
+        elif isinstance(st, S.Output):
+            self.error(st.span, "`output` belongs in a model, not in a block", scope)
+
+    def _repeat(self, st: S.Repeat, scope: Scope) -> None:
+        try:
+            n = evaluate(st.count, scope.params)
+        except EvalError as e:
+            self.error(e.span, e.message, scope)
+            return
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            self.error(st.count.span, f"`repeat` needs a positive whole number, got {n!r}", scope)
+            return
+        for _ in range(n):
+            for inner in st.body:
+                self._statement(inner, scope)
+
+    # -- expressions: each returns the list of values it produces ----------
+    def _single(self, e, scope: Scope) -> str | None:
+        vals = self._expr(e, scope)
+        if vals is None:
+            return None
+        if len(vals) != 1:
+            self.error(e.span, f"a tuple of {len(vals)} values must flow into a layer that takes "
+                               f"several inputs, such as `concat` or `add`", scope)
+            return None
+        return vals[0]
+
+    def _expr(self, e, scope: Scope) -> list[str] | None:
+        if isinstance(e, S.Layer):
+            if e.bare and e.name in scope.values:      # a named value starts the flow
+                v = scope.values[e.name]
+                return None if v is None else [v]
+            if scope.current is None and not scope.unknown:
+                self.error(e.span, f"`{e.name}` has no input: declare `input NAME: float32[...]` "
+                                   f"first, or start the flow from a name", scope)
+            return self._apply(e, None if scope.current is None else [scope.current], scope)
+        if isinstance(e, S.Chain):
+            vals = self._expr(e.source, scope)
+            for layer in e.layers:
+                if layer.bare and layer.name in scope.values and layer.name not in REGISTRY:
+                    self.error(layer.span, f"`{layer.name}` is a value, not a layer; data flows "
+                                           f"from a value: `{layer.name} -> ...`", scope)
+                    return None
+                vals = self._apply(layer, vals, scope)
+            return vals
+        if isinstance(e, S.Paren):
+            return self._expr(e.inner, scope)
+        if isinstance(e, S.Tuple):
+            parts = [self._single(i, scope) for i in e.items]
+            return None if any(p is None for p in parts) else parts
+        if isinstance(e, S.Sum):
+            parts = [self._single(t, scope) for t in e.terms]
+            if any(p is None for p in parts):
+                return None
+            return self._node(REGISTRY["add"], REGISTRY["add"].Params(), parts, e.span, scope)
+        raise TypeError(f"unexpected expression {type(e).__name__}")
+
+    def _apply(self, layer: S.Layer, inputs: list[str] | None, scope: Scope) -> list[str] | None:
+        """The layer (or block) on its inputs; with inputs None (an earlier
+        error) its arguments are still checked, so their mistakes show too."""
+        name = layer.name
+        if name in self.blocks:
+            return self._expand(self.blocks[name], layer, inputs, scope)
+        op = REGISTRY.get(name)
+        if op is None:
+            if name in PLANNED:
+                msg = (f"layer `{name}` is part of the language but not available in this version "
+                       f"of nnspec yet ({PLANNED[name]} layers are planned)")
+            else:
+                msg = f"unknown layer `{name}`{did_you_mean(name, [*REGISTRY, *self.blocks])}"
+            self.error(layer.name_span, msg, scope)
+            return None
+        args, errors = gather(name, op.Params.positional, layer.args, layer.kwargs, scope.params, layer.span)
+        p, more = validate(op.Params, name, args, layer.name_span, scope.params) if not errors else (None, [])
+        for span, msg in errors + more:
+            self.error(span, msg, scope)
+        if p is None or inputs is None:
+            return None
+        if op.arity == 1 and len(inputs) != 1:
+            self.error(layer.name_span, f"`{name}` takes one input, got a tuple of {len(inputs)}", scope)
+            return None
+        if op.arity is None and len(inputs) < 2:
+            self.error(layer.name_span, f"`{name}` joins several values: write `(a, b) -> {name}`", scope)
+            return None
+        return self._node(op, p, inputs, layer.span, scope)
+
+    def _node(self, op, p, inputs: list[str], span: Span, scope: Scope) -> list[str] | None:
+        in_shapes = [self.values[v].shape for v in inputs]
+        try:
+            out_shape = tuple(op.infer_shape(p, in_shapes))
+        except ShapeError as err:
+            self.error(span, str(err), scope)
+            return None
+        k = self.counters.get(scope.path + op.kind, 0)
+        self.counters[scope.path + op.kind] = k + 1
+        name = f"{scope.path}{op.kind}_{k}"
+        self.values[name] = Value(name, out_shape)
+        self.nodes.append(Node(name, op, p, list(inputs), name, in_shapes, out_shape, span, list(scope.notes)))
+        return [name]
+
+    # -- blocks -----------------------------------------------------------
+    def _expand(self, block: S.Block, call: S.Layer, inputs: list[str], scope: Scope) -> list[str] | None:
+        if scope.depth >= MAX_BLOCK_DEPTH:
+            self.error(call.span, f"block `{block.name}` calls itself (directly or through other blocks)", scope)
+            return None
+        params = self._block_args(block, call, scope)
+        if params is None or inputs is None:
+            return None
+        wanted = [st for st in block.body if isinstance(st, S.Input)]
+        if len(wanted) != len(inputs):
+            got = "one value" if len(inputs) == 1 else f"a tuple of {len(inputs)}"
+            self.error(call.name_span, f"block `{block.name}` takes {len(wanted)} input"
+                                       f"{'s' * (len(wanted) != 1)} ({one_of(w.name for w in wanted)}), "
+                                       f"got {got}", scope)
+            return None
+        k = self.counters.get(scope.path + block.name, 0)
+        self.counters[scope.path + block.name] = k + 1
+        inner = Scope(values={}, params=params, path=f"{scope.path}{block.name}_{k}/",
+                      notes=[f"in block `{block.name}` called at {call.span}", *scope.notes],
+                      depth=scope.depth + 1)
+        feed = iter(inputs)
+        for st in block.body:
+            if isinstance(st, S.Input):
+                if st.dtype is not None:
+                    self.error(st.span, "a block's `input` takes no type: the caller's value gives it", inner)
+                inner.values[st.name] = inner.current = next(feed)
+            else:
+                self._statement(st, inner)
+        if inner.unknown or inner.current is None:
+            return None
+        return [inner.current]
+
+    def _block_args(self, block: S.Block, call: S.Layer, scope: Scope) -> dict | None:
+        names = tuple(p.name for p in block.params)
+        args, errors = gather(block.name, names, call.args, call.kwargs, scope.params, call.span)
+        for key, span in args.spans.items():
+            if key not in names:
+                errors.append((span, f"unknown argument `{key}` for block `{block.name}`"
+                                     f"{did_you_mean(key, names) or f' (it takes {one_of(names)})'}"))
+        bound = {}
+        for prm in block.params:
+            if prm.name in args.values:
+                value, span = args.values[prm.name], args.spans[prm.name]
+            elif prm.default is not None:
+                try:
+                    value, span = evaluate(prm.default, {}), prm.default.span
+                except EvalError as e:
+                    errors.append((e.span, e.message))
+                    continue
+            else:
+                errors.append((call.name_span, f"block `{block.name}` needs `{prm.name}`"))
+                continue
+            typ = PARAM_TYPES.get(prm.type)
+            if typ is None:
+                continue       # reported once, by _check_blocks
+            if typ is float and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
+                errors.append((span, f"block `{block.name}`: `{prm.name}` is {prm.type}, got {value!r}"))
+                continue
+            bound[prm.name] = value
+        for span, msg in errors:
+            self.error(span, msg, scope)
+        return None if errors else bound
+
+    # -- initialisation follows the activation ------------------------------
+    def _init_hints(self, graph: Graph) -> None:
+        consumers = graph.consumers()
+        for n in graph.nodes:
+            nxt = consumers.get(n.output, [])
+            if any(c.op.init_family == "relu" for c in nxt):
+                n.init_hint = "he"
+
+
+def compile_model(sf: S.SpecFile, coll: Collector) -> Graph | None:
+    if not sf.models:
+        coll.error(Span(sf.file, 1, 1), "no `model` in this file; a spec needs `model NAME { ... }`")
+        return None
+    for extra in sf.models[1:]:
+        coll.error(extra.span, f"a file holds one model; `{extra.name}` is a second "
+                               f"(`{sf.models[0].name}` came first)")
+    return Compiler(sf, coll).model(sf.models[0])

@@ -1,0 +1,56 @@
+"""The compiled graph, shared by the engine, the summary and the exporter.
+Every shape in it was inferred once, by compile.py."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .errors import Span
+from .ops.base import Op, Params, Shape
+
+
+@dataclass
+class Value:
+    name: str
+    shape: Shape
+    dtype: str = "float32"
+
+
+@dataclass
+class Node:
+    name: str                       # unique: "dense_0", "residual_1/conv2d_0"
+    op: Op
+    p: Params
+    inputs: list[str]               # value names
+    output: str
+    in_shapes: list[Shape]
+    out_shape: Shape
+    span: Span
+    notes: list[str] = field(default_factory=list)   # block call chain, for messages
+    init_hint: str = "glorot"
+
+    @property
+    def kind(self) -> str:
+        return self.op.kind
+
+    def param(self, local: str) -> str:
+        """The global name of one of this node's parameters or state arrays."""
+        return f"{self.name}.{local}"
+
+
+@dataclass
+class Graph:
+    name: str
+    inputs: list[Value]
+    outputs: list[str]
+    nodes: list[Node]
+    values: dict[str, Value]
+
+    def producer(self) -> dict[str, Node]:
+        return {n.output: n for n in self.nodes}
+
+    def consumers(self) -> dict[str, list[Node]]:
+        out: dict[str, list[Node]] = {}
+        for n in self.nodes:
+            for v in n.inputs:
+                out.setdefault(v, []).append(n)
+        return out

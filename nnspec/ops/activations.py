@@ -1,0 +1,171 @@
+"""Element-wise activations (shape-preserving), and softmax. Each class keeps
+its forward, its derivative and its ONNX lowering together."""
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from .base import Op, Params, array_axis, check_axis, register
+
+GELU_C = np.sqrt(2.0 / np.pi)
+
+
+@register
+class Relu(Op):
+    kind = "relu"
+    init_family = "relu"
+
+    def forward(self, p, w, xs, ctx):
+        (x,) = xs
+        y = np.maximum(x, 0, out=ctx.buffer("y", x.shape, x.dtype))
+
+        def backward(dy):
+            return [np.multiply(dy, y > 0, out=ctx.buffer("dx", dy.shape, dy.dtype))], {}
+        return y, backward
+
+    def to_onnx(self, b, p, w, xs):
+        return b.node("Relu", xs)
+
+
+class LeakyParams(Params):
+    kind: Literal["leaky_relu"] = "leaky_relu"
+    alpha: float = Field(0.01, ge=0.0)
+    positional = ("alpha",)
+
+
+@register
+class LeakyRelu(Op):
+    kind = "leaky_relu"
+    Params = LeakyParams
+    init_family = "relu"
+
+    def forward(self, p, w, xs, ctx):
+        (x,) = xs
+        slope = np.where(x > 0, 1.0, p.alpha).astype(x.dtype)
+
+        def backward(dy):
+            return [dy * slope], {}
+        return x * slope, backward
+
+    def to_onnx(self, b, p, w, xs):
+        return b.node("LeakyRelu", xs, alpha=float(p.alpha))
+
+
+@register
+class Sigmoid(Op):
+    kind = "sigmoid"
+
+    def forward(self, p, w, xs, ctx):
+        (x,) = xs
+        # exp of a non-positive number only: no overflow for large |x|
+        e = np.exp(-np.abs(x))
+        y = np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype)
+
+        def backward(dy):
+            return [dy * y * (1 - y)], {}
+        return y, backward
+
+    def to_onnx(self, b, p, w, xs):
+        return b.node("Sigmoid", xs)
+
+
+@register
+class Tanh(Op):
+    kind = "tanh"
+
+    def forward(self, p, w, xs, ctx):
+        y = np.tanh(xs[0])
+
+        def backward(dy):
+            return [dy * (1 - y * y)], {}
+        return y, backward
+
+    def to_onnx(self, b, p, w, xs):
+        return b.node("Tanh", xs)
+
+
+@register
+class Gelu(Op):
+    """The tanh approximation of GELU (as in GPT-2 and BERT)."""
+    kind = "gelu"
+    init_family = "relu"
+
+    def forward(self, p, w, xs, ctx):
+        (x,) = xs
+        t = np.tanh(GELU_C * (x + 0.044715 * x ** 3))
+        y = 0.5 * x * (1 + t)
+
+        def backward(dy):
+            dt = (1 - t * t) * GELU_C * (1 + 3 * 0.044715 * x * x)
+            return [dy * (0.5 * (1 + t) + 0.5 * x * dt)], {}
+        return y.astype(x.dtype, copy=False), backward
+
+    def to_onnx(self, b, p, w, xs):
+        (x,) = xs
+        x3 = b.node("Mul", [b.node("Mul", [x, x]), x])
+        inner = b.node("Add", [x, b.node("Mul", [x3, b.scalar(0.044715)])])
+        t = b.node("Tanh", [b.node("Mul", [inner, b.scalar(GELU_C)])])
+        half_x = b.node("Mul", [x, b.scalar(0.5)])
+        return b.node("Mul", [half_x, b.node("Add", [t, b.scalar(1.0)])])
+
+
+@register
+class Step(Op):
+    """Heaviside step: 1 where x > 0, else 0. No gradient: train it with the
+    perceptron rule (loss = perceptron), which works on its input."""
+    kind = "step"
+    differentiable = False
+    no_grad_hint = "`step` has no gradient; train it with `loss = perceptron`"
+
+    def forward(self, p, w, xs, ctx):
+        (x,) = xs
+
+        def backward(dy):
+            return [np.zeros_like(dy)], {}
+        return (x > 0).astype(x.dtype), backward
+
+    def to_onnx(self, b, p, w, xs):
+        return b.node("Cast", [b.node("Greater", [xs[0], b.scalar(0.0)])], to=b.elem_type)
+
+
+@register
+class Linear(Op):
+    """The identity: makes a linear output explicit."""
+    kind = "linear"
+
+    def forward(self, p, w, xs, ctx):
+        return xs[0], lambda dy: ([dy], {})
+
+    def to_onnx(self, b, p, w, xs):
+        return xs[0]
+
+
+class SoftmaxParams(Params):
+    kind: Literal["softmax"] = "softmax"
+    axis: int = -1
+    positional = ("axis",)
+
+
+@register
+class Softmax(Op):
+    kind = "softmax"
+    Params = SoftmaxParams
+
+    def infer_shape(self, p, shapes):
+        check_axis("softmax", p.axis, shapes[0])
+        return shapes[0]
+
+    def forward(self, p, w, xs, ctx):
+        (x,) = xs
+        ax = array_axis(p.axis)
+        e = np.exp(x - x.max(axis=ax, keepdims=True))
+        y = e / e.sum(axis=ax, keepdims=True)
+
+        def backward(dy):
+            return [y * (dy - (dy * y).sum(axis=ax, keepdims=True))], {}
+        return y, backward
+
+    def to_onnx(self, b, p, w, xs):
+        return b.node("Softmax", xs, axis=array_axis(p.axis))

@@ -1,0 +1,113 @@
+"""The op contract. Each op registers under its spec name and keeps together:
+its `Params` (a pydantic model), `infer_shape` (the only shape rule), `init`,
+`forward` (returning the output and a `backward` closure) and `to_onnx`.
+
+Shapes never include the batch dimension; arrays always lead with it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+Shape = tuple[int, ...]
+Backward = Callable[[np.ndarray], tuple[list, dict]]   # dy -> ([dx per input], {param: dW})
+
+REGISTRY: dict[str, "Op"] = {}
+
+
+def register(cls):
+    """Class decorator: one instance per op, found by its spec name."""
+    REGISTRY[cls.kind] = cls()
+    return cls
+
+
+class ShapeError(ValueError):
+    """Raised by a shape rule; compile reports it on the layer's line."""
+
+
+class Params(BaseModel):
+    """Base for every op's parameters: unknown keys are errors, not ignored."""
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    positional: ClassVar[tuple[str, ...]] = ()     # names of positional arguments, in order
+
+
+class NoParams(Params):
+    pass
+
+
+@dataclass
+class Ctx:
+    """What an op may use while running: the mode, a seeded generator, which
+    inputs need a gradient, and buffers it may keep between training steps."""
+    training: bool = False
+    rng: np.random.Generator | None = None
+    need_dx: tuple[bool, ...] = (True,)
+    cache: dict | None = None       # per-node scratch that survives across steps (None: don't reuse)
+    out_shape: Shape = ()           # the node's output shape, inferred once by compile
+
+    def buffer(self, key: str, shape: tuple, dtype) -> np.ndarray:
+        if self.cache is None:
+            return np.empty(shape, dtype)
+        buf = self.cache.get(key)
+        if buf is None or buf.shape != shape or buf.dtype != dtype:
+            buf = self.cache[key] = np.empty(shape, dtype)
+        return buf
+
+
+class Op:
+    kind: ClassVar[str]
+    Params: ClassVar[type[Params]] = NoParams
+    arity: ClassVar[int | None] = 1           # inputs it takes; None: two or more
+    differentiable: ClassVar[bool] = True     # False: no gradient flows back through it
+    init_family: ClassVar[str | None] = None  # "relu": layers feeding it get He initialisation
+    no_grad_hint: ClassVar[str] = ""
+
+    def infer_shape(self, p, shapes: list[Shape]) -> Shape:
+        return shapes[0]
+
+    def init(self, p, shapes: list[Shape], rng: np.random.Generator, dtype, init_hint: str) -> dict:
+        """Trainable parameters, by local name."""
+        return {}
+
+    def init_state(self, p, shapes: list[Shape], dtype) -> dict:
+        """Non-trainable state (running statistics), by local name."""
+        return {}
+
+    def macs(self, p, shapes: list[Shape], out: Shape) -> int:
+        """Multiply-adds of one sample's forward pass."""
+        return 0
+
+    def forward(self, p, w: dict, xs: list[np.ndarray], ctx: Ctx) -> tuple[np.ndarray, Backward]:
+        raise NotImplementedError
+
+    def to_onnx(self, b, p, w: dict[str, str], xs: list[str]) -> str:
+        raise NotImplementedError
+
+
+def initializer(name: str, shape: tuple, fan_in: int, fan_out: int, rng, dtype) -> np.ndarray:
+    """He (ReLU family) or Glorot (otherwise) uniform, or zeros."""
+    if name == "zeros":
+        return np.zeros(shape, dtype)
+    limit = {"he": np.sqrt(6.0 / fan_in),
+             "glorot": np.sqrt(6.0 / (fan_in + fan_out)),
+             "lecun": np.sqrt(3.0 / fan_in)}[name]
+    return rng.uniform(-limit, limit, size=shape).astype(dtype)
+
+
+INITS = ("he", "glorot", "lecun", "zeros")
+
+
+def array_axis(axis: int) -> int:
+    """A spec axis (the batch dimension not counted) as an array axis."""
+    return axis if axis < 0 else axis + 1
+
+
+def check_axis(kind: str, axis: int, shape: Shape) -> int:
+    """The axis as a non-negative spec axis, or a ShapeError naming the shape."""
+    if not -len(shape) <= axis < len(shape):
+        raise ShapeError(f"{kind}: axis {axis} is out of range for shape {list(shape)} "
+                         f"(axes do not count the batch dimension)")
+    return axis % len(shape)

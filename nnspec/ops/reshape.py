@@ -1,0 +1,59 @@
+"""flatten and reshape: the same numbers, another shape (batch kept)."""
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+from .base import Op, Params, ShapeError, register
+
+
+@register
+class Flatten(Op):
+    kind = "flatten"                                     # [d1, d2, ...] -> [d1 * d2 * ...]
+
+    def infer_shape(self, p, shapes):
+        return (int(np.prod(shapes[0])),)
+
+    def forward(self, p, w, xs, ctx):
+        (x,) = xs
+        return x.reshape(x.shape[0], -1), lambda dy: ([dy.reshape(x.shape)], {})
+
+    def to_onnx(self, b, p, w, xs):
+        return b.node("Flatten", xs, axis=1)
+
+
+class ReshapeParams(Params):
+    kind: Literal["reshape"] = "reshape"
+    shape: list[int]
+    positional = ("shape",)
+
+
+@register
+class Reshape(Op):
+    kind = "reshape"                                     # one dimension may be -1: inferred
+    Params = ReshapeParams
+
+    def infer_shape(self, p, shapes):
+        (s,) = shapes
+        size, dims = int(np.prod(s)), list(p.shape)
+        free = [i for i, d in enumerate(dims) if d == -1]
+        if len(free) > 1 or any(d == 0 or d < -1 for d in dims):
+            raise ShapeError(f"reshape: shape {dims} must hold positive sizes and at most one -1")
+        known = int(np.prod([d for d in dims if d != -1]))
+        if free:
+            if size % known:
+                raise ShapeError(f"reshape: cannot reshape {list(s)} ({size} values) into {dims}")
+            dims[free[0]] = size // known
+        if int(np.prod(dims)) != size:
+            raise ShapeError(f"reshape: cannot reshape {list(s)} ({size} values) into {dims} "
+                             f"({int(np.prod(dims))} values)")
+        return tuple(dims)
+
+    def forward(self, p, w, xs, ctx):
+        (x,) = xs
+        return x.reshape(x.shape[0], *ctx.out_shape), lambda dy: ([dy.reshape(x.shape)], {})
+
+    def to_onnx(self, b, p, w, xs):
+        # 0 copies the (dynamic) batch dimension from the input
+        return b.node("Reshape", [xs[0], b.const(np.array([0, *b.out_shape], np.int64))])

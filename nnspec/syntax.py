@@ -1,0 +1,293 @@
+"""Text → spec. The grammar lives in grammar/nnspec.lark; every lark
+exception is converted into a located diagnostic here and nowhere else."""
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
+
+from . import spec as S
+from .errors import Collector, Diagnostic, Span, SpecError
+
+MAX_SYNTAX_ERRORS = 20
+OPENERS = {"LPAR": "RPAR", "LSQB": "RSQB"}
+CLOSERS = {"RPAR", "RSQB"}
+CONTINUES = {"->", "{", ","}       # a line ending in one of these goes on
+READABLE = {"NAME": "a name", "NUMBER": "a number", "STRING": "a string", "_NL": "end of line",
+            "$END": "end of file"}
+
+
+def _grammar_text() -> str:
+    # Installed: a copy inside the package; from a checkout: the top-level grammar/.
+    packaged = resources.files("nnspec").joinpath("grammar", "nnspec.lark")
+    if packaged.is_file():
+        return packaged.read_text()
+    return (Path(__file__).resolve().parent.parent / "grammar" / "nnspec.lark").read_text()
+
+
+class Newlines:
+    """Post-lexer: a newline ends a statement only outside brackets and not
+    after `->`, `{` or `,`; every statement and declaration ends with one."""
+    always_accept = ("_NL",)
+
+    def __init__(self):
+        self.unclosed: list[Token] = []
+
+    def process(self, stream):
+        prev = None
+        self.unclosed = []
+        for tok in stream:
+            if tok.type == "_NL":
+                if self.unclosed or prev is None or prev.type == "_NL" or prev.value in CONTINUES:
+                    continue
+            elif tok.type in OPENERS:
+                self.unclosed.append(tok)
+            elif tok.type in CLOSERS and self.unclosed:
+                self.unclosed.pop()
+            elif tok.type == "RBRACE" and prev is not None and prev.type not in ("_NL", "LBRACE"):
+                yield Token.new_borrow_pos("_NL", "\n", tok)
+            yield tok
+            prev = tok
+        if prev is not None and prev.type != "_NL":
+            yield Token("_NL", "\n", line=prev.end_line, column=prev.end_column,
+                        end_line=prev.end_line, end_column=prev.end_column)
+
+
+@lru_cache(maxsize=1)
+def _parser() -> Lark:
+    return Lark(_grammar_text(), parser="lalr", postlex=Newlines(), propagate_positions=True,
+                maybe_placeholders=True, cache=True)
+
+
+def parse(text: str, file: str = "<spec>") -> S.SpecFile:
+    """Parse and transform; raises SpecError with every syntax error found."""
+    coll = Collector(file, text)
+    tree = None
+    attempt = text
+    for _ in range(MAX_SYNTAX_ERRORS):
+        try:
+            tree = _parser().parse(attempt)
+            break
+        except UnexpectedInput as e:
+            coll.diagnostics.append(_syntax_diagnostic(e, file, text))
+            attempt = _blank_statement(attempt, e)
+            if attempt is None:
+                break
+    coll.raise_if_any()
+    try:
+        return ToSpec(file, text).transform(tree)
+    except VisitError as e:       # a located problem found while building the spec
+        if isinstance(e.orig_exc, SpecError):
+            raise e.orig_exc from None
+        raise
+
+
+def _blank_statement(text: str, e: UnexpectedInput) -> str | None:
+    """Blank the line of a syntax error so the next parse finds the next error.
+    Gives up (None) where the line opens or closes a `{` body."""
+    line = getattr(e, "line", None)
+    token = getattr(e, "token", None)
+    if token is None and not isinstance(e, UnexpectedCharacters) or getattr(token, "type", "") == "$END":
+        return None
+    lines = text.split("\n")
+    if not isinstance(line, int) or not 1 <= line <= len(lines):
+        return None
+    bad = lines[line - 1].split("#")[0]
+    if "{" in bad or "}" in bad or not bad.strip():
+        return None
+    lines[line - 1] = ""
+    return "\n".join(lines)
+
+
+def _syntax_diagnostic(e: UnexpectedInput, file: str, text: str) -> Diagnostic:
+    lines = text.splitlines()
+    if isinstance(e, UnexpectedCharacters):
+        ch = text[e.pos_in_stream] if e.pos_in_stream < len(text) else ""
+        span = Span(file, e.line, e.column, e.line, e.column + 1)
+        notes = [f"`{t.value}` opened at {file}:{t.line}:{t.column} is still open"
+                 for t in _parser().options.postlex.unclosed[-1:]]
+        return Diagnostic.at(span, f"unexpected character `{ch}`", notes, source=text)
+    tok = getattr(e, "token", None)
+    unclosed = _parser().options.postlex.unclosed
+    if tok is None or tok.type == "$END":
+        if unclosed:
+            opener = unclosed[-1]
+            span = Span(file, opener.line, opener.column, opener.line, opener.column + 1)
+            return Diagnostic.at(span, f"`{opener.value}` is never closed", source=text)
+        last = len(lines)
+        span = Span(file, last, len(lines[-1]) + 1 if lines else 1)
+        return Diagnostic.at(span, "unexpected end of file; is a `}` missing?", source=text)
+    expected = _readable(getattr(e, "expected", ()) or ())
+    if tok.type == "_NL":
+        # The synthetic newline sits at the end of the statement's last token.
+        col = tok.column if tok.value == "\n" and tok.line <= len(lines) else tok.column
+        span = Span(file, tok.line, col, tok.line, col + 1)
+        what = "the line ends too early"
+    else:
+        span = Span(file, tok.line, tok.column, tok.end_line, tok.end_column)
+        what = f"unexpected `{tok.value}`"
+    msg = f"{what}; expected {expected}" if expected else what
+    if tok.type == "RBRACE" and unclosed:
+        msg = f"`{unclosed[-1].value}` opened at line {unclosed[-1].line} is never closed"
+    return Diagnostic.at(span, msg, source=text)
+
+
+def _readable(expected) -> str:
+    parser = _parser()
+    names = []
+    for name in sorted(expected):
+        if name in READABLE:
+            names.append(READABLE[name])
+            continue
+        try:
+            pattern = parser.get_terminal(name).pattern
+        except KeyError:
+            continue
+        if pattern.type == "str":
+            names.append(f"`{pattern.value}`")
+    names = sorted(set(names))
+    if len(names) > 6:
+        return "a statement or expression"
+    return " or ".join(names)
+
+
+def _span(file: str, meta_or_tok) -> Span:
+    m = meta_or_tok
+    return Span(file, m.line, m.column, m.end_line, m.end_column)
+
+
+@v_args(meta=True)
+class ToSpec(Transformer):
+    """Parse tree → spec models, one method per grammar rule."""
+
+    def __init__(self, file: str, source: str):
+        super().__init__()
+        self.file, self.source = file, source
+
+    def sp(self, m) -> Span:
+        return _span(self.file, m)
+
+    # files and declarations
+    def start(self, meta, decls):
+        f = S.SpecFile(file=self.file, source=self.source)
+        for d in decls:
+            {S.Model: f.models, S.Block: f.blocks, S.Train: f.trains}[type(d)].append(d)
+        return f
+
+    def model(self, meta, ch):
+        return S.Model(span=self.sp(meta), name=str(ch[0]), body=ch[1:])
+
+    def block(self, meta, ch):
+        name, *rest = ch
+        params = [c for c in rest if isinstance(c, S.Param)]
+        body = [c for c in rest if c is not None and not isinstance(c, S.Param)]
+        return S.Block(span=self.sp(meta), name=str(name), params=params, body=body)
+
+    def param(self, meta, ch):
+        name, typ, default = ch
+        return S.Param(span=self.sp(name), name=str(name), type=str(typ), type_span=self.sp(typ),
+                       default=default)
+
+    def train(self, meta, ch):
+        return S.Train(span=self.sp(meta), settings=ch)
+
+    def setting(self, meta, ch):
+        return S.Setting(span=self.sp(ch[0]), key=str(ch[0]), value=ch[1])
+
+    # statements
+    def input(self, meta, ch):
+        name, dtype, *dims = ch
+        if dtype is None:
+            return S.Input(span=self.sp(meta), name=str(name))
+        return S.Input(span=self.sp(meta), name=str(name), dtype=str(dtype), dtype_span=self.sp(dtype),
+                       dims=[d for d in dims if d is not None])
+
+    def bind(self, meta, ch):
+        return S.Bind(span=self.sp(ch[0]), name=str(ch[0]), expr=ch[1])
+
+    def flow(self, meta, ch):
+        return S.Flow(span=self.sp(meta), expr=ch[0])
+
+    def repeat(self, meta, ch):
+        return S.Repeat(span=self.sp(meta), count=ch[0], body=ch[1:])
+
+    def output(self, meta, ch):
+        return S.Output(span=self.sp(meta), names=[str(t) for t in ch], name_spans=[self.sp(t) for t in ch])
+
+    # expressions
+    def sum(self, meta, terms):
+        for t in terms:
+            if isinstance(t, S.Chain):
+                raise SpecError([Diagnostic.at(
+                    t.span, "a flow inside a sum needs brackets: write `(a + b) -> f` "
+                            "or `a + (b -> f)`", source=self.source)])
+        return S.Sum(span=self.sp(meta), terms=terms)
+
+    def chain(self, meta, ch):
+        return S.Chain(span=self.sp(meta), source=ch[0], layers=ch[1:])
+
+    def paren(self, meta, ch):
+        return S.Paren(span=self.sp(meta), inner=ch[0])
+
+    def tuple(self, meta, ch):
+        return S.Tuple(span=self.sp(meta), items=ch)
+
+    def layer(self, meta, ch):
+        name, *args = ch
+        pos, kw = self._split_args(args)
+        bare = (meta.end_line, meta.end_column) == (name.end_line, name.end_column)   # no brackets
+        return S.Layer(span=self.sp(meta), name=str(name), name_span=self.sp(name), args=pos,
+                       kwargs=kw, bare=bare)
+
+    def _split_args(self, args):
+        args = [a for a in args if a is not None]
+        pos = [a for a in args if not isinstance(a, S.KwArg)]
+        kw = [a for a in args if isinstance(a, S.KwArg)]
+        first_kw = next((i for i, a in enumerate(args) if isinstance(a, S.KwArg)), len(args))
+        for a in args[first_kw:]:
+            if not isinstance(a, S.KwArg):
+                raise SpecError([Diagnostic.at(a.span, "a positional argument cannot follow a "
+                                               "keyword argument", source=self.source)])
+        return pos, kw
+
+    # argument values
+    def arg(self, meta, ch):
+        return ch[0]
+
+    def kwarg(self, meta, ch):
+        return S.KwArg(span=self.sp(ch[0]), key=str(ch[0]), value=ch[1])
+
+    def number(self, meta, ch):
+        text = str(ch[0])
+        is_int = text.isdigit()
+        return S.Num(span=self.sp(ch[0]), value=int(text) if is_int else float(text))
+
+    def string(self, meta, ch):
+        raw = str(ch[0])[1:-1]
+        value = raw.encode("latin-1", "backslashreplace").decode("unicode_escape") if "\\" in raw else raw
+        return S.Str(span=self.sp(ch[0]), value=value)
+
+    def ident(self, meta, ch):
+        return S.Ident(span=self.sp(ch[0]), name=str(ch[0]))
+
+    def call(self, meta, ch):
+        name, *args = ch
+        pos, kw = self._split_args(args)
+        return S.Call(span=self.sp(meta), name=str(name), args=pos, kwargs=kw)
+
+    def list(self, meta, ch):
+        return S.ListV(span=self.sp(meta), items=[c for c in ch if c is not None])
+
+    def _binop(op):
+        def rule(self, meta, ch):
+            return S.BinOp(span=self.sp(meta), op=op, left=ch[0], right=ch[1])
+        return rule
+
+    add, sub, mul, div = _binop("+"), _binop("-"), _binop("*"), _binop("/")
+    floordiv, mod = _binop("//"), _binop("%")
+
+    def neg(self, meta, ch):
+        return S.Neg(span=self.sp(meta), operand=ch[0])
