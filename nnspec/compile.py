@@ -59,6 +59,7 @@ class Compiler:
         self._check_blocks()
         scope = Scope(values={}, params={})
         outputs: list[str] | None = None
+        names = ["output"]
         inputs: list[Value] = []
         for st in m.body:
             if isinstance(st, S.Input):
@@ -66,7 +67,7 @@ class Compiler:
                 if v is not None:
                     inputs.append(v)
             elif isinstance(st, S.Output):
-                outputs = self._outputs(st, scope)
+                outputs, names = self._outputs(st, scope), st.names
             else:
                 self._statement(st, scope)
         if not inputs and not any(isinstance(st, S.Input) for st in m.body):
@@ -76,7 +77,7 @@ class Compiler:
             outputs = [scope.current] if scope.current else []
         if any(o is None for o in outputs) or scope.unknown or not outputs:
             return None
-        graph = Graph(m.name, inputs, outputs, self.nodes, self.values)
+        graph = Graph(m.name, inputs, outputs, self.nodes, self.values, names)
         self._init_hints(graph)
         return graph
 

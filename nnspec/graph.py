@@ -41,9 +41,10 @@ class Node:
 class Graph:
     name: str
     inputs: list[Value]
-    outputs: list[str]
+    outputs: list[str]              # value names
     nodes: list[Node]
     values: dict[str, Value]
+    output_names: list[str]         # as the spec names them ("output" when it does not)
 
     def producer(self) -> dict[str, Node]:
         return {n.output: n for n in self.nodes}

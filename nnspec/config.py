@@ -1,0 +1,173 @@
+"""The train block, validated: each setting is checked on its own line, and
+options such as `adam(lr=0.001)` against the registered option models."""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr
+
+from . import spec as S
+from .data import DATASETS, SOURCES, DatasetSource
+from .errors import Collector, Span, did_you_mean, one_of
+from .losses import LOSSES
+from .metrics import METRICS
+from .optim import OPTIMIZERS
+from .options import Enum, EvalError, evaluate, gather, validate
+from .schedules import SCHEDULES
+
+
+class TrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    data: Any
+    loss: Any
+    optimizer: Any
+    epochs: PositiveInt
+    batch: PositiveInt
+    validation: float | Any | None = None       # a fraction in (0, 1), or another data source
+    seed: int = 0
+    schedule: Any = None
+    early_stopping: PositiveInt | None = None     # patience in epochs
+    clip_norm: float | None = Field(None, gt=0)
+    l2: float = Field(0.0, ge=0)
+    normalize: Literal["standard", "none"] = "none"
+    metrics: list[str] | None = None
+    _spans: dict = PrivateAttr(default_factory=dict)     # setting -> where it was written
+
+    @property
+    def spans(self) -> dict[str, Span]:
+        return self._spans
+
+    def resolved(self) -> dict:
+        """Plain values, for the run's resolved spec."""
+        out = {}
+        for k in type(self).model_fields:
+            v = getattr(self, k)
+            out[k] = v.model_dump() if isinstance(v, BaseModel) else v
+        return out
+
+
+# setting -> the registry its calls are looked up in
+OPTION_KEYS = {"data": SOURCES, "validation": SOURCES, "loss": LOSSES, "optimizer": OPTIMIZERS,
+               "schedule": SCHEDULES}
+REQUIRED = ("data", "loss", "optimizer", "epochs", "batch")
+
+
+def train_config(block: S.Train | None, coll: Collector, model_span: Span | None) -> TrainConfig | None:
+    if block is None:
+        return None
+    raw: dict[str, Any] = {}
+    spans: dict[str, Span] = {}
+    ok = True
+    for st in block.settings:
+        if st.key in raw:
+            coll.error(st.span, f"`{st.key}` is set twice (first at line {spans[st.key].line})")
+            ok = False
+            continue
+        if st.key not in TrainConfig.model_fields:
+            coll.error(st.span, f"unknown train setting `{st.key}`"
+                                f"{did_you_mean(st.key, TrainConfig.model_fields) or '; expected one of ' + one_of(TrainConfig.model_fields)}")
+            ok = False
+            continue
+        spans[st.key] = st.span
+        value = _setting(st, coll)
+        if value is _FAILED:
+            ok = False
+            raw[st.key] = None
+            continue
+        raw[st.key] = value
+    for key in REQUIRED:
+        if key not in raw:
+            coll.error(block.span, f"the train block needs `{key}`")
+            ok = False
+    if not ok:
+        return None
+    try:
+        cfg = TrainConfig.model_validate(raw)
+        cfg._spans.update(spans)
+        return cfg
+    except Exception as err:                      # pydantic.ValidationError
+        for e in err.errors():
+            key = str(e["loc"][0])
+            got = raw.get(key)
+            coll.error(spans.get(key, block.span), f"`{key}`: {e['msg'][0].lower() + e['msg'][1:]}, "
+                                                   f"got {got!r}")
+        return None
+
+
+_FAILED = object()
+
+
+def _setting(st: S.Setting, coll: Collector):
+    v = st.value
+    registry = OPTION_KEYS.get(st.key)
+    if registry is not None and isinstance(v, (S.Call, S.Ident)) and not (
+            st.key == "validation" and isinstance(v, S.Num)):
+        return _option(st.key, registry, v, coll)
+    try:
+        value = evaluate(v, {})
+    except EvalError as e:
+        coll.error(e.span, e.message)
+        return _FAILED
+    if st.key == "metrics":
+        return _metrics(v, value, coll)
+    if st.key == "normalize" and isinstance(value, Enum) and value not in ("standard", "none"):
+        coll.error(v.span, f"`normalize` must be `standard` or `none`, got `{value}`"
+                           f"{did_you_mean(value, ['standard', 'none'])}")
+        return _FAILED
+    if isinstance(value, Enum) and st.key not in ("normalize",):
+        coll.error(v.span, f"`{st.key}` takes a number here, got the name `{value}`")
+        return _FAILED
+    if st.key == "validation" and not (isinstance(value, float) and 0 < value < 1):
+        coll.error(v.span, f"`validation` must be a fraction between 0 and 1 (such as 0.2) or a data "
+                           f"source such as csv(\"val.csv\", target=\"y\"), got {value!r}")
+        return _FAILED
+    return value
+
+
+def _option(key: str, registry, v, coll: Collector):
+    """`adam(lr=0.001)` or a bare `adam` → the registered option model."""
+    name = v.name
+    cls = registry.get(name)
+    if cls is None:
+        coll.error(v.span, f"unknown {registry.what} `{name}`; expected one of {one_of(registry)}"
+                           f"{did_you_mean(name, registry)}")
+        return _FAILED
+    args = v.args if isinstance(v, S.Call) else []
+    kwargs = v.kwargs if isinstance(v, S.Call) else []
+    if cls is DatasetSource:
+        return _dataset(v, args, kwargs, coll)
+    got, errors = gather(name, cls.positional, args, kwargs, {}, v.span)
+    obj, more = validate(cls, name, got, v.span) if not errors else (None, [])
+    for span, msg in errors + more:
+        coll.error(span, msg)
+    return _FAILED if obj is None else obj
+
+
+def _dataset(v, args, kwargs, coll: Collector):
+    """dataset(NAME, options...): options are checked against that data set's own model."""
+    if not args or not isinstance(args[0], S.Str):
+        coll.error(v.span, f"`dataset` needs a name in quotes, one of {one_of(DATASETS)}")
+        return _FAILED
+    name = args[0].value
+    cls = DATASETS.get(name)
+    if cls is None:
+        coll.error(args[0].span, f"unknown data set `{name}`; expected one of {one_of(DATASETS)}"
+                                 f"{did_you_mean(name, DATASETS)}")
+        return _FAILED
+    got, errors = gather(f'dataset("{name}")', cls.positional, args[1:], kwargs, {}, v.span)
+    obj, more = validate(cls, f'dataset("{name}")', got, v.span) if not errors else (None, [])
+    for span, msg in errors + more:
+        coll.error(span, msg)
+    return _FAILED if obj is None else DatasetSource(name=name, options=obj)
+
+
+def _metrics(v, value, coll: Collector):
+    items = value if isinstance(value, list) else [value]
+    spans = v.items if isinstance(v, S.ListV) else [v]
+    ok = True
+    for item, node in zip(items, spans):
+        if str(item) not in METRICS:
+            coll.error(node.span, f"unknown metric `{item}`; expected one of {one_of(METRICS)}"
+                                  f"{did_you_mean(item, METRICS)}")
+            ok = False
+    return [str(i) for i in items] if ok else _FAILED

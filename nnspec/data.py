@@ -1,0 +1,369 @@
+"""Data: the sources a train block names (`dataset`, `csv`, `npz`), the data
+sets that ship with nnspec or are generated, validation splits and
+normalisation. Every problem with a data file is a DataError naming the
+file, row and column."""
+from __future__ import annotations
+
+import csv as csvlib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field, PositiveInt
+
+from .ops.base import Params
+from .registry import Registry
+
+SOURCES = Registry("data source")
+DATASETS = Registry("data set")
+
+
+class DataError(Exception):
+    """A problem with data, at a place in a data file when there is one."""
+
+    def __init__(self, message: str, file: str | None = None, line: int = 0, column: int = 0):
+        super().__init__(message)
+        self.message, self.file, self.line, self.column = message, file, line, column
+
+
+@dataclass
+class Table:
+    """Rows of features and their targets, as a source gives them."""
+    x: dict[str, np.ndarray] | np.ndarray     # (N, ...) per input, or one array for a single input
+    y: np.ndarray | None                      # (N, ...) raw targets: numbers or labels
+    labels: list | None = None                # class labels, if the source knows them
+    origin: str = ""                          # for messages: "data/x.csv", "dataset digits"
+
+
+# ---------------------------------------------------------------- sources
+
+class Source(Params):
+    def load(self, base: Path) -> Table:
+        raise NotImplementedError
+
+
+@SOURCES.register
+class CsvSource(Source):
+    """csv(PATH, target=COL): a header row, then one row per sample."""
+    kind: Literal["csv"] = "csv"
+    path: str
+    target: str | None = None
+    delimiter: str = Field(",", min_length=1, max_length=1)
+    positional = ("path",)
+
+    def load(self, base):
+        path = _resolve(base, self.path)
+        try:
+            with open(path, newline="", encoding="utf-8") as f:
+                rows = list(csvlib.reader(f, delimiter=self.delimiter))
+        except (OSError, UnicodeDecodeError, csvlib.Error) as e:
+            raise DataError(f"cannot read `{self.path}` ({path}): {_reason(e)}") from None
+        if not rows or not any(c.strip() for c in rows[0]):
+            raise DataError("the file is empty; expected a header row of column names", str(path), 1, 1)
+        header = [h.strip() for h in rows[0]]
+        body = [(i + 2, r) for i, r in enumerate(rows[1:]) if any(c.strip() for c in r)]
+        if not body:
+            raise DataError("the file has a header but no rows", str(path), 1, 1)
+        if self.target is not None and self.target not in header:
+            from .errors import did_you_mean
+            raise DataError(f"no column `{self.target}` (target); the header has "
+                            f"{', '.join(header)}{did_you_mean(self.target, header)}", str(path), 1, 1)
+        tcol = header.index(self.target) if self.target is not None else None
+        feats = [j for j in range(len(header)) if j != tcol]
+        x = np.empty((len(body), len(feats)), np.float32)
+        y = []
+        for n, (line, row) in enumerate(body):
+            if len(row) != len(header):
+                raise DataError(f"row has {len(row)} fields, the header has {len(header)}",
+                                str(path), line, 1)
+            for k, j in enumerate(feats):
+                try:
+                    x[n, k] = float(row[j])
+                except ValueError:
+                    col = len(self.delimiter.join(row[:j])) + (1 if j == 0 else 2)
+                    raise DataError(f"column `{header[j]}` holds {row[j]!r}, expected a number",
+                                    str(path), line, col) from None
+            if tcol is not None:
+                y.append(row[tcol].strip())
+        return Table(x, _labels_or_numbers(y) if tcol is not None else None, origin=self.path)
+
+
+@SOURCES.register
+class NpzSource(Source):
+    """npz(PATH): arrays `x` (or one per model input, by name) and `y`."""
+    kind: Literal["npz"] = "npz"
+    path: str
+    x: str = "x"
+    y: str = "y"
+    positional = ("path",)
+
+    def load(self, base):
+        path = _resolve(base, self.path)
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except (OSError, ValueError, EOFError) as e:
+            raise DataError(f"cannot read `{self.path}` ({path}): {_reason(e)}") from None
+        y = arrays.pop(self.y, None)
+        labels = arrays.pop("labels", None)
+        x = arrays[self.x] if self.x in arrays else arrays
+        if not isinstance(x, np.ndarray) and not x:
+            raise DataError(f"`{self.path}` holds no feature array `{self.x}`", str(path))
+        return Table(x, y, labels.tolist() if labels is not None else None, origin=self.path)
+
+
+@SOURCES.register
+class DatasetSource(Source):
+    """dataset(NAME, ...): a data set that ships with nnspec, or a generator."""
+    kind: Literal["dataset"] = "dataset"
+    name: str
+    options: Any = None                       # the named data set's own Params, validated
+    positional = ("name",)
+
+    def load(self, base):
+        return self.options.make()
+
+
+def _resolve(base: Path, path: str) -> Path:
+    return (base / path) if not Path(path).is_absolute() else Path(path)
+
+
+def _reason(e: Exception) -> str:
+    if isinstance(e, FileNotFoundError):
+        return "no such file"
+    return getattr(e, "strerror", None) or str(e)
+
+
+def _labels_or_numbers(values: list[str]) -> np.ndarray:
+    """Numbers stay numbers (regression targets, integer labels); anything else is a string label."""
+    try:
+        return np.array([float(v) for v in values])
+    except ValueError:
+        return np.array(values)
+
+
+# ---------------------------------------------------------------- data sets
+
+class DatasetParams(Params):
+    def make(self) -> Table:
+        raise NotImplementedError
+
+
+def _packaged(name: str) -> dict:
+    with resources.files("nnspec").joinpath("datasets", f"{name}.npz").open("rb") as f:
+        with np.load(f, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+
+
+@DATASETS.register
+class Digits(DatasetParams):
+    """8x8 handwritten digits, 1797 samples, 10 classes (pixel values 0-16)."""
+    kind: Literal["digits"] = "digits"
+
+    def make(self):
+        z = _packaged("digits")
+        return Table(z["x"].astype(np.float32), z["y"], z["labels"].tolist(), "dataset digits")
+
+
+@DATASETS.register
+class Iris(DatasetParams):
+    """Fisher's iris: 150 flowers, 4 measurements, 3 species."""
+    kind: Literal["iris"] = "iris"
+
+    def make(self):
+        z = _packaged("iris")
+        return Table(z["x"].astype(np.float32), z["y"], z["labels"].tolist(), "dataset iris")
+
+
+@DATASETS.register
+class Xor(DatasetParams):
+    """The XOR truth table (n = 4), or n noisy points around its corners."""
+    kind: Literal["xor"] = "xor"
+    n: PositiveInt = 4
+    noise: float = Field(0.0, ge=0)
+    seed: int = 0
+
+    def make(self):
+        rng = np.random.default_rng(self.seed)
+        corners = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float32)
+        x = corners[np.arange(self.n) % 4]
+        y = (x[:, 0] != x[:, 1]).astype(np.int64)
+        x = x + rng.normal(0, self.noise, x.shape).astype(np.float32) if self.noise else x
+        return Table(x.astype(np.float32), y, [0, 1], "dataset xor")
+
+
+@DATASETS.register
+class Blobs(DatasetParams):
+    """Gaussian clouds, one per class. separable=true keeps every point within
+    2.5 standard deviations of centres at least 8 apart: linearly separable."""
+    kind: Literal["blobs"] = "blobs"
+    n: PositiveInt = 200
+    centers: int = Field(3, ge=2)
+    dims: PositiveInt = 2
+    std: float = Field(1.0, gt=0)
+    separable: bool = False
+    seed: int = 0
+
+    def make(self):
+        rng = np.random.default_rng(self.seed)
+        if self.separable:
+            # centres on a line, 8 std apart; points clipped to a 2.5 std ball
+            direction = rng.normal(size=self.dims)
+            direction /= np.linalg.norm(direction)
+            centres = np.outer(np.arange(self.centers) * 8.0 * self.std, direction)
+        else:
+            centres = rng.uniform(-10, 10, (self.centers, self.dims))
+        y = np.arange(self.n) % self.centers
+        noise = rng.normal(0, self.std, (self.n, self.dims))
+        if self.separable:
+            norms = np.linalg.norm(noise, axis=1, keepdims=True) / self.std
+            noise *= np.minimum(1.0, 2.5 / np.maximum(norms, 1e-12))
+        x = centres[y] + noise
+        return Table(x.astype(np.float32), y.astype(np.int64), list(range(self.centers)), "dataset blobs")
+
+
+@DATASETS.register
+class Spirals(DatasetParams):
+    """Interleaved spirals, one arm per class."""
+    kind: Literal["spirals"] = "spirals"
+    n: PositiveInt = 300
+    classes: int = Field(2, ge=2)
+    noise: float = Field(0.2, ge=0)
+    turns: float = Field(1.5, gt=0)
+    seed: int = 0
+
+    def make(self):
+        rng = np.random.default_rng(self.seed)
+        y = np.arange(self.n) % self.classes
+        r = rng.uniform(0.1, 1.0, self.n)
+        angle = r * self.turns * 2 * np.pi + y * 2 * np.pi / self.classes
+        x = np.stack([r * np.cos(angle), r * np.sin(angle)], axis=1) * 4
+        x += rng.normal(0, self.noise * 0.25, x.shape)
+        return Table(x.astype(np.float32), y.astype(np.int64), list(range(self.classes)), "dataset spirals")
+
+
+# ---------------------------------------------------------------- preparing
+
+@dataclass
+class Prepared:
+    """Features shaped for the model's inputs and targets shaped for its loss."""
+    x: dict[str, np.ndarray]                  # input name -> (N, *input shape), float32
+    y: np.ndarray                             # class indices (int64) or values (float32)
+    labels: list | None
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def take(self, idx) -> "Prepared":
+        return Prepared({k: v[idx] for k, v in self.x.items()}, self.y[idx], self.labels)
+
+
+def prepare(table: Table, inputs, out_shape: tuple, task: str, labels: list | None = None) -> Prepared:
+    """Shape a table for the model: reshape feature rows to each input's
+    shape, and turn targets into class indices or float values."""
+    xs = table.x if isinstance(table.x, dict) else {inputs[0].name: table.x} if len(inputs) == 1 else None
+    if xs is None:
+        raise DataError(f"{table.origin} gives one feature array, but the model has inputs "
+                        f"{', '.join(v.name for v in inputs)}; use an npz file with one array per input")
+    out = {}
+    for v in inputs:
+        if v.name not in xs:
+            raise DataError(f"{table.origin} has no features for input `{v.name}` "
+                            f"(it has {', '.join(xs)})")
+        a = np.asarray(xs[v.name])
+        n = a.shape[0]
+        size = int(np.prod(v.shape))
+        if a[0].size != size:
+            raise DataError(f"{table.origin} has {a[0].size} feature values a row "
+                            f"(shape {list(a.shape[1:])}), input `{v.name}` is {v.dtype}{list(v.shape)} "
+                            f"({size} values)")
+        out[v.name] = a.reshape(n, *v.shape).astype(v.dtype)
+    if table.y is None:
+        raise DataError(f"{table.origin} has no targets; name the target column, as in "
+                        f"csv(\"...\", target=\"label\")")
+    y, labels = _targets(table, out_shape, task, labels)
+    lengths = {len(a) for a in out.values()} | {len(y)}
+    if len(lengths) != 1:
+        raise DataError(f"{table.origin}: features and targets have different numbers of rows ({sorted(lengths)})")
+    return Prepared(out, y, labels)
+
+
+def _targets(table: Table, out_shape: tuple, task: str, labels: list | None):
+    y = np.asarray(table.y)
+    if task == "regression":
+        if y.dtype.kind not in "fiub":
+            raise DataError(f"{table.origin}: a regression target must be numeric, got values such "
+                            f"as {y.reshape(-1)[0]!r}")
+        size = int(np.prod(out_shape))
+        if y[0].size != size:
+            raise DataError(f"{table.origin}: targets have {y[0].size} values a row, the model "
+                            f"outputs {list(out_shape)}")
+        return y.reshape(len(y), *out_shape).astype(np.float32), None
+    # classes: map labels to indices; known labels (from training) keep their order
+    if labels is None:
+        labels = table.labels
+        if labels is None:
+            found = np.unique(y)
+            labels = [_plain(v) for v in found]
+    index = {_plain(v): i for i, v in enumerate(labels)}
+    if table.labels is not None and y.dtype.kind in "iu":
+        idx = y.astype(np.int64)           # the source gave indices into its labels
+    else:
+        try:
+            idx = np.array([index[_plain(v)] for v in y.reshape(-1)], np.int64).reshape(y.shape)
+        except KeyError as e:
+            raise DataError(f"{table.origin}: label {e.args[0]!r} is not one of the model's "
+                            f"labels {labels}") from None
+    classes = out_shape[-1] if out_shape else 1
+    needed = 2 if task == "binary" else len(labels)
+    if task == "binary" and (classes != 1 or len(labels) > 2):
+        raise DataError(f"{table.origin} has {len(labels)} classes; a binary loss needs two and "
+                        f"one output unit, the model outputs {list(out_shape)}")
+    if task == "classes" and classes < needed:
+        raise DataError(f"{table.origin} has {needed} classes, but the model outputs {classes} "
+                        f"values a sample (output shape {list(out_shape)})")
+    if task == "binary":
+        return idx.reshape(len(idx), 1).astype(np.float32), labels
+    return idx, labels
+
+
+def _plain(v):
+    """A label as a plain Python value: 3.0 -> 3, numpy scalars -> Python."""
+    v = v.item() if hasattr(v, "item") else v
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    return v
+
+
+def split(data: Prepared, fraction: float, seed: int, stratify: bool) -> tuple[Prepared, Prepared]:
+    """A validation split; stratified by class when asked."""
+    rng = np.random.default_rng(seed)
+    n = len(data)
+    if stratify:
+        val = []
+        for c in np.unique(data.y):
+            idx = np.flatnonzero(data.y.reshape(n, -1)[:, 0] == c)
+            rng.shuffle(idx)
+            val.extend(idx[: int(round(fraction * len(idx)))])
+        val = np.array(sorted(val), np.int64)
+    else:
+        val = np.sort(rng.permutation(n)[: int(round(fraction * n))])
+    mask = np.ones(n, bool)
+    mask[val] = False
+    if mask.sum() == 0 or len(val) == 0:
+        raise DataError(f"a validation fraction of {fraction} leaves an empty split of {n} samples")
+    return data.take(np.flatnonzero(mask)), data.take(val)
+
+
+def fit_standard(data: Prepared) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per-feature mean and standard deviation of the training split."""
+    stats = {}
+    for k, a in data.x.items():
+        mean = a.mean(axis=0, dtype=np.float64)
+        std = a.std(axis=0, dtype=np.float64)
+        std[std < 1e-8] = 1.0             # a constant feature is left centred, not divided by 0
+        stats[k] = (mean.astype(np.float32), std.astype(np.float32))
+    return stats
+

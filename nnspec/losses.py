@@ -1,0 +1,132 @@
+"""Losses: value and gradient with respect to the model's output, averaged
+over the batch. A loss may name the output activation it absorbs
+(`pre_activation`): the engine then hands it that activation's input, which
+is how cross-entropy stays stable after softmax (log-sum-exp on the logits)
+and how the perceptron rule trains through `step`."""
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+import numpy as np
+from pydantic import Field
+
+from .ops.base import Params
+from .registry import Registry
+
+LOSSES = Registry("loss")
+
+
+class Loss(Params):
+    task: ClassVar[str] = "regression"          # "classes": targets are class indices; "binary": 0/1
+    pre_activation: ClassVar[str | None] = None
+
+    def __call__(self, y: np.ndarray, t: np.ndarray) -> tuple[float, np.ndarray]:
+        raise NotImplementedError
+
+    def from_pre(self, z: np.ndarray, t: np.ndarray) -> tuple[float, np.ndarray]:
+        """The loss of pre_activation(z), and its gradient with respect to z."""
+        raise NotImplementedError
+
+
+def _as(y, t):
+    return np.asarray(t, dtype=y.dtype).reshape(y.shape)
+
+
+@LOSSES.register
+class MSE(Loss):
+    kind: Literal["mse"] = "mse"
+
+    def __call__(self, y, t):
+        d = y - _as(y, t)
+        return float(np.mean(d * d)), d * np.asarray(2.0 / d.size, y.dtype)
+
+
+@LOSSES.register
+class MAE(Loss):
+    kind: Literal["mae"] = "mae"
+
+    def __call__(self, y, t):
+        d = y - _as(y, t)
+        return float(np.mean(np.abs(d))), np.sign(d) * np.asarray(1.0 / d.size, y.dtype)
+
+
+@LOSSES.register
+class Huber(Loss):
+    kind: Literal["huber"] = "huber"
+    delta: float = Field(1.0, gt=0)
+    positional = ("delta",)
+
+    def __call__(self, y, t):
+        d = y - _as(y, t)
+        a = np.abs(d)
+        quad = np.minimum(a, self.delta)
+        loss = np.mean(0.5 * quad * quad + self.delta * (a - quad))
+        return float(loss), np.clip(d, -self.delta, self.delta) * np.asarray(1.0 / d.size, y.dtype)
+
+
+@LOSSES.register
+class CrossEntropy(Loss):
+    """Targets are class indices; the class axis is the last one."""
+    kind: Literal["cross_entropy"] = "cross_entropy"
+    task = "classes"
+    pre_activation = "softmax"
+
+    def __call__(self, p, t):                      # p: probabilities (B, ..., C)
+        p2, t1 = p.reshape(-1, p.shape[-1]), np.asarray(t).reshape(-1)
+        rows = np.arange(len(t1))
+        picked = np.maximum(p2[rows, t1], np.finfo(p.dtype).tiny)
+        dp = np.zeros_like(p2)
+        dp[rows, t1] = -1.0 / (picked * len(t1))
+        return float(-np.mean(np.log(picked))), dp.reshape(p.shape)
+
+    def from_pre(self, z, t):                      # z: logits (B, ..., C)
+        z2, t1 = z.reshape(-1, z.shape[-1]), np.asarray(t).reshape(-1)
+        rows = np.arange(len(t1))
+        shifted = z2 - z2.max(axis=1, keepdims=True)
+        e = np.exp(shifted)
+        s = e.sum(axis=1, keepdims=True)
+        loss = np.mean(np.log(s[:, 0]) - shifted[rows, t1])
+        dz = e / s
+        dz[rows, t1] -= 1
+        dz *= np.asarray(1.0 / len(t1), z.dtype)
+        return float(loss), dz.reshape(z.shape)
+
+
+@LOSSES.register
+class BinaryCrossEntropy(Loss):
+    """Targets are 0/1, one per output unit."""
+    kind: Literal["binary_cross_entropy"] = "binary_cross_entropy"
+    task = "binary"
+    pre_activation = "sigmoid"
+
+    def __call__(self, p, t):
+        t = _as(p, t)
+        eps = np.finfo(p.dtype).eps
+        q = np.clip(p, eps, 1 - eps)
+        loss = -np.mean(t * np.log(q) + (1 - t) * np.log(1 - q))
+        return float(loss), (q - t) / (q * (1 - q) * p.size)
+
+    def from_pre(self, z, t):
+        t = _as(z, t)
+        loss = np.mean(np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z))))
+        sig = np.where(z >= 0, 1 / (1 + np.exp(-np.abs(z))), np.exp(-np.abs(z)) / (1 + np.exp(-np.abs(z))))
+        return float(loss), ((sig - t) / z.size).astype(z.dtype)
+
+
+@LOSSES.register
+class Perceptron(Loss):
+    """Rosenblatt's rule: for a misclassified sample move the weights by
+    (target - prediction) * x. As a loss on the step's input z this is the
+    perceptron criterion mean(max(0, -(2t - 1) z)), with the rule's update as
+    its gradient."""
+    kind: Literal["perceptron"] = "perceptron"
+    task = "binary"
+    pre_activation = "step"
+
+    def __call__(self, z, t):
+        return self.from_pre(z, t)
+
+    def from_pre(self, z, t):
+        t = _as(z, t)
+        loss = np.mean(np.maximum(0, -(2 * t - 1) * z))
+        return float(loss), (((z > 0).astype(z.dtype) - t) / z.size).astype(z.dtype)

@@ -1,0 +1,189 @@
+"""The training loop: data → splits → normalisation → epochs of shuffled
+mini-batches → validation, schedule, early stopping. Reads top to bottom."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from .data import DataError, fit_standard, prepare, split
+from .errors import Diagnostic, Span, SpecError
+from .metrics import METRICS, default_metrics
+
+EVAL_CHUNK = 1024
+
+
+@dataclass
+class Result:
+    net: object
+    history: dict[str, list] = field(default_factory=dict)
+    best_epoch: int = 0                    # 1-based; the epoch whose weights `net` holds
+    epochs_run: int = 0
+    stopped_early: bool = False
+    interrupted: bool = False
+
+    @property
+    def final(self) -> dict[str, float]:
+        """The metrics of the epoch whose weights the network holds."""
+        i = self.best_epoch - 1
+        return {k: v[i] for k, v in self.history.items() if k not in ("epoch",)}
+
+
+def load_data(spec):
+    """(train, validation or None, labels), prepared for the model's inputs and loss."""
+    cfg, g = spec.train, spec.graph
+    task = cfg.loss.task
+    out_shape = g.values[g.outputs[0]].shape
+    with _located(spec, "data"):
+        data = prepare(cfg.data.load(spec.base_dir), g.inputs, out_shape, task)
+    val = None
+    if isinstance(cfg.validation, float):
+        with _located(spec, "validation"):
+            data, val = split(data, cfg.validation, cfg.seed, stratify=task != "regression")
+    elif cfg.validation is not None:
+        with _located(spec, "validation"):
+            val = prepare(cfg.validation.load(spec.base_dir), g.inputs, out_shape, task, data.labels)
+    return data, val
+
+
+class _located:
+    """Turns a DataError into a SpecError at the data file's row, or at the
+    train setting that named the data."""
+
+    def __init__(self, spec, key: str):
+        self.spec, self.key = spec, key
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, typ, e, tb):
+        if not isinstance(e, DataError):
+            return False
+        if e.file:
+            diag = Diagnostic(e.file, e.line, e.column, e.message)
+            diag.notes.append(f"named by `{self.key}` in {self.spec.file}")
+        else:
+            span = self.spec.train.spans.get(self.key) or Span(self.spec.file, 0, 0)
+            diag = Diagnostic.at(span, e.message, source=self.spec.source)
+        raise SpecError([diag]) from None
+
+
+def train(spec, epochs: int | None = None, batch: int | None = None, seed: int | None = None,
+          on_batch: Callable | None = None, on_epoch: Callable | None = None) -> Result:
+    cfg = spec.train
+    if cfg is None:
+        raise SpecError([Diagnostic(spec.file, 0, 0, "this spec has no `train { ... }` block")])
+    epochs = epochs or cfg.epochs
+    batch = batch or cfg.batch
+    seed = cfg.seed if seed is None else seed
+    loss = cfg.loss
+    train_set, val_set = load_data(spec)
+
+    net = spec.build(seed=seed)
+    net.labels = train_set.labels
+    if cfg.normalize == "standard":
+        net.norm = fit_standard(train_set)
+    x_train = net._inputs(train_set.x, normalize=True)
+    x_val = net._inputs(val_set.x, normalize=True) if val_set is not None else None
+
+    opt = cfg.optimizer.model_copy()
+    opt.start(net.params)
+    schedule = cfg.schedule.model_copy() if cfg.schedule is not None else None
+    if schedule is not None:
+        schedule.start(opt.lr, epochs)
+    metrics = cfg.metrics if cfg.metrics is not None else default_metrics(loss.task)
+    decay = [k for k, w in net.params.items() if w.ndim >= 2] if cfg.l2 else []
+
+    rng = np.random.default_rng(seed)
+    n = len(train_set)
+    history: dict[str, list] = {}
+    result = Result(net, history)
+    best, best_weights, waited = math.inf, None, 0
+    monitored = None
+    try:
+        for epoch in range(epochs):
+            lr = schedule.lr(epoch, monitored) if schedule is not None else opt.lr
+            order = rng.permutation(n)
+            total, outs = 0.0, []
+            for start in range(0, n, batch):
+                idx = order[start:start + batch]
+                xb = {k: v[idx] for k, v in x_train.items()}
+                value, grads, y = net.train_step(xb, train_set.y[idx], True, loss)
+                for k in decay:                                  # l2: λ/2·‖w‖² in the loss
+                    grads[k] += cfg.l2 * net.params[k]
+                if cfg.clip_norm is not None:
+                    _clip(grads, cfg.clip_norm)
+                opt.step(net.params, grads, lr)
+                total += value * len(idx)
+                outs.append(y.copy())
+                if on_batch:
+                    on_batch(epoch, min(start + batch, n), n, total / min(start + batch, n))
+            row = {"epoch": epoch + 1, "loss": total / n}
+            row.update(_metrics(metrics, np.concatenate(outs), train_set.y[order]))
+            if x_val is not None:
+                vloss, vy = evaluate(net, x_val, val_set.y, loss)
+                row["val_loss"] = vloss
+                row.update({f"val_{k}": v for k, v in _metrics(metrics, vy, val_set.y).items()})
+            row["lr"] = lr
+            for k, v in row.items():
+                history.setdefault(k, []).append(v)
+            result.epochs_run = epoch + 1
+
+            monitored = row.get("val_loss", row["loss"])
+            if monitored < best:
+                best, waited, result.best_epoch = monitored, 0, epoch + 1
+                best_weights = _snapshot(net)
+            else:
+                waited += 1
+            if on_epoch:
+                on_epoch(epoch, epochs, row)
+            if cfg.early_stopping is not None and waited >= cfg.early_stopping:
+                result.stopped_early = True
+                break
+            if not np.isfinite(row["loss"]):
+                raise SpecError([Diagnostic(spec.file, 0, 0, f"training diverged at epoch {epoch + 1} "
+                                            f"(loss {row['loss']}); try a smaller learning rate")])
+    except KeyboardInterrupt:
+        result.interrupted = True
+    # Early stopping and Ctrl-C keep the best weights seen; a full run keeps the last.
+    keep_best = result.stopped_early or result.interrupted
+    if keep_best and best_weights is not None:
+        _restore(net, best_weights)
+    else:
+        result.best_epoch = result.epochs_run
+    return result
+
+
+def evaluate(net, xs: dict, y: np.ndarray, loss) -> tuple[float, np.ndarray]:
+    """Loss and outputs in inference mode, in chunks, on inputs already normalised."""
+    total, outs = 0.0, []
+    n = len(y)
+    for start in range(0, n, EVAL_CHUNK):
+        sl = slice(start, start + EVAL_CHUNK)
+        value, out = net.eval_step({k: v[sl] for k, v in xs.items()}, y[sl], loss)
+        total += value * len(y[sl])
+        outs.append(out)
+    return total / n, np.concatenate(outs)
+
+
+def _metrics(names, y, t) -> dict[str, float]:
+    return {name: METRICS[name](y, t) for name in names}
+
+
+def _clip(grads: dict, max_norm: float) -> None:
+    norm = math.sqrt(sum(float(np.vdot(g, g)) for g in grads.values()))
+    if norm > max_norm:
+        scale = max_norm / (norm + 1e-12)
+        for g in grads.values():
+            g *= scale
+
+
+def _snapshot(net) -> dict:
+    return {k: a.copy() for k, a in {**net.params, **net.state}.items()}
+
+
+def _restore(net, weights: dict) -> None:
+    for k, a in {**net.params, **net.state}.items():
+        a[...] = weights[k]
