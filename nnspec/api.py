@@ -43,7 +43,9 @@ class Spec:
             for local, a in n.op.init_state(n.p, n.in_shapes, dt).items():
                 state[n.param(local)] = a.astype(dt, copy=False)
         loss = self.train.loss if self.train else None
-        return Network(self.graph, params, state, dt, loss=loss, seed=seed)
+        net = Network(self.graph, params, state, dt, loss=loss, seed=seed)
+        net.target_column = getattr(self.train.data, "target", None) if self.train else None
+        return net
 
     def parameter_count(self) -> int:
         return sum(a.size for a in self.build(seed=0).params.values())

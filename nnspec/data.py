@@ -18,6 +18,7 @@ from .registry import Registry
 
 SOURCES = Registry("data source")
 DATASETS = Registry("data set")
+PLANNED_DATASETS = {"sine": "sequence", "first_equals_last": "sequence"}   # named in the language docs
 
 
 class DataError(Exception):
@@ -26,6 +27,10 @@ class DataError(Exception):
     def __init__(self, message: str, file: str | None = None, line: int = 0, column: int = 0):
         super().__init__(message)
         self.message, self.file, self.line, self.column = message, file, line, column
+
+    def diagnostic(self):
+        from .errors import Diagnostic
+        return Diagnostic(self.file or "<data>", self.line, self.column, self.message)
 
 
 @dataclass
@@ -250,7 +255,7 @@ class Spirals(DatasetParams):
 class Prepared:
     """Features shaped for the model's inputs and targets shaped for its loss."""
     x: dict[str, np.ndarray]                  # input name -> (N, *input shape), float32
-    y: np.ndarray                             # class indices (int64) or values (float32)
+    y: np.ndarray | None                      # class indices (int64) or values (float32)
     labels: list | None
 
     def __len__(self) -> int:
@@ -260,9 +265,11 @@ class Prepared:
         return Prepared({k: v[idx] for k, v in self.x.items()}, self.y[idx], self.labels)
 
 
-def prepare(table: Table, inputs, out_shape: tuple, task: str, labels: list | None = None) -> Prepared:
+def prepare(table: Table, inputs, out_shape: tuple, task: str, labels: list | None = None,
+            targets: bool = True) -> Prepared:
     """Shape a table for the model: reshape feature rows to each input's
-    shape, and turn targets into class indices or float values."""
+    shape, and turn targets into class indices or float values (targets=False:
+    the table may have none, as for prediction)."""
     xs = table.x if isinstance(table.x, dict) else {inputs[0].name: table.x} if len(inputs) == 1 else None
     if xs is None:
         raise DataError(f"{table.origin} gives one feature array, but the model has inputs "
@@ -280,6 +287,8 @@ def prepare(table: Table, inputs, out_shape: tuple, task: str, labels: list | No
                             f"(shape {list(a.shape[1:])}), input `{v.name}` is {v.dtype}{list(v.shape)} "
                             f"({size} values)")
         out[v.name] = a.reshape(n, *v.shape).astype(v.dtype)
+    if table.y is None and not targets:
+        return Prepared(out, None, labels)
     if table.y is None:
         raise DataError(f"{table.origin} has no targets; name the target column, as in "
                         f"csv(\"...\", target=\"label\")")

@@ -45,6 +45,7 @@ class Network:
         self.graph, self.params, self.state = graph, params, state
         self.dtype = np.dtype(dtype)
         self.loss, self.norm, self.labels = loss, dict(norm or {}), labels
+        self.target_column: str | None = None       # a csv target column, kept in the export
         self.rng = np.random.default_rng(seed)
         # per node: its arrays by local name (the same objects the optimizer updates)
         by_node: dict[str, dict] = {}
@@ -55,6 +56,10 @@ class Network:
         inputs = {v.name for v in graph.inputs}
         self._need_dx = [tuple(v not in inputs for v in n.inputs) for n in graph.nodes]
         self._caches = [dict() for _ in graph.nodes]
+
+    def node_arrays(self) -> list[dict[str, np.ndarray]]:
+        """Per node, in graph order: its parameters and state by local name."""
+        return self._w
 
     # ------------------------------------------------------------ running
     def _inputs(self, x, normalize: bool) -> dict[str, np.ndarray]:

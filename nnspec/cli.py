@@ -1,0 +1,224 @@
+"""The command line: a thin shell over the API. Heavy modules (numpy, onnx,
+onnxruntime) are imported inside the commands, so `--help` stays fast.
+
+Exit codes: 0 success; 1 a spec, data or model error (reported with its
+place); 2 a usage error; 130 interrupted."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+
+def positive_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {n}")
+    return n
+
+
+def whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="nnspec", description="Check, train and export neural networks written as .nn specs.",
+        epilog="Run `nnspec COMMAND --help` for a command's options.")
+    p.add_argument("--version", action="version", version=f"nnspec {_version()}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    c = sub.add_parser("check", help="parse, validate and infer shapes; report every error")
+    c.add_argument("files", nargs="+", metavar="FILE")
+
+    s = sub.add_parser("summary", help="layers, output shapes, parameters and multiply-adds")
+    s.add_argument("file", metavar="FILE")
+
+    t = sub.add_parser("train", help="train with the spec's train block; write weights, ONNX and history")
+    t.add_argument("file", metavar="FILE")
+    t.add_argument("--epochs", type=positive_int, metavar="N", help="override the spec's epochs")
+    t.add_argument("--batch", type=positive_int, metavar="N", help="override the spec's batch size")
+    t.add_argument("--seed", type=whole, metavar="N", help="override the spec's seed")
+    t.add_argument("--out", metavar="DIR", help="output folder (default: runs/MODEL_NAME)")
+    t.add_argument("--quiet", action="store_true", help="no progress bar, only the final line")
+
+    e = sub.add_parser("export", help="write an ONNX model from a spec and trained weights")
+    e.add_argument("file", metavar="FILE")
+    e.add_argument("--weights", required=True, metavar="W", help="a weights.npz written by `nnspec train`")
+    e.add_argument("-o", "--output", required=True, metavar="MODEL.onnx")
+
+    r = sub.add_parser("predict", help="run an exported model on a csv or npz file")
+    r.add_argument("model", metavar="MODEL.onnx")
+    r.add_argument("--data", required=True, metavar="FILE", help="a .csv (with a header) or .npz file")
+    r.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    r.add_argument("-o", "--output", metavar="OUT.csv", help="write predictions here instead of printing")
+    return p
+
+
+def _version() -> str:
+    from . import __version__
+    return __version__
+
+
+# ------------------------------------------------------------------ commands
+
+def cmd_check(args) -> int:
+    from .api import load
+    from .errors import SpecError
+    failed = 0
+    for f in args.files:
+        try:
+            spec = load(f)
+        except SpecError as e:
+            print(e.render(), file=sys.stderr)
+            failed += 1
+            continue
+        g = spec.graph
+        out = g.values[g.outputs[0]].shape
+        print(f"{f}: ok: model `{g.name}`, {len(g.nodes)} layers, output {list(out)}")
+    return 1 if failed else 0
+
+
+def cmd_summary(args) -> int:
+    from .api import load
+    from .summary import summary_table
+    spec = load(args.file)
+    print(summary_table(spec))
+    return 0
+
+
+def cmd_train(args) -> int:
+    import json
+    from pathlib import Path
+
+    from .api import load
+    from .progress import Progress
+    from .train import train
+
+    spec = load(args.file)
+    out = Path(args.out or Path("runs") / spec.name)
+    progress = Progress(enabled=not args.quiet)
+    started = time.perf_counter()
+    result = train(spec, epochs=args.epochs, batch=args.batch, seed=args.seed,
+                   on_batch=progress.batch, on_epoch=progress.epoch)
+    progress.close()
+    elapsed = time.perf_counter() - started
+    if result.epochs_run == 0:
+        print("interrupted before the first epoch ended; nothing written", file=sys.stderr)
+        return 130
+    net = result.net
+    net.save(out / "weights.npz")
+    net.export_onnx(out / "model.onnx", spec.source)
+    _write_history(out / "history.csv", result.history)
+    resolved = {"spec": str(args.file), "model": spec.name,
+                "train": {**spec.train.resolved(), "epochs": args.epochs or spec.train.epochs,
+                          "batch": args.batch or spec.train.batch,
+                          "seed": spec.train.seed if args.seed is None else args.seed},
+                "epochs_run": result.epochs_run, "kept_epoch": result.best_epoch,
+                "labels": net.labels}
+    from .engine import write_atomic
+    write_atomic(out / "spec.nn", spec.source.encode())
+    write_atomic(out / "resolved.json", json.dumps(resolved, indent=2, default=str).encode())
+
+    final = "  ".join(f"{k} {_fmt(v)}" for k, v in result.final.items() if k != "lr")
+    why = ("interrupted; kept the best epoch so far" if result.interrupted else
+           "stopped early; kept the best epoch" if result.stopped_early else "last epoch")
+    print(f"final: epoch {result.best_epoch} of {result.epochs_run} ({why}), {elapsed:.1f}s  {final}")
+    print(f"wrote {out}/weights.npz, model.onnx, history.csv, spec.nn, resolved.json")
+    return 130 if result.interrupted else 0
+
+
+def cmd_export(args) -> int:
+    from .api import load
+    spec = load(args.file)
+    net = spec.build(seed=0)
+    net.load(args.weights)
+    net.export_onnx(args.output, spec.source)
+    print(f"wrote {args.output}")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    import csv
+    import io
+
+    from .engine import write_atomic
+    from .runtime import OnnxModel, predict_file
+    model = OnnxModel(args.model, args.device)
+    pred = predict_file(model, args.data)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    probs = pred.labels is not None and pred.outputs.ndim == 2 and pred.outputs.shape[1] == len(pred.labels)
+    header = ["prediction"] + ([f"p_{label}" for label in pred.labels] if probs else [])
+    w.writerow(header)
+    for i, value in enumerate(pred.predicted):
+        shown = value if not isinstance(value, list) else (value[0] if len(value) == 1 else " ".join(map(str, value)))
+        w.writerow([_fmt(shown)] + ([_fmt(p) for p in pred.outputs[i]] if probs else []))
+    if args.output:
+        write_atomic(args.output, buf.getvalue().encode())
+        print(f"wrote {len(pred.predicted)} predictions to {args.output}")
+    else:
+        sys.stdout.write(buf.getvalue())
+    if pred.metrics:
+        print("metrics: " + "  ".join(f"{k} {_fmt(v)}" for k, v in pred.metrics.items()),
+              file=sys.stderr if not args.output else sys.stdout)
+    return 0
+
+
+def _write_history(path, history: dict) -> None:
+    from .engine import write_atomic
+    keys = list(history)
+    lines = [",".join(keys)]
+    for i in range(len(history[keys[0]])):
+        lines.append(",".join(_fmt(history[k][i], 8) for k in keys))
+    write_atomic(path, ("\n".join(lines) + "\n").encode())
+
+
+def _fmt(v, digits: int = 4) -> str:
+    if isinstance(v, float):
+        return f"{v:.{digits}g}" if abs(v) >= 1e4 or (v != 0 and abs(v) < 1e-3) else f"{v:.{digits}f}"
+    return str(v)
+
+
+COMMANDS = {"check": cmd_check, "summary": cmd_summary, "train": cmd_train,
+            "export": cmd_export, "predict": cmd_predict}
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    from .errors import SpecError
+    try:
+        return COMMANDS[args.command](args)
+    except SpecError as e:
+        print(e.render(), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as e:  # a user's input never gets here; a bug does, and says so briefly
+        from .data import DataError
+        from .runtime import DeviceError
+        if isinstance(e, DataError):
+            print(e.diagnostic().render(), file=sys.stderr)
+            return 1
+        if isinstance(e, DeviceError):
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        if os.environ.get("NNSPEC_DEBUG"):
+            raise
+        print(f"nnspec: internal error: {type(e).__name__}: {e}\n"
+              f"(this is a bug in nnspec; rerun with NNSPEC_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""Graph → ONNX, through each op's own `to_onnx`. The model is in inference
+mode (dropout gone, batchnorm from running statistics), takes raw features
+(normalisation folded in), has a dynamic batch dimension, and carries the
+spec source and class labels in its metadata."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from .engine import write_atomic
+
+OPSET = 17
+ELEM = {"float32": TensorProto.FLOAT, "int64": TensorProto.INT64}
+
+
+class Builder:
+    """Owns node names, initialisers and the opset; ops emit through it."""
+
+    def __init__(self, dtype=np.float32):
+        self.dtype = np.dtype(dtype)
+        self.elem_type = TensorProto.FLOAT
+        self.nodes: list = []
+        self.initializers: list = []
+        self.names: set[str] = set()
+        self.prefix = ""
+        self.out_shape: tuple = ()          # the current node's output shape (batch not counted)
+
+    def fresh(self, hint: str) -> str:
+        base = f"{self.prefix}{hint}"
+        name, k = base, 0
+        while name in self.names:
+            k += 1
+            name = f"{base}_{k}"
+        self.names.add(name)
+        return name
+
+    def node(self, op_type: str, inputs: list[str], **attrs) -> str:
+        out = self.fresh(op_type)
+        self.nodes.append(helper.make_node(op_type, list(inputs), [out], name=out, **attrs))
+        return out
+
+    def const(self, array: np.ndarray, hint: str = "const") -> str:
+        name = self.fresh(hint)
+        self.initializers.append(numpy_helper.from_array(np.asarray(array), name))
+        return name
+
+    def scalar(self, value: float) -> str:
+        return self.const(np.array(value, self.dtype), "scalar")
+
+    def weight(self, name: str, array: np.ndarray) -> str:
+        self.names.add(name)
+        self.initializers.append(numpy_helper.from_array(np.asarray(array, self.dtype), name))
+        return name
+
+
+def build_model(net, source: str = "") -> onnx.ModelProto:
+    g = net.graph
+    b = Builder()
+    values: dict[str, str] = {}
+    inputs = []
+    for v in g.inputs:
+        b.names.add(v.name)
+        inputs.append(helper.make_tensor_value_info(v.name, ELEM[v.dtype], ["batch", *v.shape]))
+        values[v.name] = v.name
+        if v.name in net.norm:                       # raw features in: (x - mean) / std
+            mean, std = net.norm[v.name]
+            b.prefix = f"normalize_{v.name}/"
+            centred = b.node("Sub", [v.name, b.const(mean.astype(np.float32), "mean")])
+            values[v.name] = b.node("Div", [centred, b.const(std.astype(np.float32), "std")])
+    for name, a in {**net.params, **net.state}.items():
+        b.weight(name, a)
+    for n, arrays in zip(g.nodes, net.node_arrays()):
+        b.prefix, b.out_shape = f"{n.name}/", n.out_shape
+        w = {local: n.param(local) for local in arrays}           # local -> initialiser name
+        values[n.output] = n.op.to_onnx(b, n.p, w, [values[v] for v in n.inputs])
+    b.prefix = ""
+    outputs = []
+    for value, name in zip(g.outputs, g.output_names):
+        b.nodes.append(helper.make_node("Identity", [values[value]], [name], name=f"{name}/identity"))
+        shape = g.values[value].shape
+        outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", *shape]))
+    graph = helper.make_graph(b.nodes, g.name, inputs, outputs, b.initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                              producer_name="nnspec")
+    model.ir_version = min(model.ir_version, 9)      # readable by older onnxruntime builds too
+    meta = {"nnspec.source": source, "nnspec.model": g.name,
+            "nnspec.inputs": json.dumps({v.name: [v.dtype, list(v.shape)] for v in g.inputs})}
+    if net.loss is not None:
+        meta["nnspec.loss"] = net.loss.kind
+    if net.labels is not None:
+        meta["labels"] = json.dumps(net.labels)
+    target = getattr(net, "target_column", None)
+    if target:
+        meta["nnspec.target"] = target
+    helper.set_model_props(model, meta)
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def export(net, path, source: str = "") -> None:
+    write_atomic(path, build_model(net, source).SerializeToString())

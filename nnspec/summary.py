@@ -1,0 +1,31 @@
+"""`nnspec summary`: a table of layers with output shapes, parameter counts
+and multiply-adds per sample, read from the compiled graph."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def summary_table(spec) -> str:
+    g = spec.graph
+    net = spec.build(seed=0)
+    rows = [("layer", "kind", "output", "params", "MACs")]
+    for v in g.inputs:
+        rows.append((v.name, "input", f"{v.dtype}{list(v.shape)}", "", ""))
+    total_params = total_macs = 0
+    for n, arrays in zip(g.nodes, net.node_arrays()):
+        count = sum(a.size for k, a in arrays.items() if n.param(k) in net.params)
+        macs = n.op.macs(n.p, n.in_shapes, n.out_shape)
+        total_params += count
+        total_macs += macs
+        rows.append((n.name, n.kind, str(list(n.out_shape)), f"{count:,}", f"{macs:,}"))
+    state = sum(a.size for a in net.state.values())
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    line = lambda r: "  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+    out = [f"model {g.name}", line(rows[0]), "  ".join("-" * w for w in widths)]
+    out += [line(r) for r in rows[1:]]
+    out.append("  ".join("-" * w for w in widths))
+    out.append(f"total: {total_params:,} trainable parameters"
+               + (f" (+{state:,} running statistics)" if state else "")
+               + f", {total_macs:,} multiply-adds a sample, "
+               + f"{total_params * np.dtype(np.float32).itemsize / 1024:.1f} KiB as float32")
+    return "\n".join(out)
