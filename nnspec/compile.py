@@ -18,6 +18,7 @@ from .options import EvalError, evaluate, gather, validate
 DTYPES = ("float32", "int64")
 PARAM_TYPES = {"int": int, "float": float, "bool": bool, "str": str}
 MAX_BLOCK_DEPTH = 32
+MAX_NODES = 100_000        # a typo such as `repeat 1000000` gets a message, not a hang
 # In the language but not in this engine yet: a clear message instead of "unknown".
 PLANNED = {name: family for family, names in {
     "convolution": "conv2d conv1d maxpool2d avgpool2d maxpool1d avgpool1d global_avgpool global_maxpool",
@@ -164,6 +165,10 @@ class Compiler:
         for _ in range(n):
             for inner in st.body:
                 self._statement(inner, scope)
+            if len(self.nodes) > MAX_NODES:
+                self.error(st.count.span, f"`repeat {n}` expands the model past {MAX_NODES:,} layers", scope)
+                scope.current, scope.unknown = None, True
+                return
 
     # -- expressions: each returns the list of values it produces ----------
     def _single(self, e, scope: Scope) -> str | None:

@@ -64,7 +64,7 @@ class CsvSource(Source):
             with open(path, newline="", encoding="utf-8") as f:
                 rows = list(csvlib.reader(f, delimiter=self.delimiter))
         except (OSError, UnicodeDecodeError, csvlib.Error) as e:
-            raise DataError(f"cannot read `{self.path}` ({path}): {_reason(e)}") from None
+            raise DataError(f"cannot read `{self.path}`{_where(path, self.path)}: {_reason(e)}") from None
         if not rows or not any(c.strip() for c in rows[0]):
             raise DataError("the file is empty; expected a header row of column names", str(path), 1, 1)
         header = [h.strip() for h in rows[0]]
@@ -110,7 +110,7 @@ class NpzSource(Source):
             with np.load(path, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
         except (OSError, ValueError, EOFError) as e:
-            raise DataError(f"cannot read `{self.path}` ({path}): {_reason(e)}") from None
+            raise DataError(f"cannot read `{self.path}`{_where(path, self.path)}: {_reason(e)}") from None
         y = arrays.pop(self.y, None)
         labels = arrays.pop("labels", None)
         x = arrays[self.x] if self.x in arrays else arrays
@@ -133,6 +133,10 @@ class DatasetSource(Source):
 
 def _resolve(base: Path, path: str) -> Path:
     return (base / path) if not Path(path).is_absolute() else Path(path)
+
+
+def _where(path: Path, written: str) -> str:
+    return f" ({path})" if str(path) != written else ""
 
 
 def _reason(e: Exception) -> str:

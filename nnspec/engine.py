@@ -195,8 +195,10 @@ class Network:
         try:
             with np.load(path, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
-        except (OSError, ValueError, EOFError) as e:
-            raise file_error(path, f"cannot read weights: {getattr(e, 'strerror', None) or e}") from None
+        except FileNotFoundError:
+            raise file_error(path, "cannot read weights: no such file") from None
+        except (OSError, ValueError, EOFError):
+            raise file_error(path, "cannot read weights: not an .npz file written by `nnspec train`") from None
         for k, a in {**self.params, **self.state}.items():
             if k not in arrays:
                 raise file_error(path, f"no array `{k}`: these weights are for another model")

@@ -26,7 +26,8 @@ class Builder:
         self.initializers: list = []
         self.names: set[str] = set()
         self.prefix = ""
-        self.out_shape: tuple = ()          # the current node's output shape (batch not counted)
+        self.out_shape: tuple = ()          # the current node's shapes (batch not counted)
+        self.in_shapes: list = []
 
     def fresh(self, hint: str) -> str:
         base = f"{self.prefix}{hint}"
@@ -73,7 +74,7 @@ def build_model(net, source: str = "") -> onnx.ModelProto:
     for name, a in {**net.params, **net.state}.items():
         b.weight(name, a)
     for n, arrays in zip(g.nodes, net.node_arrays()):
-        b.prefix, b.out_shape = f"{n.name}/", n.out_shape
+        b.prefix, b.out_shape, b.in_shapes = f"{n.name}/", n.out_shape, n.in_shapes
         w = {local: n.param(local) for local in arrays}           # local -> initialiser name
         values[n.output] = n.op.to_onnx(b, n.p, w, [values[v] for v in n.inputs])
     b.prefix = ""

@@ -83,7 +83,10 @@ def predict_file(model: OnnxModel, data_path) -> Predictions:
     from .losses import LOSSES
     from .metrics import METRICS, default_metrics, predicted_classes
     task = LOSSES[model.loss].task if model.loss in LOSSES else ("classes" if model.labels else "regression")
-    table = read_table(data_path, model.target)
+    try:
+        table = read_table(data_path, model.target)
+    except DataError as e:
+        raise DataError(e.message, e.file or str(data_path), e.line, e.column) from None
     inputs = [Value(k, tuple(s), "int64" if "int64" in model.input_types[k] else "float32")
               for k, s in model.inputs.items()]
     has_targets = table.y is not None

@@ -1,4 +1,6 @@
-"""a + b (or (a, b) -> add): element-wise sum, broadcasting by NumPy's rules."""
+"""a + b (or (a, b) -> add): element-wise sum, broadcasting by NumPy's rules
+over the spec shapes. The batch axis stays first, so a lower-rank value gets
+its missing axes inserted after the batch axis: [3] + [2, 3] -> [2, 3]."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,8 +10,6 @@ from .base import Op, ShapeError, register
 
 def unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
     """Sum a gradient back down to the array shape it was broadcast from."""
-    while g.ndim > len(shape):
-        g = g.sum(axis=0)
     for i, n in enumerate(shape):
         if n == 1 and g.shape[i] != 1:
             g = g.sum(axis=i, keepdims=True)
@@ -29,13 +29,25 @@ class Add(Op):
                              + " and ".join(str(list(s)) for s in shapes)) from None
 
     def forward(self, p, w, xs, ctx):
-        y = xs[0] + xs[1]
-        for x in xs[2:]:
+        rank = len(ctx.out_shape) + 1
+        # (B, *s) -> (B, 1, ..., 1, *s): align spec axes on the right, batch on the left
+        aligned = [x.reshape(x.shape[0], *(1,) * (rank - x.ndim), *x.shape[1:]) for x in xs]
+        y = aligned[0] + aligned[1]
+        for x in aligned[2:]:
             y = y + x
 
         def backward(dy):
-            return [unbroadcast(dy, x.shape) if x.shape != dy.shape else dy for x in xs], {}
+            return [unbroadcast(dy, a.shape).reshape(x.shape) if a.shape != dy.shape else dy
+                    for a, x in zip(aligned, xs)], {}
         return y, backward
 
     def to_onnx(self, b, p, w, xs):
-        return b.node("Sum", xs)
+        rank = len(b.out_shape)
+        ins = []
+        for name, shape in zip(xs, b.in_shapes):
+            missing = rank - len(shape)
+            if missing:
+                axes = b.const(np.arange(1, 1 + missing, dtype=np.int64), "axes")
+                name = b.node("Unsqueeze", [name, axes])
+            ins.append(name)
+        return b.node("Sum", ins)

@@ -1,0 +1,112 @@
+"""The public Python API of language.md."""
+import numpy as np
+import pytest
+
+import nnspec
+
+LANGUAGE = """
+# blocks with typed, defaulted parameters and arithmetic arguments
+block mlp(width: int, drop: float = 0.0) {
+    input x
+    x -> dense(width * 2) -> relu ->
+         dropout(drop)
+    dense(width // 2)
+}
+
+model many {
+    input a: float32[6]
+    input b: float32[6]
+    h = (a + b) -> layernorm
+    repeat 2 {
+        h = h + (h -> mlp(12) -> dense(6))
+    }
+    joined = (h, a) -> concat(axis=-1)
+    summary = joined -> reshape([3, 4]) -> mean(axis=0)
+    out = summary -> dense(
+        3,
+        bias=true,
+    ) -> softmax
+    output out, summary
+}
+"""
+
+
+def test_the_whole_language_compiles_with_shapes():
+    spec = nnspec.loads(LANGUAGE, name="many.nn")
+    g = spec.graph
+    assert g.output_names == ["out", "summary"]
+    shapes = {n.name: n.out_shape for n in g.nodes}
+    assert shapes["mlp_0/dense_0"] == (24,) and shapes["mlp_0/dense_1"] == (6,)
+    assert shapes["mlp_1/dense_0"] == (24,), "repeat makes copies with their own weights"
+    assert shapes["concat_0"] == (12,) and shapes["mean_0"] == (4,)
+    net = spec.build(seed=0)
+    assert "mlp_0/dense_0.W" in net.params and "mlp_1/dense_0.W" in net.params
+    assert net.params["mlp_0/dense_0.W"] is not net.params["mlp_1/dense_0.W"]
+    x = {"a": np.ones((2, 6), np.float32), "b": np.zeros((2, 6), np.float32)}
+    y = net.forward(x)
+    assert set(y) == {"out", "summary"} and y["out"].shape == (2, 3)
+
+
+def test_same_seed_same_weights_float64_too(specs_dir):
+    spec = nnspec.load(specs_dir / "digits_mlp.nn")
+    a, b, c = spec.build(seed=0), spec.build(seed=0), spec.build(seed=0, dtype="float64")
+    for k in a.params:
+        np.testing.assert_array_equal(a.params[k], b.params[k])
+        assert c.params[k].dtype == np.float64
+        np.testing.assert_array_equal(a.params[k], c.params[k].astype(np.float32))
+
+
+def test_loss_and_grads_of_a_whole_network_against_finite_differences(specs_dir):
+    spec = nnspec.load(specs_dir / "two_towers.nn")
+    net = spec.build(seed=0, dtype="float64")
+    rng = np.random.default_rng(0)
+    x, t = rng.normal(size=(5, 4)), rng.integers(0, 3, 5)
+    loss, grads = net.loss_and_grads(x, t)
+    assert set(grads) == set(net.params)
+    for name in ("dense_0.W", "dense_1.b", "dense_2.W"):
+        w, g = net.params[name], grads[name]
+        for idx in [(0,), (1,)] if w.ndim == 1 else [(0, 0), (1, 2), (3, 1)]:
+            old = w[idx]
+            w[idx] = old + 1e-6
+            up = net.loss_and_grads(x, t)[0]
+            w[idx] = old - 1e-6
+            down = net.loss_and_grads(x, t)[0]
+            w[idx] = old
+            assert g[idx] == pytest.approx((up - down) / 2e-6, rel=1e-4, abs=1e-7)
+    mse, _ = net.loss_and_grads(x, np.zeros((5, 3)), loss="mse")
+    assert mse == pytest.approx(np.mean(net.forward(x) ** 2))
+
+
+def test_training_mode_uses_dropout_from_the_seeded_generator(specs_dir):
+    spec = nnspec.load(specs_dir / "digits_mlp.nn")
+    x = np.random.default_rng(0).normal(size=(4, 64)).astype(np.float32)
+    a, b = spec.build(seed=0), spec.build(seed=0)
+    np.testing.assert_array_equal(a.forward(x, training=True), b.forward(x, training=True))
+    assert not np.allclose(a.forward(x, training=True), a.forward(x, training=False))
+
+
+def test_save_and_load_round_trip(specs_dir, tmp_path):
+    spec = nnspec.load(specs_dir / "two_towers.nn")
+    trained = nnspec.train(spec, epochs=2).net
+    trained.save(tmp_path / "w.npz")
+    fresh = spec.build(seed=99)
+    fresh.load(tmp_path / "w.npz")
+    x = np.random.default_rng(0).normal(size=(3, 4)).astype(np.float32) * 3 + 4
+    np.testing.assert_array_equal(fresh.forward(x), trained.forward(x))
+    assert fresh.labels == trained.labels
+
+
+def test_load_rejects_weights_of_another_model(specs_dir, tmp_path):
+    nnspec.load(specs_dir / "xor.nn").build().save(tmp_path / "xor.npz")
+    with pytest.raises(nnspec.SpecError, match="another model|shape"):
+        nnspec.load(specs_dir / "two_towers.nn").build().load(tmp_path / "xor.npz")
+
+
+def test_init_follows_the_activation():
+    spec = nnspec.loads("model m {\n input x: float32[100]\n dense(100) -> relu\n dense(100) -> tanh\n}\n")
+    net = spec.build(seed=0)
+    he, glorot = np.sqrt(6 / 100), np.sqrt(6 / 200)
+    assert glorot < np.abs(net.params["dense_0.W"]).max() <= he
+    assert np.abs(net.params["dense_1.W"]).max() <= glorot
+    override = nnspec.loads("model m {\n input x: float32[4]\n dense(3, init=zeros) -> relu\n}\n").build()
+    assert not override.params["dense_0.W"].any()

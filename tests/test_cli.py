@@ -1,0 +1,126 @@
+"""The command line, as a user runs it: exit codes, outputs, files, and no
+traceback for anything a user can get wrong."""
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+from conftest import ROOT, run_cli
+
+
+def test_check_exit_codes(specs_dir, tmp_path):
+    code, out, err = run_cli("check", specs_dir / "xor.nn", specs_dir / "digits_mlp.nn")
+    assert code == 0 and out.count(": ok: model") == 2
+    bad = tmp_path / "bad.nn"
+    bad.write_text("model m {\n  input x: float32[4]\n  dens(3)\n}\n")
+    code, out, err = run_cli("check", specs_dir / "xor.nn", bad)
+    assert code == 1 and f"{bad}:3:3: error: unknown layer `dens`" in err and "Traceback" not in err
+    code, _, err = run_cli("check")
+    assert code == 2 and "usage:" in err
+    code, _, err = run_cli("train", specs_dir / "xor.nn", "--epochs", "0")
+    assert code == 2 and "expected a positive number" in err
+
+
+def test_summary_lists_layers_and_totals(specs_dir):
+    code, out, _ = run_cli("summary", specs_dir / "digits_mlp.nn")
+    assert code == 0
+    assert "dense_0" in out and "[128]" in out
+    # 64*128+128 + 128*64+64 + 64*10+10
+    assert "total: 17,226 trainable parameters" in out
+
+
+def test_train_export_predict_round_trip(specs_dir, tmp_path):
+    out = tmp_path / "run"
+    code, stdout, err = run_cli("train", specs_dir / "two_towers.nn", "--epochs", "5", "--out", out)
+    assert code == 0, err
+    assert "final: epoch" in stdout and "val_accuracy" in stdout
+    for name in ("weights.npz", "model.onnx", "history.csv", "spec.nn", "resolved.json"):
+        assert (out / name).is_file()
+    rows = list(csv.DictReader(open(out / "history.csv")))
+    assert len(rows) == 5 and {"loss", "val_loss", "accuracy", "val_accuracy", "lr"} <= set(rows[0])
+    resolved = json.loads((out / "resolved.json").read_text())
+    assert resolved["train"]["epochs"] == 5 and resolved["labels"] == ["setosa", "versicolor", "virginica"]
+
+    code, stdout, err = run_cli("export", specs_dir / "two_towers.nn", "--weights", out / "weights.npz",
+                                "-o", tmp_path / "again.onnx")
+    assert code == 0, err
+    assert (tmp_path / "again.onnx").read_bytes() == (out / "model.onnx").read_bytes()
+
+    data = tmp_path / "iris.csv"
+    iris = np.load(ROOT / "nnspec" / "datasets" / "iris.npz")
+    names = iris["labels"].tolist()
+    with open(data, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["sl", "sw", "pl", "pw"])
+        w.writerows(iris["x"][:10].tolist())
+    code, stdout, err = run_cli("predict", out / "model.onnx", "--data", data)
+    assert code == 0, err
+    lines = stdout.strip().splitlines()
+    assert lines[0].startswith("prediction,p_setosa") and len(lines) == 11
+    assert all(line.split(",")[0] in names for line in lines[1:])
+    code, stdout, err = run_cli("predict", out / "model.onnx", "--data", data, "-o", tmp_path / "p.csv")
+    assert code == 0 and len((tmp_path / "p.csv").read_text().splitlines()) == 11
+
+
+def test_predict_reports_metrics_when_the_file_has_targets(specs_dir, tmp_path):
+    out = tmp_path / "run"
+    code, _, err = run_cli("train", specs_dir / "diabetes_regression.nn", "--epochs", "20", "--out", out,
+                           "--quiet")
+    assert code == 0, err
+    code, stdout, err = run_cli("predict", out / "model.onnx", "--data", specs_dir / "data" / "diabetes.csv")
+    assert code == 0, err
+    assert "metrics: mae" in err and "r2" in err
+    assert len(stdout.strip().splitlines()) == 443
+
+
+def test_bad_inputs_never_show_a_traceback(specs_dir, tmp_path):
+    bad_csv = tmp_path / "bad.csv"
+    bad_csv.write_text("a,b\n1,2\n")
+    (tmp_path / "w.npz").write_bytes(b"not a zip")
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"garbage")
+    cases = [
+        ("check", tmp_path / "missing.nn"),
+        ("summary", tmp_path / "missing.nn"),
+        ("export", specs_dir / "xor.nn", "--weights", tmp_path / "w.npz", "-o", tmp_path / "o.onnx"),
+        ("export", specs_dir / "xor.nn", "--weights", tmp_path / "nope.npz", "-o", tmp_path / "o.onnx"),
+        ("predict", model, "--data", bad_csv),
+        ("predict", tmp_path / "nope.onnx", "--data", bad_csv),
+    ]
+    for args in cases:
+        code, out, err = run_cli(*args)
+        assert code == 1, (args, err)
+        assert "Traceback" not in err and "error" in err, (args, err)
+    assert not (tmp_path / "o.onnx").exists()
+
+
+def test_predict_with_wrong_feature_count(specs_dir, tmp_path):
+    out = tmp_path / "run"
+    run_cli("train", specs_dir / "xor.nn", "--epochs", "2", "--out", out, "--quiet")
+    data = tmp_path / "three.csv"
+    data.write_text("a,b,c\n1,2,3\n")
+    code, _, err = run_cli("predict", out / "model.onnx", "--data", data)
+    assert code == 1 and "3 feature values a row" in err and "Traceback" not in err
+
+
+def test_cuda_request_is_clear(specs_dir, tmp_path):
+    import onnxruntime as ort
+    out = tmp_path / "run"
+    run_cli("train", specs_dir / "xor.nn", "--epochs", "2", "--out", out, "--quiet")
+    data = tmp_path / "x.csv"
+    data.write_text("a,b\n0,1\n")
+    code, _, err = run_cli("predict", out / "model.onnx", "--data", data, "--device", "cuda")
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        assert code == 0, err
+    else:
+        assert code == 1 and "onnxruntime-gpu" in err and "Traceback" not in err
+
+
+def test_help_imports_no_numerical_libraries():
+    code = ("import sys; from nnspec.cli import parser\n"
+            "try:\n    parser().parse_args(['--help'])\nexcept SystemExit:\n    pass\n"
+            "heavy = [m for m in ('numpy', 'onnx', 'onnxruntime', 'pydantic', 'lark') if m in sys.modules]\n"
+            "print(heavy)")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert p.stdout.strip().splitlines()[-1] == "[]"

@@ -1,0 +1,80 @@
+"""Every registered op's backward against central finite differences, in
+float64, for its inputs and its parameters, driven by the op registry."""
+import numpy as np
+import pytest
+
+import nnspec
+from nnspec.ops import REGISTRY
+from nnspec.ops.base import Ctx
+
+from op_cases import CASES, all_cases, case_spec
+
+BATCH = 3
+EPS = 1e-6
+
+
+def test_every_registered_op_has_a_case():
+    missing = sorted(set(REGISTRY) - set(CASES))
+    assert not missing, f"ops with no gradient/ONNX case in tests/op_cases.py: {missing}"
+
+
+def _inputs(case, rng):
+    xs = []
+    for s in case.shapes:
+        x = rng.normal(size=(BATCH, *s))
+        if case.away_from_zero:
+            x = np.sign(x) * (np.abs(x) + 0.2)
+        xs.append(x)
+    return xs
+
+
+def _node_and_weights(case, rng):
+    spec = nnspec.loads(case_spec(case), name="case.nn")
+    (node,) = [n for n in spec.graph.nodes]
+    w = node.op.init(node.p, node.in_shapes, rng, np.dtype(np.float64), "glorot")
+    # nudge parameters off their neutral values (gamma = 1, bias = 0) so every term is tested
+    w = {k: v + rng.normal(scale=0.3, size=v.shape) for k, v in w.items()}
+    w.update(node.op.init_state(node.p, node.in_shapes, np.dtype(np.float64)))
+    return node, w
+
+
+@pytest.mark.parametrize("kind,i,case", [pytest.param(*c, id=f"{c[0]}-{c[1]}") for c in all_cases()])
+def test_backward_matches_finite_differences(kind, i, case):
+    rng = np.random.default_rng(1)
+    node, w = _node_and_weights(case, rng)
+    xs = _inputs(case, rng)
+    for training in case.training:
+        def run(xs, w):
+            ctx = Ctx(training, np.random.default_rng(7), tuple(True for _ in xs), None, node.out_shape)
+            return node.op.forward(node.p, w, xs, ctx)
+
+        y, back = run(xs, w)
+        assert y.shape == (BATCH, *node.out_shape), "forward disagrees with the shape rule"
+        assert y.dtype == np.float64, "float64 in, float64 out"
+        r = rng.normal(size=y.shape)                      # loss = sum(y * r)
+        dxs, dws = back(r.copy())
+        trainable = set(node.op.init(node.p, node.in_shapes, np.random.default_rng(0), np.float64, "glorot"))
+        assert set(dws) == trainable, "backward must give a gradient for every parameter"
+
+        def loss():
+            return float(np.sum(run(xs, w)[0] * r))
+
+        for j, x in enumerate(xs):
+            _check(loss, x, dxs[j], f"{kind} input {j} (training={training})")
+        for name in trainable:
+            _check(loss, w[name], dws[name], f"{kind} parameter {name} (training={training})")
+
+
+def _check(loss, arr, grad, what):
+    assert grad is not None and grad.shape == arr.shape, f"{what}: gradient shape"
+    flat, g = arr.reshape(-1), np.asarray(grad).reshape(-1)
+    for idx in range(flat.size):
+        old = flat[idx]
+        flat[idx] = old + EPS
+        up = loss()
+        flat[idx] = old - EPS
+        down = loss()
+        flat[idx] = old
+        numeric = (up - down) / (2 * EPS)
+        assert abs(numeric - g[idx]) <= 1e-5 + 1e-4 * abs(numeric), \
+            f"{what}[{idx}]: backward {g[idx]:.8g}, finite differences {numeric:.8g}"
