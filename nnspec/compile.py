@@ -47,6 +47,7 @@ class Compiler:
         self.values: dict[str, Value] = {}
         self.counters: dict[str, int] = {}
         self.seen: set[tuple] = set()
+        self.validated: dict[tuple, object] = {}     # (layer, arguments) -> Params
 
     # -- reporting --------------------------------------------------------
     def error(self, span: Span, message: str, scope: Scope | None = None) -> None:
@@ -227,7 +228,13 @@ class Compiler:
             self.error(layer.name_span, msg, scope)
             return None
         args, errors = gather(name, op.Params.positional, layer.args, layer.kwargs, scope.params, layer.span)
-        p, more = validate(op.Params, name, args, layer.name_span, scope.params) if not errors else (None, [])
+        key = (name, repr(sorted(args.values.items())))
+        if not errors and key in self.validated:         # the same arguments again (repeat, blocks)
+            p, more = self.validated[key], []
+        else:
+            p, more = validate(op.Params, name, args, layer.name_span, scope.params) if not errors else (None, [])
+            if p is not None:
+                self.validated[key] = p
         for span, msg in errors + more:
             self.error(span, msg, scope)
         if p is None or inputs is None:

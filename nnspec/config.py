@@ -17,7 +17,7 @@ from .schedules import SCHEDULES
 
 
 class TrainConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, defer_build=True)
     data: Any
     loss: Any
     optimizer: Any

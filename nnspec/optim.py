@@ -21,6 +21,8 @@ class Optimizer(Params):
         """Allocate state for these parameters (called once, before training)."""
 
     def step(self, params: dict, grads: dict, lr: float) -> None:
+        """Update params in place. grads are scratch: a step may overwrite them
+        (the trainer's gradient buffers are refilled every step)."""
         raise NotImplementedError
 
 
@@ -45,8 +47,14 @@ class SGD(Optimizer):
                 v = self._v[k]
                 v *= self.momentum
                 v += g                                      # v = m v + g
-                g = g + self.momentum * v if self.nesterov else v
-            w -= lr * g
+                if self.nesterov:
+                    g += self.momentum * v                  # g + m v
+                else:
+                    g = v
+                w -= lr * g
+            else:
+                g *= lr                                     # in place: no temporary the size of w
+                w -= g
 
 
 @OPTIMIZERS.register

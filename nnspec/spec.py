@@ -1,8 +1,12 @@
 """The spec: what a .nn file says, as pydantic models that keep source spans.
 
-syntax.py builds these from the parse tree; compile.py turns them into a
-graph; train-block values are validated against the option models that the
-losses, optimizers, schedules and data sources register (see `options`).
+syntax.py builds these from the parse tree (with `model_construct`: the
+grammar already guarantees their structure, and skipping a second check keeps
+`nnspec check` fast); compile.py turns them into a graph. What a user can get
+wrong inside the structure (a layer's arguments, the train settings) is
+validated against the pydantic models that ops, losses, optimizers, schedules
+and data sources register (see options.py and config.py). Schemas are built
+on first use (`defer_build`), so importing this module costs little.
 """
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from .errors import Span
 
 
 class Node(BaseModel):
-    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True, defer_build=True)
     span: Span
 
 
@@ -170,13 +174,10 @@ class Train(Node):
 
 
 class SpecFile(BaseModel):
-    model_config = ConfigDict(arbitrary_types_allowed=True)
+    model_config = ConfigDict(arbitrary_types_allowed=True, defer_build=True)
     file: str
     source: str
     models: list[Model] = []
     blocks: list[Block] = []
     trains: list[Train] = []
 
-
-for _cls in (ListV, KwArg, Call, BinOp, Neg, Layer, Chain, Sum, Tuple, Paren, Repeat, Model, Block):
-    _cls.model_rebuild()

@@ -172,50 +172,50 @@ class ToSpec(Transformer):
 
     # files and declarations
     def start(self, meta, decls):
-        f = S.SpecFile(file=self.file, source=self.source)
+        f = S.SpecFile.model_construct(file=self.file, source=self.source, models=[], blocks=[], trains=[])
         for d in decls:
             {S.Model: f.models, S.Block: f.blocks, S.Train: f.trains}[type(d)].append(d)
         return f
 
     def model(self, meta, ch):
-        return S.Model(span=self.sp(meta), name=str(ch[0]), body=ch[1:])
+        return S.Model.model_construct(span=self.sp(meta), name=str(ch[0]), body=ch[1:])
 
     def block(self, meta, ch):
         name, *rest = ch
         params = [c for c in rest if isinstance(c, S.Param)]
         body = [c for c in rest if c is not None and not isinstance(c, S.Param)]
-        return S.Block(span=self.sp(meta), name=str(name), params=params, body=body)
+        return S.Block.model_construct(span=self.sp(meta), name=str(name), params=params, body=body)
 
     def param(self, meta, ch):
         name, typ, default = ch
-        return S.Param(span=self.sp(name), name=str(name), type=str(typ), type_span=self.sp(typ),
+        return S.Param.model_construct(span=self.sp(name), name=str(name), type=str(typ), type_span=self.sp(typ),
                        default=default)
 
     def train(self, meta, ch):
-        return S.Train(span=self.sp(meta), settings=ch)
+        return S.Train.model_construct(span=self.sp(meta), settings=ch)
 
     def setting(self, meta, ch):
-        return S.Setting(span=self.sp(ch[0]), key=str(ch[0]), value=ch[1])
+        return S.Setting.model_construct(span=self.sp(ch[0]), key=str(ch[0]), value=ch[1])
 
     # statements
     def input(self, meta, ch):
         name, dtype, *dims = ch
         if dtype is None:
-            return S.Input(span=self.sp(meta), name=str(name))
-        return S.Input(span=self.sp(meta), name=str(name), dtype=str(dtype), dtype_span=self.sp(dtype),
+            return S.Input.model_construct(span=self.sp(meta), name=str(name))
+        return S.Input.model_construct(span=self.sp(meta), name=str(name), dtype=str(dtype), dtype_span=self.sp(dtype),
                        dims=[d for d in dims if d is not None])
 
     def bind(self, meta, ch):
-        return S.Bind(span=self.sp(ch[0]), name=str(ch[0]), expr=ch[1])
+        return S.Bind.model_construct(span=self.sp(ch[0]), name=str(ch[0]), expr=ch[1])
 
     def flow(self, meta, ch):
-        return S.Flow(span=self.sp(meta), expr=ch[0])
+        return S.Flow.model_construct(span=self.sp(meta), expr=ch[0])
 
     def repeat(self, meta, ch):
-        return S.Repeat(span=self.sp(meta), count=ch[0], body=ch[1:])
+        return S.Repeat.model_construct(span=self.sp(meta), count=ch[0], body=ch[1:])
 
     def output(self, meta, ch):
-        return S.Output(span=self.sp(meta), names=[str(t) for t in ch], name_spans=[self.sp(t) for t in ch])
+        return S.Output.model_construct(span=self.sp(meta), names=[str(t) for t in ch], name_spans=[self.sp(t) for t in ch])
 
     # expressions
     def sum(self, meta, terms):
@@ -224,22 +224,22 @@ class ToSpec(Transformer):
                 raise SpecError([Diagnostic.at(
                     t.span, "a flow inside a sum needs brackets: write `(a + b) -> f` "
                             "or `a + (b -> f)`", source=self.source)])
-        return S.Sum(span=self.sp(meta), terms=terms)
+        return S.Sum.model_construct(span=self.sp(meta), terms=terms)
 
     def chain(self, meta, ch):
-        return S.Chain(span=self.sp(meta), source=ch[0], layers=ch[1:])
+        return S.Chain.model_construct(span=self.sp(meta), source=ch[0], layers=ch[1:])
 
     def paren(self, meta, ch):
-        return S.Paren(span=self.sp(meta), inner=ch[0])
+        return S.Paren.model_construct(span=self.sp(meta), inner=ch[0])
 
     def tuple(self, meta, ch):
-        return S.Tuple(span=self.sp(meta), items=ch)
+        return S.Tuple.model_construct(span=self.sp(meta), items=ch)
 
     def layer(self, meta, ch):
         name, *args = ch
         pos, kw = self._split_args(args)
         bare = (meta.end_line, meta.end_column) == (name.end_line, name.end_column)   # no brackets
-        return S.Layer(span=self.sp(meta), name=str(name), name_span=self.sp(name), args=pos,
+        return S.Layer.model_construct(span=self.sp(meta), name=str(name), name_span=self.sp(name), args=pos,
                        kwargs=kw, bare=bare)
 
     def _split_args(self, args):
@@ -258,36 +258,36 @@ class ToSpec(Transformer):
         return ch[0]
 
     def kwarg(self, meta, ch):
-        return S.KwArg(span=self.sp(ch[0]), key=str(ch[0]), value=ch[1])
+        return S.KwArg.model_construct(span=self.sp(ch[0]), key=str(ch[0]), value=ch[1])
 
     def number(self, meta, ch):
         text = str(ch[0])
         is_int = text.isdigit()
-        return S.Num(span=self.sp(ch[0]), value=int(text) if is_int else float(text))
+        return S.Num.model_construct(span=self.sp(ch[0]), value=int(text) if is_int else float(text))
 
     def string(self, meta, ch):
         raw = str(ch[0])[1:-1]
         value = raw.encode("latin-1", "backslashreplace").decode("unicode_escape") if "\\" in raw else raw
-        return S.Str(span=self.sp(ch[0]), value=value)
+        return S.Str.model_construct(span=self.sp(ch[0]), value=value)
 
     def ident(self, meta, ch):
-        return S.Ident(span=self.sp(ch[0]), name=str(ch[0]))
+        return S.Ident.model_construct(span=self.sp(ch[0]), name=str(ch[0]))
 
     def call(self, meta, ch):
         name, *args = ch
         pos, kw = self._split_args(args)
-        return S.Call(span=self.sp(meta), name=str(name), args=pos, kwargs=kw)
+        return S.Call.model_construct(span=self.sp(meta), name=str(name), args=pos, kwargs=kw)
 
     def list(self, meta, ch):
-        return S.ListV(span=self.sp(meta), items=[c for c in ch if c is not None])
+        return S.ListV.model_construct(span=self.sp(meta), items=[c for c in ch if c is not None])
 
     def _binop(op):
         def rule(self, meta, ch):
-            return S.BinOp(span=self.sp(meta), op=op, left=ch[0], right=ch[1])
+            return S.BinOp.model_construct(span=self.sp(meta), op=op, left=ch[0], right=ch[1])
         return rule
 
     add, sub, mul, div = _binop("+"), _binop("-"), _binop("*"), _binop("/")
     floordiv, mod = _binop("//"), _binop("%")
 
     def neg(self, meta, ch):
-        return S.Neg(span=self.sp(meta), operand=ch[0])
+        return S.Neg.model_construct(span=self.sp(meta), operand=ch[0])

@@ -110,12 +110,7 @@ def train(spec, epochs: int | None = None, batch: int | None = None, seed: int |
             for start in range(0, n, batch):
                 idx = order[start:start + batch]
                 xb = {k: v[idx] for k, v in x_train.items()}
-                value, grads, y = net.train_step(xb, train_set.y[idx], True, loss)
-                for k in decay:                                  # l2: λ/2·‖w‖² in the loss
-                    grads[k] += cfg.l2 * net.params[k]
-                if cfg.clip_norm is not None:
-                    _clip(grads, cfg.clip_norm)
-                opt.step(net.params, grads, lr)
+                value, y = fit_batch(net, opt, xb, train_set.y[idx], loss, lr, cfg.l2, decay, cfg.clip_norm)
                 total += value * len(idx)
                 outs.append(y.copy())
                 if on_batch:
@@ -154,6 +149,17 @@ def train(spec, epochs: int | None = None, batch: int | None = None, seed: int |
     else:
         result.best_epoch = result.epochs_run
     return result
+
+
+def fit_batch(net, opt, xb: dict, yb, loss, lr: float, l2: float = 0.0, decay=(), clip_norm=None):
+    """One optimisation step on one mini-batch: (loss, output)."""
+    value, grads, y = net.train_step(xb, yb, True, loss)
+    for k in decay:                                      # l2: λ/2·‖w‖² in the loss
+        grads[k] += l2 * net.params[k]
+    if clip_norm is not None:
+        _clip(grads, clip_norm)
+    opt.step(net.params, grads, lr)
+    return value, y
 
 
 def evaluate(net, xs: dict, y: np.ndarray, loss) -> tuple[float, np.ndarray]:

@@ -132,13 +132,13 @@ def test_optimizer_updates_follow_their_formulas():
     w = {"w": np.array([[1.0, 2.0]], np.float32)}
     adam = OPTIMIZERS["adam"](lr=0.1)
     adam.start(w)
-    adam.step(w, {"w": g}, 0.1)
+    adam.step(w, {"w": g.copy()}, 0.1)
     # first Adam step: m̂ = g, v̂ = g², so w -= lr * g / (|g| + eps)
     np.testing.assert_allclose(w["w"], [[0.9, 2.1]], rtol=1e-5)
     w = {"w": np.array([[1.0, 2.0]], np.float32)}
     sgd = OPTIMIZERS["sgd"](lr=0.1, momentum=0.5, nesterov=True)
     sgd.start(w)
-    sgd.step(w, {"w": g}, 0.1)
-    sgd.step(w, {"w": g}, 0.1)
+    sgd.step(w, {"w": g.copy()}, 0.1)
+    sgd.step(w, {"w": g.copy()}, 0.1)
     # v1 = g, step g + 0.5 g; v2 = 1.5 g, step g + 0.75 g: total 3.25 g * lr
     np.testing.assert_allclose(w["w"], [[1.0, 2.0]] - 0.325 * g, rtol=1e-5)

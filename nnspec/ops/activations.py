@@ -2,6 +2,7 @@
 its forward, its derivative and its ONNX lowering together."""
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import numpy as np
@@ -9,7 +10,7 @@ from pydantic import Field
 
 from .base import Op, Params, array_axis, check_axis, register
 
-GELU_C = np.sqrt(2.0 / np.pi)
+GELU_C = math.sqrt(2.0 / math.pi)
 
 
 @register

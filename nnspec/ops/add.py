@@ -22,11 +22,16 @@ class Add(Op):
     arity = None
 
     def infer_shape(self, p, shapes):
-        try:
-            return tuple(np.broadcast_shapes(*shapes))
-        except ValueError:
-            raise ShapeError("cannot add values of shapes "
-                             + " and ".join(str(list(s)) for s in shapes)) from None
+        # NumPy's rule, on the right-aligned axes: sizes agree or one of them is 1
+        rank = max(len(s) for s in shapes)
+        out = []
+        for axis in range(-rank, 0):
+            sizes = {s[axis] for s in shapes if len(s) >= -axis} - {1}
+            if len(sizes) > 1:
+                raise ShapeError("cannot add values of shapes "
+                                 + " and ".join(str(list(s)) for s in shapes))
+            out.append(sizes.pop() if sizes else 1)
+        return tuple(out)
 
     def forward(self, p, w, xs, ctx):
         rank = len(ctx.out_shape) + 1

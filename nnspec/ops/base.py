@@ -30,7 +30,7 @@ class ShapeError(ValueError):
 
 class Params(BaseModel):
     """Base for every op's parameters: unknown keys are errors, not ignored."""
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)  # schemas built on first use
     positional: ClassVar[tuple[str, ...]] = ()     # names of positional arguments, in order
 
 

@@ -1,6 +1,7 @@
 """dense(units): a fully connected layer on the last axis.  [..., d] -> [..., units]"""
 from __future__ import annotations
 
+from math import prod
 from typing import Literal
 
 import numpy as np
@@ -36,7 +37,7 @@ class Dense(Op):
         return w
 
     def macs(self, p, shapes, out):
-        return int(np.prod(out)) * shapes[0][-1]
+        return prod(out) * shapes[0][-1]
 
     def forward(self, p, w, xs, ctx):
         (x,) = xs

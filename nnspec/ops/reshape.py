@@ -1,9 +1,8 @@
 """flatten and reshape: the same numbers, another shape (batch kept)."""
 from __future__ import annotations
 
+from math import prod
 from typing import Literal
-
-import numpy as np
 
 from .base import Op, Params, ShapeError, register
 
@@ -13,7 +12,7 @@ class Flatten(Op):
     kind = "flatten"                                     # [d1, d2, ...] -> [d1 * d2 * ...]
 
     def infer_shape(self, p, shapes):
-        return (int(np.prod(shapes[0])),)
+        return (prod(shapes[0]),)
 
     def forward(self, p, w, xs, ctx):
         (x,) = xs
@@ -36,18 +35,18 @@ class Reshape(Op):
 
     def infer_shape(self, p, shapes):
         (s,) = shapes
-        size, dims = int(np.prod(s)), list(p.shape)
+        size, dims = prod(s), list(p.shape)
         free = [i for i, d in enumerate(dims) if d == -1]
         if len(free) > 1 or any(d == 0 or d < -1 for d in dims):
             raise ShapeError(f"reshape: shape {dims} must hold positive sizes and at most one -1")
-        known = int(np.prod([d for d in dims if d != -1]))
+        known = prod(d for d in dims if d != -1)
         if free:
             if size % known:
                 raise ShapeError(f"reshape: cannot reshape {list(s)} ({size} values) into {dims}")
             dims[free[0]] = size // known
-        if int(np.prod(dims)) != size:
+        if prod(dims) != size:
             raise ShapeError(f"reshape: cannot reshape {list(s)} ({size} values) into {dims} "
-                             f"({int(np.prod(dims))} values)")
+                             f"({prod(dims)} values)")
         return tuple(dims)
 
     def forward(self, p, w, xs, ctx):
