@@ -4,6 +4,8 @@ from __future__ import annotations
 from math import prod
 from typing import Literal
 
+import numpy as np
+
 from .base import Op, Params, ShapeError, register
 
 
