@@ -142,26 +142,28 @@ class Network:
 
     def train_step(self, xs: dict, target, training: bool, loss, reuse: bool = True):
         """One forward and backward pass on inputs already normalised:
-        (loss, {parameter: gradient}, the model's output)."""
+        (loss, {parameter: gradient}, raw output). The raw output stops
+        before an activation the loss absorbed; `finish(loss, raw)` applies
+        it (the trainer does that once per epoch, not once per batch)."""
         absorbed = self._absorbed(loss)
         values, backs = self._forward(xs, training, reuse, stop=absorbed)
-        if absorbed is not None:
-            z = values[absorbed.inputs[0]]
-            value, dz = loss.from_pre(z, target)
-            return value, self._backward(backs, absorbed.inputs[0], dz), self._finish(absorbed, z)
-        y = values[self.graph.outputs[0]]
-        value, dy = loss(y, target)
-        return value, self._backward(backs, self.graph.outputs[0], dy), y
+        start = absorbed.inputs[0] if absorbed is not None else self.graph.outputs[0]
+        raw = values[start]
+        value, draw = loss.from_pre(raw, target) if absorbed is not None else loss(raw, target)
+        return value, self._backward(backs, start, draw), raw
+
+    def finish(self, loss, raw):
+        """The model's output from a raw output of train_step."""
+        absorbed = self._absorbed(loss)
+        return raw if absorbed is None else self._finish(absorbed, raw)
 
     def eval_step(self, xs: dict, target, loss):
         """Loss and output in inference mode, with no gradients."""
         absorbed = self._absorbed(loss)
         values, _ = self._forward(xs, False, reuse=False, stop=absorbed)
-        if absorbed is not None:
-            z = values[absorbed.inputs[0]]
-            return loss.from_pre(z, target)[0], self._finish(absorbed, z)
-        y = values[self.graph.outputs[0]]
-        return loss(y, target)[0], y
+        raw = values[absorbed.inputs[0] if absorbed is not None else self.graph.outputs[0]]
+        value = loss.from_pre(raw, target)[0] if absorbed is not None else loss(raw, target)[0]
+        return value, self.finish(loss, raw)
 
     def _finish(self, node, z):
         """Run the node the loss absorbed, for the output itself."""

@@ -116,7 +116,7 @@ def train(spec, epochs: int | None = None, batch: int | None = None, seed: int |
                 if on_batch:
                     on_batch(epoch, min(start + batch, n), n, total / min(start + batch, n))
             row = {"epoch": epoch + 1, "loss": total / n}
-            row.update(_metrics(metrics, np.concatenate(outs), train_set.y[order]))
+            row.update(_metrics(metrics, net.finish(loss, np.concatenate(outs)), train_set.y[order]))
             if x_val is not None:
                 vloss, vy = evaluate(net, x_val, val_set.y, loss)
                 row["val_loss"] = vloss
@@ -152,7 +152,7 @@ def train(spec, epochs: int | None = None, batch: int | None = None, seed: int |
 
 
 def fit_batch(net, opt, xb: dict, yb, loss, lr: float, l2: float = 0.0, decay=(), clip_norm=None):
-    """One optimisation step on one mini-batch: (loss, output)."""
+    """One optimisation step on one mini-batch: (loss, raw output; see Network.train_step)."""
     value, grads, y = net.train_step(xb, yb, True, loss)
     for k in decay:                                      # l2: λ/2·‖w‖² in the loss
         grads[k] += l2 * net.params[k]
