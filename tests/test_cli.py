@@ -124,3 +124,66 @@ def test_help_imports_no_numerical_libraries():
             "print(heavy)")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert p.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_ctrl_c_writes_the_best_weights_and_exits_130(tmp_path):
+    import signal
+    spec = tmp_path / "long.nn"
+    spec.write_text("""
+model long {
+    input x: float32[2]
+    dense(64) -> tanh
+    dense(2) -> softmax
+}
+train {
+    data = dataset("spirals", n=2000)
+    validation = 0.2
+    loss = cross_entropy
+    optimizer = adam(lr=0.01)
+    epochs = 100000
+    batch = 8
+}
+""")
+    out = tmp_path / "run"
+    p = subprocess.Popen([sys.executable, "-m", "nnspec", "train", str(spec), "--out", str(out)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    epochs_seen = 0
+    while epochs_seen < 3:                      # progress lines go to stderr, one per epoch
+        line = p.stderr.readline()
+        assert line, "training ended before it could be interrupted"
+        epochs_seen += line.startswith("epoch")
+    p.send_signal(signal.SIGINT)
+    stdout, stderr = p.communicate(timeout=60)
+    assert p.returncode == 130, stderr
+    assert "interrupted; kept the best epoch so far" in stdout
+    assert "Traceback" not in stderr
+    for name in ("weights.npz", "model.onnx", "history.csv"):
+        assert (out / name).is_file()
+
+
+def test_integer_class_labels_are_kept(tmp_path):
+    data = tmp_path / "d.csv"
+    rows = ["a,b,grade"] + [f"{i % 7},{(i * 3) % 5},{[3, 5, 9][i % 3]}" for i in range(60)]
+    data.write_text("\n".join(rows) + "\n")
+    spec = tmp_path / "m.nn"
+    spec.write_text("""
+model m {
+    input x: float32[2]
+    dense(8) -> relu
+    dense(3) -> softmax
+}
+train {
+    data = csv("d.csv", target="grade")
+    loss = cross_entropy
+    optimizer = adam(lr=0.01)
+    epochs = 2
+    batch = 8
+}
+""")
+    code, _, err = run_cli("train", spec, "--out", tmp_path / "run", "--quiet")
+    assert code == 0, err
+    code, stdout, err = run_cli("predict", tmp_path / "run" / "model.onnx", "--data", data)
+    assert code == 0, err
+    assert stdout.splitlines()[0] == "prediction,p_3,p_5,p_9"
+    assert {line.split(",")[0] for line in stdout.splitlines()[1:]} <= {"3", "5", "9"}
+    assert "accuracy" in err
