@@ -21,7 +21,6 @@ MAX_BLOCK_DEPTH = 32
 MAX_NODES = 100_000        # a typo such as `repeat 1000000` gets a message, not a hang
 # In the language but not in this engine yet: a clear message instead of "unknown".
 PLANNED = {name: family for family, names in {
-    "convolution": "conv2d conv1d maxpool2d avgpool2d maxpool1d avgpool1d global_avgpool global_maxpool",
     "sequence": "embedding rnn lstm gru attention positional",
 }.items() for name in names.split()}
 

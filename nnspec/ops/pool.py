@@ -1,0 +1,137 @@
+"""Pooling, channels first: maxpool2d / avgpool2d (size, stride=size,
+padding=0) and their 1-d forms over [C, H, W] / [C, L]; global_avgpool and
+global_maxpool over every spatial axis: [C, ...] -> [C].
+
+Windows are strided views (windows.py); the gradient goes back through a
+vectorised scatter (bincount), so overlapping windows add up correctly."""
+from __future__ import annotations
+
+from math import prod
+from typing import Literal, Union
+
+import numpy as np
+from pydantic import NonNegativeInt, PositiveInt, conlist
+
+from .base import Op, Params, ShapeError, register
+from .windows import crop, pad, pair, plan, scatter, view
+
+Size = Union[PositiveInt, conlist(PositiveInt, min_length=1, max_length=2)]
+
+
+class PoolParams(Params):
+    size: Size = 2
+    stride: Size | None = None                 # default: the window size (no overlap)
+    padding: Union[NonNegativeInt, conlist(NonNegativeInt, min_length=1, max_length=2)] = 0
+    positional = ("size",)
+
+
+class Pool(Op):
+    ndim: int
+    expects: str
+    reduce: str                                 # "max" or "mean"
+
+    def _geometry(self, p, shape):
+        n = self.ndim
+        if len(shape) != n + 1:
+            raise ShapeError(f"{self.kind} expects {self.expects}, got {list(shape)}")
+        size = pair(p.size, n, "size")
+        stride = pair(p.stride if p.stride is not None else p.size, n, "stride")
+        padding = pair(p.padding, n, "padding")
+        if any(q >= k for q, k in zip(padding, size)):
+            raise ShapeError(f"{self.kind}: padding {list(padding)} must be smaller than the window {list(size)}")
+        out, before, after = plan(self.kind, shape, size, stride, (1,) * n, list(padding))
+        return size, stride, out, before, after
+
+    def infer_shape(self, p, shapes):
+        _, _, out, _, _ = self._geometry(p, shapes[0])
+        return (shapes[0][0], *out)
+
+    def forward(self, p, w, xs, ctx):
+        (x,) = xs
+        n = self.ndim
+        size, stride, out, before, after = self._geometry(p, x.shape[1:])
+        fill = -np.inf if self.reduce == "max" else 0.0
+        xp = pad(x, before, after, fill)
+        win = view(xp, size, stride, (1,) * n)                     # (B, C, *out, *size)
+        flat = win.reshape(*win.shape[:2 + n], -1)                  # (B, C, *out, k)
+        if self.reduce == "max":
+            arg = flat.argmax(axis=-1)
+            y = np.take_along_axis(flat, arg[..., None], axis=-1)[..., 0]
+        else:
+            y = flat.mean(axis=-1, dtype=x.dtype)
+
+        def backward(dy):
+            if self.reduce == "max":     # all of the gradient to the first maximum of each window
+                contrib = np.zeros(flat.shape, dy.dtype)
+                np.put_along_axis(contrib, arg[..., None], dy[..., None], axis=-1)
+            else:                        # shared evenly (padding counts, as in the exported model)
+                contrib = np.broadcast_to((dy / prod(size))[..., None], flat.shape)
+            dxp = scatter(contrib.reshape(win.shape), xp.shape[2:], size, stride, (1,) * n)
+            return [crop(dxp, before, x.shape[2:])], {}
+
+        return y, backward
+
+    def to_onnx(self, b, p, w, xs):
+        size, stride, _, before, after = self._geometry(p, b.in_shapes[0])
+        attrs = dict(kernel_shape=list(size), strides=list(stride), pads=list(before) + list(after))
+        if self.reduce == "max":
+            return b.node("MaxPool", xs, **attrs)
+        return b.node("AveragePool", xs, count_include_pad=1, **attrs)
+
+
+def _pool(kind, reduce, ndim, expects):
+    params = type(f"{kind.title()}Params", (PoolParams,),
+                  {"__annotations__": {"kind": Literal[kind]}, "kind": kind, "__module__": __name__})
+    return register(type(kind.title().replace("_", ""), (Pool,), {
+        "kind": kind, "Params": params, "reduce": reduce, "ndim": ndim, "expects": expects,
+        "__module__": __name__}))
+
+
+Maxpool2d = _pool("maxpool2d", "max", 2, "[channels, height, width]")
+Avgpool2d = _pool("avgpool2d", "mean", 2, "[channels, height, width]")
+Maxpool1d = _pool("maxpool1d", "max", 1, "[channels, length]")
+Avgpool1d = _pool("avgpool1d", "mean", 1, "[channels, length]")
+
+
+class GlobalPool(Op):
+    reduce: str
+
+    def infer_shape(self, p, shapes):
+        (s,) = shapes
+        if len(s) < 2:
+            raise ShapeError(f"{self.kind} expects channels and at least one spatial axis, "
+                             f"[channels, ...], got {list(s)}")
+        return (s[0],)
+
+    def forward(self, p, w, xs, ctx):
+        (x,) = xs
+        flat = x.reshape(x.shape[0], x.shape[1], -1)                # (B, C, P)
+        if self.reduce == "max":
+            arg = flat.argmax(axis=-1)
+            y = np.take_along_axis(flat, arg[..., None], axis=-1)[..., 0]
+        else:
+            y = flat.mean(axis=-1, dtype=x.dtype)
+
+        def backward(dy):
+            if self.reduce == "max":
+                g = np.zeros(flat.shape, dy.dtype)
+                np.put_along_axis(g, arg[..., None], dy[..., None], axis=-1)
+            else:
+                g = np.broadcast_to((dy / flat.shape[-1])[..., None], flat.shape).copy()
+            return [g.reshape(x.shape)], {}
+
+        return y, backward
+
+    def to_onnx(self, b, p, w, xs):
+        op = "GlobalMaxPool" if self.reduce == "max" else "GlobalAveragePool"
+        return b.node("Flatten", [b.node(op, xs)], axis=1)           # (B, C, 1, ...) -> (B, C)
+
+
+@register
+class GlobalAvgpool(GlobalPool):
+    kind, reduce = "global_avgpool", "mean"
+
+
+@register
+class GlobalMaxpool(GlobalPool):
+    kind, reduce = "global_maxpool", "max"

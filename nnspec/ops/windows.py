@@ -1,0 +1,90 @@
+"""Sliding windows over the spatial axes of channels-first arrays, shared by
+the convolutions and the pools: the output size rule, padding, im2col as a
+strided view, and the scatter back (col2im) for pooling gradients.
+
+Arrays are (B, C, *spatial) with one or two spatial axes."""
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .base import ShapeError
+
+AXIS_NAMES = {1: ("length",), 2: ("height", "width")}
+
+
+def pair(value, n: int, what: str) -> tuple[int, ...]:
+    """An int or a list of n ints, as a tuple of n ints."""
+    t = tuple(value) if isinstance(value, (list, tuple)) else (value,) * n
+    if len(t) != n:
+        raise ShapeError(f"`{what}` needs {n} value{'s' * (n > 1)}, got {list(t)}")
+    return t
+
+
+def same_pads(size: int, k: int, s: int, d: int) -> tuple[int, int]:
+    """ONNX SAME_UPPER: the output is ceil(size / stride); extra padding goes at the end."""
+    out = -(-size // s)
+    total = max((out - 1) * s + (k - 1) * d + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
+def plan(kind: str, shape: tuple, kernel: tuple, stride: tuple, dilation: tuple, padding) -> tuple:
+    """(output spatial sizes, pads before, pads after) — or a ShapeError that
+    says which dimension does not fit."""
+    n = len(kernel)
+    spatial = shape[1:]
+    names = AXIS_NAMES[n]
+    if padding == "same":
+        pads = [same_pads(h, k, s, d) for h, k, s, d in zip(spatial, kernel, stride, dilation)]
+    elif padding == "valid":
+        pads = [(0, 0)] * n
+    else:
+        pads = [(p, p) for p in pair(padding, n, "padding")]
+    out = []
+    for h, k, s, d, (pl, pr), name in zip(spatial, kernel, stride, dilation, pads, names):
+        extent = (k - 1) * d + 1
+        if extent > h + pl + pr:
+            dil = f" (dilated to {extent})" if d > 1 else ""
+            raise ShapeError(f"{kind}: kernel {k}{dil} is larger than the padded {name} {h + pl + pr} "
+                             f"of input {list(shape)}")
+        out.append((h + pl + pr - extent) // s + 1)
+    return tuple(out), tuple(p[0] for p in pads), tuple(p[1] for p in pads)
+
+
+def pad(x: np.ndarray, before: tuple, after: tuple, value: float = 0.0) -> np.ndarray:
+    if not any(before) and not any(after):
+        return x
+    widths = [(0, 0), (0, 0)] + list(zip(before, after))
+    return np.pad(x, widths, constant_values=value)
+
+
+def view(xp: np.ndarray, kernel: tuple, stride: tuple, dilation: tuple) -> np.ndarray:
+    """(B, C, *spatial) -> a strided view (B, C, *out, *kernel); no copy."""
+    n = len(kernel)
+    extent = tuple((k - 1) * d + 1 for k, d in zip(kernel, dilation))
+    v = sliding_window_view(xp, extent, axis=tuple(range(2, 2 + n)))
+    index = (slice(None), slice(None)) + tuple(slice(None, None, s) for s in stride) \
+        + tuple(slice(None, None, d) for d in dilation)
+    return v[index]
+
+
+def scatter(contrib: np.ndarray, padded: tuple, kernel: tuple, stride: tuple, dilation: tuple) -> np.ndarray:
+    """The adjoint of `view`: sum window values (B, C, *out, *kernel) back into
+    (B, C, *padded) — overlapping windows add up. Vectorised with bincount."""
+    B, C = contrib.shape[:2]
+    n = len(kernel)
+    out = contrib.shape[2:2 + n]
+    plane = int(np.prod(padded))
+    # flat position in the padded plane of every (output position, kernel offset)
+    grids = np.meshgrid(*[np.arange(o) for o in out], *[np.arange(k) for k in kernel], indexing="ij")
+    pos = np.zeros(grids[0].shape, np.int64)
+    for a in range(n):
+        coord = grids[a] * stride[a] + grids[n + a] * dilation[a]
+        pos = pos * padded[a] + coord
+    offsets = (np.arange(B * C, dtype=np.int64) * plane).reshape(B, C, *([1] * (2 * n)))
+    flat = np.bincount((offsets + pos).ravel(), weights=contrib.ravel(), minlength=B * C * plane)
+    return flat.reshape(B, C, *padded).astype(contrib.dtype, copy=False)
+
+
+def crop(xp: np.ndarray, before: tuple, spatial: tuple) -> np.ndarray:
+    return xp[(slice(None), slice(None)) + tuple(slice(b, b + s) for b, s in zip(before, spatial))]
