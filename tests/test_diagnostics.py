@@ -161,8 +161,26 @@ def test_tuple_into_a_single_input_layer():
 
 
 def test_planned_layers_say_so():
-    (d,) = errors("model m {\n  input x: float32[1, 8, 8]\n  conv2d(4, kernel=3)\n}\n")
-    assert "`conv2d` is part of the language but not available in this version" in d.message
+    (d,) = errors("model m {\n  input x: float32[8, 8]\n  lstm(4)\n}\n")
+    assert "`lstm` is part of the language but not available in this version" in d.message
+
+
+def test_conv_shape_errors_name_both_shapes():
+    def one(body):
+        (d,) = errors(f"model m {{\n  input x: float32[1, 8, 8]\n{body}\n}}\n")
+        return d
+    d = one("  flatten -> conv2d(4)")
+    assert d.line == 3 and "conv2d expects [channels, height, width], got [64]" in d.message
+    d = one("  conv2d(4, kernel=9)")
+    assert "conv2d: kernel 9 is larger than the padded height 8 of input [1, 8, 8]" in d.message
+    d = one("  conv2d(4, kernel=3, dilation=4)")
+    assert "kernel 3 (dilated to 9) is larger than the padded height 8" in d.message
+    d = one("  maxpool2d(2) -> maxpool2d(2) -> maxpool2d(2) -> maxpool2d(2)")
+    assert d.column == 51 and "maxpool2d: kernel 2 is larger than the padded height 1 of input [1, 1, 1]" in d.message
+    d = one("  a = x -> conv2d(4, padding=same)\n  h = a -> conv2d(8, padding=same)\n  (a + h) -> relu")
+    assert d.line == 5 and "cannot add values of shapes [4, 8, 8] and [8, 8, 8]" in d.message
+    d = one("  conv2d(4, padding=sme)")
+    assert "`padding`" in d.message and "did you mean `same`?" in d.message
 
 
 def test_missing_file_is_a_spec_error(tmp_path):
