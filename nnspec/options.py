@@ -108,7 +108,23 @@ def validate(cls: type[BaseModel], what: str, args: Args, call_span: Span, env: 
     try:
         return cls.model_validate({**data, **(extra or {})}), []
     except ValidationError as err:
-        return None, [_explain(e, cls, what, args, call_span, env or {}) for e in err.errors()]
+        return None, [_explain(e, cls, what, args, call_span, env or {}) for e in _one_per_field(err.errors())]
+
+
+def _one_per_field(errors: list[dict]) -> list[dict]:
+    """A value that fits no branch of a union gets one error per branch; keep
+    one: the enumeration's when a name was given, otherwise the first."""
+    by_key: dict = {}
+    for e in errors:
+        by_key.setdefault(e["loc"][:1], []).append(e)
+    out = []
+    for group in by_key.values():
+        literal = [e for e in group if e["type"] == "literal_error"]
+        chosen = literal[0] if literal and isinstance(group[0].get("input"), str) else group[0]
+        if len(group) > 1:
+            chosen = {**chosen, "loc": chosen["loc"][:1], "union": True}
+        out.append(chosen)
+    return out
 
 
 def _explain(e: dict, cls, what: str, args: Args, call_span: Span, env: dict) -> tuple[Span, str]:
@@ -128,7 +144,8 @@ def _explain(e: dict, cls, what: str, args: Args, call_span: Span, env: dict) ->
     path = ".".join(map(str, loc))
     choices = literal_choices(cls, key)
     if kind == "literal_error" and choices:
-        return span, (f"`{what}`: `{path}` must be one of {one_of(choices)}, got {shown}"
+        other = " or a number" if e.get("union") else ""
+        return span, (f"`{what}`: `{path}` must be one of {one_of(choices)}{other}, got {shown}"
                       + did_you_mean(got, choices))
     msg = e["msg"][0].lower() + e["msg"][1:]
     hint = did_you_mean(got, list(env) + list(choices)) if key in args.enums else ""
