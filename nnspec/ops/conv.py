@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import PositiveInt, conlist
 
 from .base import INITS, Op, Params, ShapeError, initializer, register
-from .windows import crop, pad, pair, plan, view
+from .windows import pair, plan, view
 
 Size = Union[PositiveInt, conlist(PositiveInt, min_length=1, max_length=2)]
 Padding = Union[Literal["same", "valid"], int, conlist(int, min_length=1, max_length=2)]
@@ -34,24 +34,25 @@ class ConvParams(Params):
     positional = ("filters",)
 
 
-def _corr(xp: np.ndarray, wm: np.ndarray, kernel, stride, dilation, out_buf=None):
-    """Cross-correlation as one matrix product.
-    xp: (B, C, *spatial), wm: (F, C * prod(kernel)) -> (B, F, *out) and the im2col matrix."""
+def _corr(xp: np.ndarray, wm: np.ndarray, kernel, stride, dilation, ctx, key: str):
+    """Cross-correlation as one batched matrix product, channels first.
+    xp: (B, C, *spatial), wm: (F, C * prod(kernel)) -> y (B, F, P) and the
+    im2col matrix (B, C * prod(kernel), P), P = prod(out). The copy keeps the
+    output positions innermost: contiguous runs, and NCHW out with no transpose."""
     B, C = xp.shape[:2]
     n = len(kernel)
-    v = view(xp, kernel, stride, dilation)                       # (B, C, *out, *kernel)
+    v = view(xp, kernel, stride, dilation)                        # (B, C, *out, *kernel)
     out = v.shape[2:2 + n]
-    order = (0, *range(2, 2 + n), 1, *range(2 + n, 2 + 2 * n))  # (B, *out, C, *kernel)
-    cols = v.transpose(order).reshape(B * prod(out), C * prod(kernel))
-    y2 = np.matmul(cols, wm.T, out=out_buf)                      # (B * P, F)
-    y = y2.reshape(B, *out, wm.shape[0]).transpose(0, n + 1, *range(1, n + 1))
-    return np.ascontiguousarray(y), cols
+    cols = ctx.buffer(key + "cols", (B, C, *kernel, *out), xp.dtype)
+    np.copyto(cols, v.transpose(0, 1, *range(2 + n, 2 + 2 * n), *range(2, 2 + n)))
+    cols = cols.reshape(B, C * prod(kernel), prod(out))
+    y = np.matmul(wm, cols, out=ctx.buffer(key + "y", (B, wm.shape[0], prod(out)), xp.dtype))
+    return y, cols, out
 
 
 class Conv(Op):
     ndim: int
     expects: str
-    init_family = None
 
     def _geometry(self, p, shape):
         n = self.ndim
@@ -80,45 +81,75 @@ class Conv(Op):
 
     def forward(self, p, w, xs, ctx):
         (x,) = xs
+        n = self.ndim
         W = w["W"]
         F, C = W.shape[:2]
+        B, spatial = x.shape[0], x.shape[2:]
         kernel, stride, dilation, out, before, after = self._geometry(p, x.shape[1:])
-        xp = pad(x, before, after)
-        B = x.shape[0]
-        y, cols = _corr(xp, W.reshape(F, -1), kernel, stride, dilation,
-                        ctx.buffer("y2", (B * prod(out), F), W.dtype))
+        # zero padding in a reused buffer: only the interior is ever written
+        xp = ctx.buffer("xp", (B, C, *[s + a + b for s, a, b in zip(spatial, before, after)]), x.dtype)
+        if ctx.cache is None or "padded" not in ctx.cache:
+            xp.fill(0)
+        if ctx.cache is not None:
+            ctx.cache["padded"] = xp.shape
+        xp[interior(before, spatial)] = x
+        y, cols, out = _corr(xp, W.reshape(F, -1), kernel, stride, dilation, ctx, "f")
         if p.bias:
-            y += w["b"].reshape(F, *([1] * self.ndim))
+            y += w["b"][:, None]
 
         def backward(dy):
-            n = self.ndim
-            dy2 = dy.transpose(0, *range(2, 2 + n), 1).reshape(-1, F)     # (B * P, F)
-            grads = {"W": np.matmul(dy2.T, cols).reshape(W.shape)}
+            dy3 = dy.reshape(B, F, -1)                                   # (B, F, P)
+            # dW = sum over the batch of dy_b @ cols_b^T
+            grads = {"W": np.matmul(dy3, cols.transpose(0, 2, 1)).sum(axis=0).reshape(W.shape)}
             if p.bias:
-                grads["b"] = dy2.sum(axis=0)
+                grads["b"] = dy3.sum(axis=(0, 2))
             dx = None
             if ctx.need_dx[0]:
-                # the gradient of the padded input: a full correlation of the
-                # zero-stuffed output gradient with the flipped kernel
-                spatial_p = xp.shape[2:]
-                reach = [(k - 1) * d for k, d in zip(kernel, dilation)]
-                buf = np.zeros((B, F, *[s + r for s, r in zip(spatial_p, reach)]), dy.dtype)
-                place = (slice(None), slice(None)) + tuple(
-                    slice(r, r + (o - 1) * s + 1, s) for r, o, s in zip(reach, out, stride))
-                buf[place] = dy
-                flipped = np.flip(W, axis=tuple(range(2, 2 + n))).swapaxes(0, 1)   # (C, F, *kernel)
-                dxp, _ = _corr(buf, np.ascontiguousarray(flipped).reshape(C, -1), kernel,
-                               (1,) * n, dilation)
-                dx = crop(dxp, before, x.shape[2:])
+                dx = self._grad_input(dy, W, spatial, before, kernel, stride, dilation, out, ctx)
             return [dx], grads
 
-        return y, backward
+        return y.reshape(B, F, *out), backward
+
+    def _grad_input(self, dy, W, spatial, before, kernel, stride, dilation, out, ctx):
+        """dx as a correlation of the output gradient — zero-stuffed by the
+        stride and padded by the kernel's reach — with the kernel flipped and
+        its channel axes swapped; evaluated at the unpadded positions only."""
+        n = self.ndim
+        B, F = dy.shape[:2]
+        C = W.shape[1]
+        reach = [(k - 1) * d for k, d in zip(kernel, dilation)]
+        # buf holds dy at positions reach + i * stride - before: index j of dx
+        # sees buf[j : j + reach + 1 : dilation]
+        size = [s + r for s, r in zip(spatial, reach)]
+        buf = ctx.buffer("dybuf", (B, F, *size), dy.dtype)
+        buf.fill(0)
+        kept = [_kept(r - b, o, st, sz) for r, b, o, st, sz in zip(reach, before, out, stride, size)]
+        every = (slice(None), slice(None))
+        buf[every + tuple(k[0] for k in kept)] = dy[every + tuple(k[1] for k in kept)]
+        flipped = np.flip(W, axis=tuple(range(2, 2 + n))).swapaxes(0, 1)      # (C, F, *kernel)
+        dx, _, _ = _corr(buf, np.ascontiguousarray(flipped).reshape(C, -1), kernel, (1,) * n,
+                         dilation, ctx, "b")
+        return dx.reshape(B, C, *spatial)
 
     def to_onnx(self, b, p, w, xs):
         kernel, stride, dilation, _, before, after = self._geometry(p, b.in_shapes[0])
         inputs = [xs[0], w["W"]] + ([w["b"]] if p.bias else [])
         return b.node("Conv", inputs, kernel_shape=list(kernel), strides=list(stride),
                       dilations=list(dilation), pads=list(before) + list(after))
+
+
+def interior(before, spatial) -> tuple:
+    return (slice(None), slice(None)) + tuple(slice(b, b + s) for b, s in zip(before, spatial))
+
+
+def _kept(offset: int, count: int, stride: int, size: int) -> tuple[slice, slice]:
+    """Output positions i in [0, count) land at offset + i * stride; keep those
+    inside [0, size): (where they land, which i they are)."""
+    first = -(offset // stride) if offset < 0 else 0               # ceil(-offset / stride)
+    last = min(count - 1, (size - 1 - offset) // stride)
+    if last < first:
+        return slice(0, 0), slice(0, 0)
+    return slice(offset + first * stride, offset + last * stride + 1, stride), slice(first, last + 1)
 
 
 class Conv2dParams(ConvParams):

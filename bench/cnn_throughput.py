@@ -1,0 +1,158 @@
+"""Training throughput and peak memory of a small CNN, nnspec's NumPy engine
+against PyTorch on the CPU (NCHW, and NHWC "channels-last" for reference):
+
+    1x28x28 -> conv 3x3 16 same -> relu -> maxpool 2 -> conv 3x3 32 same
+            -> relu -> maxpool 2 -> flatten -> dense 10 (softmax cross-entropy, SGD)
+
+Each engine runs in its own process, alternating (ABBA), with the same
+thread count; the figure is the median of the per-round ratios. Peak memory
+is the growth of the process's peak RSS over one training step at batch 256
+(after the data and model are set up), measured in a fresh process.
+
+    pip install -r bench/requirements.txt
+    python bench/cnn_throughput.py [--rounds 6] [--threads 2]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from a checkout
+
+N = 2048
+SPEC = """
+model cnn {
+    input image: float32[1, 28, 28]
+    conv2d(16, kernel=3, padding=same) -> relu
+    maxpool2d(2)
+    conv2d(32, kernel=3, padding=same) -> relu
+    maxpool2d(2)
+    flatten
+    dense(10) -> softmax
+}
+"""
+
+
+def data():
+    import numpy as np
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(N, 1, 28, 28)).astype(np.float32), rng.integers(0, 10, N)
+
+
+def nnspec_step(batch):
+    import nnspec
+    from nnspec.losses import LOSSES
+    from nnspec.optim import OPTIMIZERS
+    from nnspec.train import fit_batch
+    x, y = data()
+    net = nnspec.loads(SPEC).build(seed=0)
+    opt = OPTIMIZERS["sgd"](lr=0.01)
+    opt.start(net.params)
+    loss = LOSSES["cross_entropy"]()
+
+    def steps(k, start=0):
+        for i in range(start, start + k):
+            s = (i * batch) % (N - batch)
+            fit_batch(net, opt, {"image": x[s:s + batch]}, y[s:s + batch], loss, 0.01)
+    return steps
+
+
+def torch_step(batch, channels_last=False):
+    import torch
+    torch.set_num_threads(int(os.environ["BENCH_THREADS"]))
+    x, y = data()
+    x, y = torch.from_numpy(x), torch.from_numpy(y)
+    torch.manual_seed(0)
+    nn = torch.nn
+    model = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Flatten(), nn.Linear(32 * 7 * 7, 10))
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    lossf = nn.CrossEntropyLoss()
+
+    def steps(k, start=0):
+        for i in range(start, start + k):
+            s = (i * batch) % (N - batch)
+            opt.zero_grad(set_to_none=True)
+            lossf(model(x[s:s + batch]), y[s:s + batch]).backward()
+            opt.step()
+    return steps
+
+
+ENGINES = {"nnspec": nnspec_step, "torch": torch_step,
+           "torch-channels-last": lambda b: torch_step(b, channels_last=True)}
+
+
+def throughput(steps, batch, seconds):
+    steps(5)
+    t = time.perf_counter()
+    steps(5)
+    k = max(5, int(seconds / 5 / ((time.perf_counter() - t) / 5)))
+    rates = []
+    for _ in range(5):
+        t = time.perf_counter()
+        steps(k)
+        rates.append(k * batch / (time.perf_counter() - t))
+    return statistics.median(rates)
+
+
+def peak_memory(steps):
+    """MiB the peak RSS grows by during the first training step (allocations included)."""
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    steps(1)
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+
+
+def worker(engine, mode, batch, seconds):
+    env = {**os.environ, **{k: os.environ["BENCH_THREADS"] for k in
+                            ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}}
+    out = subprocess.run([sys.executable, __file__, "--worker", engine, "--mode", mode, "--batch", str(batch),
+                          "--seconds", str(seconds)], capture_output=True, text=True, env=env)
+    if out.returncode:
+        sys.exit(f"{engine} worker failed:\n{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])["value"]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=6)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--seconds", type=float, default=2.0)
+    ap.add_argument("--worker")
+    ap.add_argument("--mode", default="throughput")
+    a = ap.parse_args()
+    if a.worker:
+        steps = ENGINES[a.worker](a.batch)
+        value = throughput(steps, a.batch, a.seconds) if a.mode == "throughput" else peak_memory(steps)
+        print(json.dumps({"value": value}))
+        return
+    os.environ["BENCH_THREADS"] = str(a.threads)
+    names = list(ENGINES)
+    rates = {e: [] for e in names}
+    for r in range(a.rounds):
+        for e in (names if r % 2 == 0 else names[::-1]):
+            rates[e].append(worker(e, "throughput", a.batch, a.seconds))
+    print(f"CNN 1x28x28 conv16-pool-conv32-pool-dense10, SGD, float32, batch {a.batch}, "
+          f"{a.threads} threads, {a.rounds} rounds (ABBA)")
+    print(f"{'engine':<22} {'samples/s':>10}  {'nnspec / engine (median of rounds)':>36}  per round")
+    for e in names:
+        ratios = [o / t for o, t in zip(rates["nnspec"], rates[e])]
+        print(f"{e:<22} {statistics.median(rates[e]):>10,.0f}  {statistics.median(ratios):>35.2f}x  "
+              + " ".join(f"{x:.2f}" for x in ratios))
+    mem = {e: statistics.median([worker(e, "memory", 256, 0) for _ in range(3)]) for e in ("nnspec", "torch")}
+    print(f"peak RSS growth over one training step at batch 256: nnspec {mem['nnspec']:.1f} MiB, "
+          f"torch {mem['torch']:.1f} MiB, ratio {mem['nnspec'] / mem['torch']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
