@@ -34,20 +34,28 @@ class ConvParams(Params):
     positional = ("filters",)
 
 
-def _corr(xp: np.ndarray, wm: np.ndarray, kernel, stride, dilation, ctx, key: str):
-    """Cross-correlation as one batched matrix product, channels first.
-    xp: (B, C, *spatial), wm: (F, C * prod(kernel)) -> y (B, F, P) and the
-    im2col matrix (B, C * prod(kernel), P), P = prod(out). The copy keeps the
-    output positions innermost: contiguous runs, and NCHW out with no transpose."""
+def _corr(xp: np.ndarray, wm: np.ndarray, kernel, stride, dilation, cols_buf: np.ndarray):
+    """Cross-correlation as one matrix product over the whole batch.
+    xp: (B, C, *spatial), wm: (F, C * prod(kernel)) -> yT (F, B * P) and the
+    im2col matrix (C * prod(kernel), B * P), P = prod(out), built in cols_buf.
+    Channel-and-offset rows by (batch, position) columns: the copy moves
+    contiguous runs, and the product is a single large GEMM."""
     B, C = xp.shape[:2]
     n = len(kernel)
     v = view(xp, kernel, stride, dilation)                        # (B, C, *out, *kernel)
     out = v.shape[2:2 + n]
-    cols = ctx.buffer(key + "cols", (B, C, *kernel, *out), xp.dtype)
-    np.copyto(cols, v.transpose(0, 1, *range(2 + n, 2 + 2 * n), *range(2, 2 + n)))
-    cols = cols.reshape(B, C * prod(kernel), prod(out))
-    y = np.matmul(wm, cols, out=ctx.buffer(key + "y", (B, wm.shape[0], prod(out)), xp.dtype))
-    return y, cols, out
+    rows, width = C * prod(kernel), B * prod(out)
+    cols = cols_buf[:rows * width].reshape(C, *kernel, B, *out)
+    np.copyto(cols, v.transpose(1, *range(2 + n, 2 + 2 * n), 0, *range(2, 2 + n)))
+    cols = cols.reshape(rows, width)
+    return wm @ cols, cols, out
+
+
+def _to_batch_first(yT: np.ndarray, B: int, out_buf: np.ndarray) -> np.ndarray:
+    """(F, B * P) -> (B, F, P)."""
+    F = yT.shape[0]
+    np.copyto(out_buf, yT.reshape(F, B, -1).transpose(1, 0, 2))
+    return out_buf
 
 
 class Conv(Op):
@@ -86,40 +94,49 @@ class Conv(Op):
         F, C = W.shape[:2]
         B, spatial = x.shape[0], x.shape[2:]
         kernel, stride, dilation, out, before, after = self._geometry(p, x.shape[1:])
+        reach = [(k - 1) * d for k, d in zip(kernel, dilation)]
+        K, P, P_in = prod(kernel), prod(out), prod(spatial)
+        # one scratch buffer for the forward im2col and, once dW is done, the
+        # backward one: the two are never alive together
+        backward_cols = F * K * B * P_in if ctx.need_dx[0] else 0
+        scratch = ctx.buffer("cols", (max(C * K * B * P, backward_cols),), x.dtype)
         # zero padding in a reused buffer: only the interior is ever written
         xp = ctx.buffer("xp", (B, C, *[s + a + b for s, a, b in zip(spatial, before, after)]), x.dtype)
-        if ctx.cache is None or "padded" not in ctx.cache:
+        if ctx.cache is None or ctx.cache.get("xp_zeroed") is not xp:
             xp.fill(0)
-        if ctx.cache is not None:
-            ctx.cache["padded"] = xp.shape
+            if ctx.cache is not None:
+                ctx.cache["xp_zeroed"] = xp
         xp[interior(before, spatial)] = x
-        y, cols, out = _corr(xp, W.reshape(F, -1), kernel, stride, dilation, ctx, "f")
+        yT, cols, out = _corr(xp, W.reshape(F, -1), kernel, stride, dilation, scratch)
+        y = _to_batch_first(yT, B, ctx.buffer("y", (B, F, P), x.dtype))
         if p.bias:
             y += w["b"][:, None]
 
         def backward(dy):
-            dy3 = dy.reshape(B, F, -1)                                   # (B, F, P)
-            # dW = sum over the batch of dy_b @ cols_b^T
-            grads = {"W": np.matmul(dy3, cols.transpose(0, 2, 1)).sum(axis=0).reshape(W.shape)}
+            dyT = ctx.buffer("dyT", (F, B, P), dy.dtype)
+            np.copyto(dyT, dy.reshape(B, F, P).transpose(1, 0, 2))
+            dyT = dyT.reshape(F, B * P)
+            grads = {"W": (dyT @ cols.T).reshape(W.shape)}
             if p.bias:
-                grads["b"] = dy3.sum(axis=(0, 2))
+                grads["b"] = dyT.sum(axis=1)
             dx = None
             if ctx.need_dx[0]:
-                dx = self._grad_input(dy, W, spatial, before, kernel, stride, dilation, out, ctx)
+                dx = self._grad_input(dy, W, spatial, before, kernel, stride, dilation, out, reach,
+                                      scratch, ctx)
             return [dx], grads
 
         return y.reshape(B, F, *out), backward
 
-    def _grad_input(self, dy, W, spatial, before, kernel, stride, dilation, out, ctx):
+    def _grad_input(self, dy, W, spatial, before, kernel, stride, dilation, out, reach, scratch, ctx):
         """dx as a correlation of the output gradient — zero-stuffed by the
         stride and padded by the kernel's reach — with the kernel flipped and
-        its channel axes swapped; evaluated at the unpadded positions only."""
+        its channel axes swapped, evaluated at the unpadded positions only:
+        one more im2col and one more matrix product, no loop."""
         n = self.ndim
         B, F = dy.shape[:2]
         C = W.shape[1]
-        reach = [(k - 1) * d for k, d in zip(kernel, dilation)]
-        # buf holds dy at positions reach + i * stride - before: index j of dx
-        # sees buf[j : j + reach + 1 : dilation]
+        # buf holds dy[i] at reach - before + i * stride; dx[j] reads
+        # buf[j : j + reach + 1 : dilation] against the flipped kernel
         size = [s + r for s, r in zip(spatial, reach)]
         buf = ctx.buffer("dybuf", (B, F, *size), dy.dtype)
         buf.fill(0)
@@ -127,8 +144,9 @@ class Conv(Op):
         every = (slice(None), slice(None))
         buf[every + tuple(k[0] for k in kept)] = dy[every + tuple(k[1] for k in kept)]
         flipped = np.flip(W, axis=tuple(range(2, 2 + n))).swapaxes(0, 1)      # (C, F, *kernel)
-        dx, _, _ = _corr(buf, np.ascontiguousarray(flipped).reshape(C, -1), kernel, (1,) * n,
-                         dilation, ctx, "b")
+        dxT, _, _ = _corr(buf, np.ascontiguousarray(flipped).reshape(C, -1), kernel, (1,) * n,
+                          dilation, scratch)
+        dx = _to_batch_first(dxT, B, ctx.buffer("dx", (B, C, prod(spatial)), dy.dtype))
         return dx.reshape(B, C, *spatial)
 
     def to_onnx(self, b, p, w, xs):
