@@ -100,7 +100,7 @@ def cmd_train(args) -> int:
 
     from .api import load
     from .progress import Progress
-    from .train import train
+    from .trainer import train
 
     spec = load(args.file)
     out = Path(args.out or Path("runs") / spec.name)

@@ -20,9 +20,6 @@ PARAM_TYPES = {"int": int, "float": float, "bool": bool, "str": str}
 MAX_BLOCK_DEPTH = 32
 MAX_NODES = 100_000        # a typo such as `repeat 1000000` gets a message, not a hang
 # In the language but not in this engine yet: a clear message instead of "unknown".
-PLANNED = {name: family for family, names in {
-    "sequence": "embedding rnn lstm gru attention positional",
-}.items() for name in names.split()}
 
 
 @dataclass
@@ -219,12 +216,8 @@ class Compiler:
             return self._expand(self.blocks[name], layer, inputs, scope)
         op = REGISTRY.get(name)
         if op is None:
-            if name in PLANNED:
-                msg = (f"layer `{name}` is part of the language but not available in this version "
-                       f"of nnspec yet ({PLANNED[name]} layers are planned)")
-            else:
-                msg = f"unknown layer `{name}`{did_you_mean(name, [*REGISTRY, *self.blocks])}"
-            self.error(layer.name_span, msg, scope)
+            self.error(layer.name_span, f"unknown layer `{name}`"
+                                        f"{did_you_mean(name, [*REGISTRY, *self.blocks])}", scope)
             return None
         args, errors = gather(name, op.Params.positional, layer.args, layer.kwargs, scope.params, layer.span)
         key = (name, repr(sorted(args.values.items())))
@@ -244,10 +237,22 @@ class Compiler:
         if op.arity is None and len(inputs) < 2:
             self.error(layer.name_span, f"`{name}` joins several values: write `(a, b) -> {name}`", scope)
             return None
+        if isinstance(op.arity, tuple) and len(inputs) not in op.arity:
+            self.error(layer.name_span, f"`{name}` takes {' or '.join(map(str, op.arity))} inputs, "
+                                        f"got {len(inputs)}", scope)
+            return None
         return self._node(op, p, inputs, layer.span, scope)
 
     def _node(self, op, p, inputs: list[str], span: Span, scope: Scope) -> list[str] | None:
         in_shapes = [self.values[v].shape for v in inputs]
+        for v in inputs:
+            got = self.values[v]
+            if got.dtype != op.input_dtype:
+                hint = ("; token ids go through `embedding` first" if got.dtype == "int64" else
+                        "; declare the input as int64" if op.input_dtype == "int64" else "")
+                self.error(span, f"{op.kind} expects {op.input_dtype} values, got "
+                                 f"{got.dtype}{list(got.shape)}{hint}", scope)
+                return None
         try:
             out_shape = tuple(op.infer_shape(p, in_shapes))
         except ShapeError as err:

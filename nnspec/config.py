@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr
 
 from . import spec as S
-from .data import DATASETS, PLANNED_DATASETS, SOURCES, DatasetSource
+from .data import DATASETS, SOURCES, DatasetSource
 from .errors import Collector, Span, did_you_mean, one_of
 from .losses import LOSSES
 from .metrics import METRICS
@@ -150,10 +150,6 @@ def _dataset(v, args, kwargs, coll: Collector):
         return _FAILED
     name = args[0].value
     cls = DATASETS.get(name)
-    if cls is None and name in PLANNED_DATASETS:
-        coll.error(args[0].span, f"data set `{name}` is not available in this version of nnspec yet "
-                                 f"(it comes with the {PLANNED_DATASETS[name]} layers)")
-        return _FAILED
     if cls is None:
         coll.error(args[0].span, f"unknown data set `{name}`; expected one of {one_of(DATASETS)}"
                                  f"{did_you_mean(name, DATASETS)}")

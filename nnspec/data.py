@@ -18,7 +18,6 @@ from .registry import Registry
 
 SOURCES = Registry("data source")
 DATASETS = Registry("data set")
-PLANNED_DATASETS = {"sine": "sequence", "first_equals_last": "sequence"}   # named in the language docs
 
 
 class DataError(Exception):
@@ -253,6 +252,60 @@ class Spirals(DatasetParams):
         return Table(x.astype(np.float32), y.astype(np.int64), list(range(self.classes)), "dataset spirals")
 
 
+@DATASETS.register
+class Sine(DatasetParams):
+    """Windows of a noisy sine wave; the target is the next (noisy) value, so
+    the best possible mean squared error is noise**2."""
+    kind: Literal["sine"] = "sine"
+    length: PositiveInt = 24
+    n: PositiveInt = 1000
+    noise: float = Field(0.1, ge=0)
+    period: float = Field(20.0, gt=0)            # in steps
+    seed: int = 0
+
+    def make(self):
+        rng = np.random.default_rng(self.seed)
+        start = rng.uniform(0, self.period, (self.n, 1))
+        t = start + np.arange(self.length + 1)
+        wave = np.sin(2 * np.pi * t / self.period) + rng.normal(0, self.noise, t.shape)
+        return Table(wave[:, :-1].astype(np.float32), wave[:, -1:].astype(np.float32), None, "dataset sine")
+
+
+@DATASETS.register
+class FirstEqualsLast(DatasetParams):
+    """Token sequences; the class says whether the last token equals the first
+    (balanced: half of them do). Needs memory of the whole sequence."""
+    kind: Literal["first_equals_last"] = "first_equals_last"
+    length: int = Field(16, ge=2)
+    vocab: int = Field(12, ge=2)
+    n: PositiveInt = 8000
+    seed: int = 0
+
+    def make(self):
+        rng = np.random.default_rng(self.seed)
+        x = rng.integers(0, self.vocab, (self.n, self.length))
+        y = np.arange(self.n) % 2
+        rng.shuffle(y)
+        other = (x[:, 0] + rng.integers(1, self.vocab, self.n)) % self.vocab   # never the first
+        x[:, -1] = np.where(y == 1, x[:, 0], other)
+        return Table(x.astype(np.int64), y.astype(np.int64), [0, 1], "dataset first_equals_last")
+
+
+@DATASETS.register
+class Parity(DatasetParams):
+    """Bit sequences; the class is the parity of the number of ones, which
+    depends on every position."""
+    kind: Literal["parity"] = "parity"
+    length: PositiveInt = 8
+    n: PositiveInt = 2000
+    seed: int = 0
+
+    def make(self):
+        rng = np.random.default_rng(self.seed)
+        x = rng.integers(0, 2, (self.n, self.length))
+        return Table(x.astype(np.int64), (x.sum(axis=1) % 2).astype(np.int64), [0, 1], "dataset parity")
+
+
 # ---------------------------------------------------------------- preparing
 
 @dataclass
@@ -290,6 +343,10 @@ def prepare(table: Table, inputs, out_shape: tuple, task: str, labels: list | No
             raise DataError(f"{table.origin} has {a[0].size} feature values a row "
                             f"(shape {list(a.shape[1:])}), input `{v.name}` is {v.dtype}{list(v.shape)} "
                             f"({size} values)")
+        if v.dtype == "int64" and a.dtype.kind == "f" and not np.all(a == np.round(a)):
+            row, col = np.argwhere(a.reshape(n, -1) != np.round(a.reshape(n, -1)))[0]
+            raise DataError(f"{table.origin}: input `{v.name}` takes whole-number token ids, got "
+                            f"{a.reshape(n, -1)[row, col]!r} in sample {row}, value {col}")
         out[v.name] = a.reshape(n, *v.shape).astype(v.dtype)
     if table.y is None and not targets:
         return Prepared(out, None, labels)
@@ -374,6 +431,8 @@ def fit_standard(data: Prepared) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Per-feature mean and standard deviation of the training split."""
     stats = {}
     for k, a in data.x.items():
+        if a.dtype.kind != "f":
+            continue                      # token ids are not normalised
         mean = a.mean(axis=0, dtype=np.float64)
         std = a.std(axis=0, dtype=np.float64)
         std[std < 1e-8] = 1.0             # a constant feature is left centred, not divided by 0

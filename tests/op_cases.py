@@ -9,6 +9,7 @@ class Case:
     shapes: list                     # input shapes, batch not counted
     training: tuple = (False,)       # modes to check
     away_from_zero: bool = False     # kinks (relu, step): keep inputs off them
+    tokens: int = 0                  # > 0: inputs are int64 token ids below this
 
 
 CASES = {
@@ -45,11 +46,20 @@ CASES = {
     "avgpool1d": [Case("a -> avgpool1d(3, stride=2)", [(2, 9)])],
     "global_avgpool": [Case("a -> global_avgpool", [(3, 4, 4)]), Case("a -> global_avgpool", [(3, 5)])],
     "global_maxpool": [Case("a -> global_maxpool", [(3, 4, 4)])],
+    "embedding": [Case("a -> embedding(7, 3)", [(5,)], tokens=7)],
+    "positional": [Case("a -> positional", [(4, 6)]), Case("a -> positional(learned=true)", [(3, 4)])],
+    "attention": [Case("a -> attention(heads=2)", [(4, 6)]),
+                  Case("a -> attention(heads=3, causal=true)", [(5, 6)]),
+                  Case("(a, b) -> attention(heads=2)", [(3, 4), (5, 6)])],
+    "lstm": [Case("a -> lstm(3)", [(4, 2)]), Case("a -> lstm(2, sequences=true, reverse=true)", [(3, 3)])],
+    "gru": [Case("a -> gru(3)", [(4, 2)]), Case("a -> gru(2, sequences=true, reverse=true)", [(3, 3)])],
+    "rnn": [Case("a -> rnn(3)", [(4, 2)]), Case("a -> rnn(2, sequences=true, reverse=true)", [(3, 3)])],
 }
 
 
 def case_spec(case: Case) -> str:
-    inputs = "\n".join(f"    input {n}: float32[{', '.join(map(str, s))}]"
+    dtype = "int64" if case.tokens else "float32"
+    inputs = "\n".join(f"    input {n}: {dtype}[{', '.join(map(str, s))}]"
                        for n, s in zip("ab", case.shapes))
     return f"model op_case {{\n{inputs}\n    {case.layer}\n}}\n"
 

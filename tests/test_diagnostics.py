@@ -160,9 +160,18 @@ def test_tuple_into_a_single_input_layer():
     assert "`dense` takes one input, got a tuple of 2" in d.message
 
 
-def test_planned_layers_say_so():
-    (d,) = errors("model m {\n  input x: float32[8, 8]\n  lstm(4)\n}\n")
-    assert "`lstm` is part of the language but not available in this version" in d.message
+def test_sequence_layer_diagnostics_show_the_shapes():
+    def one(inputs, body):
+        (d,) = errors(f"model m {{\n{inputs}\n  {body}\n}}\n")
+        return d
+    d = one("  input x: float32[16]", "embedding(12, 8)")
+    assert d.line == 3 and "embedding expects int64 values, got float32[16]; declare the input as int64" in d.message
+    d = one("  input t: int64[16]", "dense(4)")
+    assert "dense expects float32 values, got int64[16]; token ids go through `embedding` first" in d.message
+    d = one("  input t: int64[16]", "embedding(12, 30) -> attention(heads=4)")
+    assert "attention: dim 30 (of input [16, 30]) is not divisible by heads=4" in d.message
+    d = one("  input x: float32[32]", "lstm(8)")
+    assert "lstm expects a sequence [time steps, features], got [32]" in d.message
 
 
 def test_conv_shape_errors_name_both_shapes():

@@ -60,9 +60,10 @@ class Ctx:
 class Op:
     kind: ClassVar[str]
     Params: ClassVar[type[Params]] = NoParams
-    arity: ClassVar[int | None] = 1           # inputs it takes; None: two or more
+    arity: ClassVar[int | tuple | None] = 1   # inputs it takes: a count, allowed counts, or None: two or more
     differentiable: ClassVar[bool] = True     # False: no gradient flows back through it
     init_family: ClassVar[str | None] = None  # "relu": layers feeding it get He initialisation
+    input_dtype: ClassVar[str] = "float32"    # what its inputs must hold ("int64": token ids)
     no_grad_hint: ClassVar[str] = ""
 
     def infer_shape(self, p, shapes: list[Shape]) -> Shape:

@@ -1,0 +1,139 @@
+"""attention(heads, causal=false): multi-head scaled dot-product attention
+with its query, key, value and output projections.
+
+    self:  x -> attention(heads=4)          [T, D] -> [T, D]
+    cross: (q, kv) -> attention(heads=4)    [Tq, D], [Tk, Dk] -> [Tq, D]
+
+Params: Wq [D, D], Wk and Wv [Dk, D], Wo [D, D], and a bias for each.
+Every step is a batched matrix product over (batch, head); the softmax is
+the max-shifted, numerically stable one."""
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import numpy as np
+from pydantic import PositiveInt
+
+from .base import Op, Params, ShapeError, initializer, register
+
+MASKED = -1e9          # added to scores a causal query may not see (exp underflows to 0)
+
+
+class AttentionParams(Params):
+    kind: Literal["attention"] = "attention"
+    heads: PositiveInt = 1
+    causal: bool = False
+    positional = ("heads",)
+
+
+def _split(x, H):                      # (B, T, D) -> (B, H, T, D/H)
+    B, T, D = x.shape
+    return x.reshape(B, T, H, D // H).transpose(0, 2, 1, 3)
+
+
+def _merge(x):                         # (B, H, T, d) -> (B, T, H * d)
+    B, H, T, d = x.shape
+    return x.transpose(0, 2, 1, 3).reshape(B, T, H * d)
+
+
+def _mask(Tq: int, Tk: int, dtype) -> np.ndarray:
+    """Query i sees keys j <= i."""
+    return np.triu(np.full((Tq, Tk), MASKED, dtype), k=1)
+
+
+def _project(x, W, b):                 # (B, T, Din) @ (Din, D) + b
+    return x @ W + b
+
+
+def _grad_projection(x, dy, W):
+    """Gradients of x @ W + b: (dx, dW, db)."""
+    x2, dy2 = x.reshape(-1, x.shape[-1]), dy.reshape(-1, dy.shape[-1])
+    return dy @ W.T, x2.T @ dy2, dy2.sum(axis=0)
+
+
+@register
+class Attention(Op):
+    kind = "attention"
+    Params = AttentionParams
+    arity = (1, 2)
+
+    def infer_shape(self, p, shapes):
+        for s in shapes:
+            if len(s) != 2:
+                raise ShapeError(f"attention expects sequences [positions, features], got {list(s)}")
+        (Tq, D), (Tk, _) = shapes[0], shapes[-1]
+        if D % p.heads:
+            raise ShapeError(f"attention: dim {D} (of input {list(shapes[0])}) is not divisible by "
+                             f"heads={p.heads}")
+        if p.causal and Tq != Tk:
+            raise ShapeError(f"causal attention needs as many queries as keys, got {list(shapes[0])} "
+                             f"and {list(shapes[-1])}")
+        return (Tq, D)
+
+    def init(self, p, shapes, rng, dtype, init_hint):
+        D, Dk = shapes[0][1], shapes[-1][1]
+        w = {}
+        for name, fan_in in (("q", D), ("k", Dk), ("v", Dk), ("o", D)):
+            w[f"W{name}"] = initializer("glorot", (fan_in, D), fan_in, D, rng, dtype)
+            w[f"b{name}"] = np.zeros(D, dtype)
+        return w
+
+    def macs(self, p, shapes, out):
+        (Tq, D), (Tk, Dk) = shapes[0], shapes[-1]
+        return Tq * D * D * 2 + Tk * Dk * D * 2 + 2 * Tq * Tk * D
+
+    def forward(self, p, w, xs, ctx):
+        q_in, kv_in = xs[0], xs[-1]
+        H = p.heads
+        Q = _split(_project(q_in, w["Wq"], w["bq"]), H)                 # (B, H, Tq, d)
+        K = _split(_project(kv_in, w["Wk"], w["bk"]), H)                # (B, H, Tk, d)
+        V = _split(_project(kv_in, w["Wv"], w["bv"]), H)
+        scale = np.asarray(1.0 / math.sqrt(Q.shape[-1]), q_in.dtype)
+        S = (Q @ K.transpose(0, 1, 3, 2)) * scale                       # (B, H, Tq, Tk)
+        if p.causal:
+            S += _mask(S.shape[-2], S.shape[-1], S.dtype)
+        S -= S.max(axis=-1, keepdims=True)
+        A = np.exp(S)
+        A /= A.sum(axis=-1, keepdims=True)
+        O = _merge(A @ V)                                               # (B, Tq, D)
+        y = _project(O, w["Wo"], w["bo"])
+
+        def backward(dy):
+            dO, dWo, dbo = _grad_projection(O, dy, w["Wo"])
+            dOh = _split(dO, H)
+            dA = dOh @ V.transpose(0, 1, 3, 2)                          # (B, H, Tq, Tk)
+            dV = A.transpose(0, 1, 3, 2) @ dOh
+            dS = A * (dA - (dA * A).sum(axis=-1, keepdims=True)) * scale
+            dQ, dK = dS @ K, dS.transpose(0, 1, 3, 2) @ Q
+            dq_in, dWq, dbq = _grad_projection(q_in, _merge(dQ), w["Wq"])
+            dk_in, dWk, dbk = _grad_projection(kv_in, _merge(dK), w["Wk"])
+            dv_in, dWv, dbv = _grad_projection(kv_in, _merge(dV), w["Wv"])
+            grads = {"Wq": dWq, "bq": dbq, "Wk": dWk, "bk": dbk, "Wv": dWv, "bv": dbv,
+                     "Wo": dWo, "bo": dbo}
+            if len(xs) == 1:
+                return [dq_in + dk_in + dv_in], grads
+            return [dq_in, dk_in + dv_in], grads
+
+        return y, backward
+
+    def to_onnx(self, b, p, w, xs):
+        q_in, kv_in = xs[0], xs[-1]
+        (Tq, D), (Tk, _) = b.in_shapes[0], b.in_shapes[-1]
+        H, d = p.heads, D // p.heads
+
+        def heads(x, W, bias, T, perm):           # (B, T, D) -> (B, H, T, d), or K^T (B, H, d, T)
+            y = b.node("Add", [b.node("MatMul", [x, w[W]]), w[bias]])
+            y = b.node("Reshape", [y, b.const(np.array([0, T, H, d], np.int64), "shape")])
+            return b.node("Transpose", [y], perm=perm)
+
+        Q = heads(q_in, "Wq", "bq", Tq, [0, 2, 1, 3])
+        Kt = heads(kv_in, "Wk", "bk", Tk, [0, 2, 3, 1])
+        V = heads(kv_in, "Wv", "bv", Tk, [0, 2, 1, 3])
+        S = b.node("Mul", [b.node("MatMul", [Q, Kt]), b.scalar(1.0 / math.sqrt(d))])
+        if p.causal:
+            S = b.node("Add", [S, b.const(_mask(Tq, Tk, np.float32), "causal_mask")])
+        A = b.node("Softmax", [S], axis=-1)
+        O = b.node("Transpose", [b.node("MatMul", [A, V])], perm=[0, 2, 1, 3])
+        O = b.node("Reshape", [O, b.const(np.array([0, Tq, D], np.int64), "shape")])
+        return b.node("Add", [b.node("MatMul", [O, w["Wo"]]), w["bo"]])

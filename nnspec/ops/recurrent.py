@@ -1,0 +1,218 @@
+"""Recurrent layers over a sequence [T, features]: rnn, lstm, gru.
+
+    lstm(units, sequences=false, reverse=false)
+    [T, I] -> [units] (the last state), or [T, units] with sequences=true
+
+Gates and weight layout are ONNX's, so export is one LSTM/GRU/RNN node:
+W [I, gates*units], R [units, gates*units], biases per gate block; gate
+order i, o, f, c (LSTM) and z, r, h (GRU, linear_before_reset=1). The input
+projection of every step is one matrix product before the loop; the loop
+over time steps (forward, and backward through time) is the only Python
+loop, each step vectorised over the batch."""
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+import numpy as np
+from pydantic import PositiveInt
+
+from .base import Op, Params, ShapeError, initializer, register
+
+
+class RecurrentParams(Params):
+    units: PositiveInt
+    sequences: bool = False          # every step's state, or only the last
+    reverse: bool = False            # read the sequence from its end
+    positional = ("units",)
+
+
+def sigmoid(x):
+    return 0.5 * (1.0 + np.tanh(0.5 * x))      # one tanh: stable, and no exp overflow
+
+
+class Recurrent(Op):
+    gates: ClassVar[int]
+    onnx_op: ClassVar[str]
+
+    def infer_shape(self, p, shapes):
+        (s,) = shapes
+        if len(s) != 2:
+            raise ShapeError(f"{self.kind} expects a sequence [time steps, features], got {list(s)}; "
+                             f"a recurrent layer needs a time axis")
+        return (s[0], p.units) if p.sequences else (p.units,)
+
+    def init(self, p, shapes, rng, dtype, init_hint):
+        n_in, H, g = shapes[0][1], p.units, self.gates
+        return {"W": initializer("glorot", (n_in, g * H), n_in, H, rng, dtype),
+                "R": _orthogonal(H, g, rng, dtype),
+                "b": self.initial_bias(H, dtype), "rb": np.zeros(g * H, dtype)}
+
+    def initial_bias(self, H, dtype):
+        return np.zeros(self.gates * H, dtype)
+
+    def macs(self, p, shapes, out):
+        T, n_in = shapes[0]
+        return T * self.gates * p.units * (n_in + p.units)
+
+    def forward(self, p, w, xs, ctx):
+        (x,) = xs
+        B, T, _ = x.shape
+        H = p.units
+        XW = x @ w["W"] + w["b"]                                  # (B, T, gH): every step at once
+        steps = range(T - 1, -1, -1) if p.reverse else range(T)
+        h = np.zeros((B, H), x.dtype)
+        state = self.start_state(B, H, x.dtype)
+        hs = np.zeros((B, T, H), x.dtype)
+        tape = []
+        for t in steps:
+            h_prev = h
+            h, state, saved = self.step(XW[:, t], h_prev, state, w, H)
+            hs[:, t] = h
+            tape.append((t, h_prev, saved))
+        last = tape[-1][0]
+
+        def backward(dy):
+            dXW = np.zeros_like(XW)
+            dR, drb = np.zeros_like(w["R"]), np.zeros_like(w["rb"])
+            dh = np.zeros((B, H), x.dtype)
+            dstate = self.zero_state_grad(B, H, x.dtype)
+            if not p.sequences:
+                dh = dh + dy
+            for t, h_prev, saved in reversed(tape):
+                if p.sequences:
+                    dh = dh + dy[:, t]
+                dxw, dhr, dh, dstate = self.step_back(dh, dstate, h_prev, saved, w, H)
+                dXW[:, t] = dxw
+                dR += h_prev.T @ dhr
+                drb += dhr.sum(axis=0)
+            dX2 = dXW.reshape(B * T, -1)
+            grads = {"W": x.reshape(B * T, -1).T @ dX2, "b": dX2.sum(axis=0), "R": dR, "rb": drb}
+            return [dXW @ w["W"].T if ctx.need_dx[0] else None], grads
+
+        return (hs if p.sequences else hs[:, last]), backward
+
+    def to_onnx(self, b, p, w, xs):
+        H = p.units
+        seq = b.node("Transpose", [xs[0]], perm=[1, 0, 2])                   # (T, B, I)
+        axes0 = b.const(np.array([0], np.int64), "axes")
+        W = b.node("Unsqueeze", [b.node("Transpose", [w["W"]], perm=[1, 0]), axes0])   # (1, gH, I)
+        R = b.node("Unsqueeze", [b.node("Transpose", [w["R"]], perm=[1, 0]), axes0])   # (1, gH, H)
+        B = b.node("Unsqueeze", [b.node("Concat", [w["b"], w["rb"]], axis=0), axes0])  # (1, 2gH)
+        out = b.fresh(self.onnx_op)
+        y, y_h = out + "_Y", out + "_Y_h"
+        b.names.update({y, y_h})
+        b.nodes.append(_node(self.onnx_op, [seq, W, R, B], [y, y_h], out, hidden_size=H,
+                             direction="reverse" if p.reverse else "forward", **self.onnx_attrs()))
+        if p.sequences:                                                     # (T, 1, B, H) -> (B, T, H)
+            y = b.node("Squeeze", [y, b.const(np.array([1], np.int64), "axes")])
+            return b.node("Transpose", [y], perm=[1, 0, 2])
+        return b.node("Squeeze", [y_h, axes0])                               # (1, B, H) -> (B, H)
+
+    def onnx_attrs(self) -> dict:
+        return {}
+
+
+def _node(op, inputs, outputs, name, **attrs):
+    from onnx import helper
+    return helper.make_node(op, inputs, outputs, name=name, **attrs)
+
+
+def _orthogonal(H, gates, rng, dtype):
+    """Orthogonal recurrent weights per gate block: keeps early gradients in scale."""
+    blocks = []
+    for _ in range(gates):
+        q, r = np.linalg.qr(rng.normal(size=(H, H)))
+        blocks.append(q * np.sign(np.diag(r)))
+    return np.concatenate(blocks, axis=1).astype(dtype)
+
+
+class LstmParams(RecurrentParams):
+    kind: Literal["lstm"] = "lstm"
+
+
+@register
+class Lstm(Recurrent):
+    kind, Params, gates, onnx_op = "lstm", LstmParams, 4, "LSTM"
+
+    def initial_bias(self, H, dtype):
+        b = np.zeros(4 * H, dtype)
+        b[2 * H:3 * H] = 1.0                      # forget gate open at the start (Jozefowicz et al.)
+        return b
+
+    def start_state(self, B, H, dtype):
+        return np.zeros((B, H), dtype)           # the cell
+
+    def zero_state_grad(self, B, H, dtype):
+        return np.zeros((B, H), dtype)
+
+    def step(self, xw, h, c, w, H):
+        z = xw + h @ w["R"] + w["rb"]                                         # (B, 4H): i o f c
+        i, o, f = sigmoid(z[:, :H]), sigmoid(z[:, H:2 * H]), sigmoid(z[:, 2 * H:3 * H])
+        g = np.tanh(z[:, 3 * H:])
+        c_new = f * c + i * g
+        tc = np.tanh(c_new)
+        return o * tc, c_new, (i, o, f, g, c, tc)
+
+    def step_back(self, dh, dc, h_prev, saved, w, H):
+        i, o, f, g, c_prev, tc = saved
+        dc = dc + dh * o * (1 - tc * tc)
+        dz = np.concatenate([dc * g * i * (1 - i), dh * tc * o * (1 - o),
+                             dc * c_prev * f * (1 - f), dc * i * (1 - g * g)], axis=1)
+        return dz, dz, dz @ w["R"].T, dc * f
+
+
+class GruParams(RecurrentParams):
+    kind: Literal["gru"] = "gru"
+
+
+@register
+class Gru(Recurrent):
+    kind, Params, gates, onnx_op = "gru", GruParams, 3, "GRU"
+
+    def onnx_attrs(self):
+        return {"linear_before_reset": 1}       # r gates (h R_h + b_Rh), as in cuDNN and PyTorch
+
+    def start_state(self, B, H, dtype):
+        return None
+
+    def zero_state_grad(self, B, H, dtype):
+        return None
+
+    def step(self, xw, h, state, w, H):
+        hr = h @ w["R"] + w["rb"]                                             # (B, 3H): z r h
+        z = sigmoid(xw[:, :H] + hr[:, :H])
+        r = sigmoid(xw[:, H:2 * H] + hr[:, H:2 * H])
+        n = np.tanh(xw[:, 2 * H:] + r * hr[:, 2 * H:])
+        return (1 - z) * n + z * h, None, (z, r, n, hr[:, 2 * H:])
+
+    def step_back(self, dh, dstate, h_prev, saved, w, H):
+        z, r, n, hr_n = saved
+        dz = dh * (h_prev - n) * z * (1 - z)
+        dn = dh * (1 - z) * (1 - n * n)
+        dr = dn * hr_n * r * (1 - r)
+        dxw = np.concatenate([dz, dr, dn], axis=1)
+        dhr = np.concatenate([dz, dr, dn * r], axis=1)
+        return dxw, dhr, dh * z + dhr @ w["R"].T, None
+
+
+class RnnParams(RecurrentParams):
+    kind: Literal["rnn"] = "rnn"
+
+
+@register
+class Rnn(Recurrent):
+    kind, Params, gates, onnx_op = "rnn", RnnParams, 1, "RNN"
+
+    def start_state(self, B, H, dtype):
+        return None
+
+    def zero_state_grad(self, B, H, dtype):
+        return None
+
+    def step(self, xw, h, state, w, H):
+        h_new = np.tanh(xw + h @ w["R"] + w["rb"])
+        return h_new, None, h_new
+
+    def step_back(self, dh, dstate, h_prev, h_new, w, H):
+        dz = dh * (1 - h_new * h_new)
+        return dz, dz, dz @ w["R"].T, None
