@@ -278,7 +278,7 @@ class FirstEqualsLast(DatasetParams):
     kind: Literal["first_equals_last"] = "first_equals_last"
     length: int = Field(16, ge=2)
     vocab: int = Field(12, ge=2)
-    n: PositiveInt = 8000
+    n: PositiveInt = 16000
     seed: int = 0
 
     def make(self):
@@ -405,6 +405,19 @@ def _plain(v):
     if isinstance(v, float) and v.is_integer():
         return int(v)
     return v
+
+
+def check_tokens(data: Prepared, vocabularies: dict[str, int], origin: str, file: str | None = None) -> None:
+    """Token ids outside an embedding's vocabulary are an error naming the
+    sample and position, never a silently wrong answer."""
+    for name, vocab in vocabularies.items():
+        a = data.x[name]
+        bad = np.argwhere((a < 0) | (a >= vocab))
+        if len(bad):
+            row, *pos = (int(i) for i in bad[0])
+            raise DataError(f"{origin}: input `{name}` holds token id {int(a[tuple(bad[0])])} in sample "
+                            f"{row} (position {pos}); the vocabulary is 0..{vocab - 1}",
+                            file, row + 2 if file and file.endswith(".csv") else 0)
 
 
 def split(data: Prepared, fraction: float, seed: int, stratify: bool) -> tuple[Prepared, Prepared]:

@@ -49,6 +49,16 @@ class Graph:
     def producer(self) -> dict[str, Node]:
         return {n.output: n for n in self.nodes}
 
+    def vocabularies(self) -> dict[str, int]:
+        """For each int64 input: the token ids it may hold (the smallest vocabulary that reads it)."""
+        out: dict[str, int] = {}
+        for n in self.nodes:
+            vocab = getattr(n.p, "vocab", None)
+            for v in n.inputs:
+                if vocab is not None and v in {i.name for i in self.inputs}:
+                    out[v] = min(vocab, out.get(v, vocab))
+        return out
+
     def consumers(self) -> dict[str, list[Node]]:
         out: dict[str, list[Node]] = {}
         for n in self.nodes:

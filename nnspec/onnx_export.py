@@ -93,6 +93,8 @@ def build_model(net, source: str = "") -> onnx.ModelProto:
         meta["nnspec.loss"] = net.loss.kind
     if net.labels is not None:
         meta["labels"] = json.dumps(net.labels)
+    if g.vocabularies():
+        meta["nnspec.vocab"] = json.dumps(g.vocabularies())
     target = getattr(net, "target_column", None)
     if target:
         meta["nnspec.target"] = target

@@ -39,6 +39,7 @@ class OnnxModel:
         self.loss = meta.get("nnspec.loss")
         self.target = meta.get("nnspec.target")
         self.source = meta.get("nnspec.source", "")
+        self.vocab = json.loads(meta.get("nnspec.vocab", "{}"))
         self.inputs = {i.name: [d if isinstance(d, int) else None for d in i.shape[1:]]
                        for i in self.session.get_inputs()}
         self.input_types = {i.name: i.type for i in self.session.get_inputs()}
@@ -78,7 +79,7 @@ class Predictions:
 
 
 def predict_file(model: OnnxModel, data_path) -> Predictions:
-    from .data import DataError, prepare
+    from .data import DataError, check_tokens, prepare
     from .graph import Value
     from .losses import LOSSES
     from .metrics import METRICS, default_metrics, predicted_classes
@@ -93,6 +94,7 @@ def predict_file(model: OnnxModel, data_path) -> Predictions:
     out_shape = tuple(model.session.get_outputs()[0].shape[1:])
     try:
         data = prepare(table, inputs, out_shape, task, model.labels, targets=False)
+        check_tokens(data, model.vocab, table.origin, str(data_path))
     except DataError as e:
         raise DataError(e.message, e.file or str(data_path), e.line, e.column) from None
     y = model.run(data.x)[0]

@@ -8,7 +8,7 @@ from typing import Callable
 
 import numpy as np
 
-from .data import DataError, fit_standard, prepare, split
+from .data import DataError, check_tokens, fit_standard, prepare, split
 from .errors import Diagnostic, Span, SpecError
 from .metrics import METRICS, default_metrics
 
@@ -37,14 +37,18 @@ def load_data(spec):
     task = cfg.loss.task
     out_shape = g.values[g.outputs[0]].shape
     with _located(spec, "data"):
-        data = prepare(cfg.data.load(spec.base_dir), g.inputs, out_shape, task)
+        table = cfg.data.load(spec.base_dir)
+        data = prepare(table, g.inputs, out_shape, task)
+        check_tokens(data, g.vocabularies(), table.origin)
     val = None
     if isinstance(cfg.validation, float):
         with _located(spec, "validation"):
             data, val = split(data, cfg.validation, cfg.seed, stratify=task != "regression")
     elif cfg.validation is not None:
         with _located(spec, "validation"):
-            val = prepare(cfg.validation.load(spec.base_dir), g.inputs, out_shape, task, data.labels)
+            table = cfg.validation.load(spec.base_dir)
+            val = prepare(table, g.inputs, out_shape, task, data.labels)
+            check_tokens(val, g.vocabularies(), table.origin)
     return data, val
 
 

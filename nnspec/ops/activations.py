@@ -98,13 +98,25 @@ class Gelu(Op):
 
     def forward(self, p, w, xs, ctx):
         (x,) = xs
-        t = np.tanh(GELU_C * (x + 0.044715 * x ** 3))
-        y = 0.5 * x * (1 + t)
+        x2 = x * x
+        t = x2 * 0.044715                                   # c (x + 0.044715 x³) = c x (1 + 0.044715 x²)
+        t += 1
+        t *= x
+        t *= GELU_C
+        np.tanh(t, out=t)
+        y = t + 1
+        y *= x
+        y *= 0.5                                            # 0.5 x (1 + t)
 
         def backward(dy):
-            dt = (1 - t * t) * GELU_C * (1 + 3 * 0.044715 * x * x)
-            return [dy * (0.5 * (1 + t) + 0.5 * x * dt)], {}
-        return y.astype(x.dtype, copy=False), backward
+            dt = 1 - t * t
+            dt *= x2 * (3 * 0.044715) + 1
+            dt *= GELU_C * 0.5
+            dt *= x                                         # 0.5 x t'
+            dt += 0.5 * (1 + t)
+            dt *= dy
+            return [dt], {}
+        return y, backward
 
     def to_onnx(self, b, p, w, xs):
         (x,) = xs

@@ -42,14 +42,14 @@ def _mask(Tq: int, Tk: int, dtype) -> np.ndarray:
     return np.triu(np.full((Tq, Tk), MASKED, dtype), k=1)
 
 
-def _project(x, W, b):                 # (B, T, Din) @ (Din, D) + b
-    return x @ W + b
+def _project(x, W, b):                 # (B, T, Din) @ (Din, D) + b, as one 2-d product
+    return (x.reshape(-1, x.shape[-1]) @ W + b).reshape(*x.shape[:-1], W.shape[1])
 
 
 def _grad_projection(x, dy, W):
     """Gradients of x @ W + b: (dx, dW, db)."""
     x2, dy2 = x.reshape(-1, x.shape[-1]), dy.reshape(-1, dy.shape[-1])
-    return dy @ W.T, x2.T @ dy2, dy2.sum(axis=0)
+    return (dy2 @ W.T).reshape(x.shape), x2.T @ dy2, dy2.sum(axis=0)
 
 
 @register

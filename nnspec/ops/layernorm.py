@@ -31,10 +31,10 @@ class Layernorm(Op):
 
     def forward(self, p, w, xs, ctx):
         (x,) = xs
-        mean = x.mean(axis=-1, keepdims=True)
-        var = x.var(axis=-1, keepdims=True)
+        xhat = x - x.mean(axis=-1, keepdims=True)
+        var = np.einsum("...i,...i->...", xhat, xhat)[..., None] / np.asarray(x.shape[-1], x.dtype)
         inv_std = 1.0 / np.sqrt(var + np.asarray(p.eps, x.dtype))
-        xhat = (x - mean) * inv_std
+        xhat *= inv_std
         y = xhat * w["gamma"] + w["beta"]
 
         def backward(dy):

@@ -58,7 +58,7 @@ class Recurrent(Op):
         (x,) = xs
         B, T, _ = x.shape
         H = p.units
-        XW = x @ w["W"] + w["b"]                                  # (B, T, gH): every step at once
+        XW = (x.reshape(B * T, -1) @ w["W"] + w["b"]).reshape(B, T, -1)   # (B, T, gH): all steps at once
         steps = range(T - 1, -1, -1) if p.reverse else range(T)
         h = np.zeros((B, H), x.dtype)
         state = self.start_state(B, H, x.dtype)
@@ -87,7 +87,8 @@ class Recurrent(Op):
                 drb += dhr.sum(axis=0)
             dX2 = dXW.reshape(B * T, -1)
             grads = {"W": x.reshape(B * T, -1).T @ dX2, "b": dX2.sum(axis=0), "R": dR, "rb": drb}
-            return [dXW @ w["W"].T if ctx.need_dx[0] else None], grads
+            dx = (dX2 @ w["W"].T).reshape(x.shape) if ctx.need_dx[0] else None
+            return [dx], grads
 
         return (hs if p.sequences else hs[:, last]), backward
 
