@@ -346,7 +346,7 @@ def prepare(table: Table, inputs, out_shape: tuple, task: str, labels: list | No
         if v.dtype == "int64" and a.dtype.kind == "f" and not np.all(a == np.round(a)):
             row, col = np.argwhere(a.reshape(n, -1) != np.round(a.reshape(n, -1)))[0]
             raise DataError(f"{table.origin}: input `{v.name}` takes whole-number token ids, got "
-                            f"{a.reshape(n, -1)[row, col]!r} in sample {row}, value {col}")
+                            f"{float(a.reshape(n, -1)[row, col])!r} in sample {row}, value {col}")
         out[v.name] = a.reshape(n, *v.shape).astype(v.dtype)
     if table.y is None and not targets:
         return Prepared(out, None, labels)
