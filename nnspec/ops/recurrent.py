@@ -33,6 +33,7 @@ def sigmoid(x):
 class Recurrent(Op):
     gates: ClassVar[int]
     onnx_op: ClassVar[str]
+    same_grad: ClassVar[bool] = True     # the gradients of x W and h R coincide (not so in a GRU)
 
     def infer_shape(self, p, shapes):
         (s,) = shapes
@@ -50,6 +51,10 @@ class Recurrent(Op):
     def initial_bias(self, H, dtype):
         return np.zeros(self.gates * H, dtype)
 
+    def prepare(self, w: dict, XW: np.ndarray, H: int) -> dict:
+        """Work done once per sequence rather than once per step (may edit XW in place)."""
+        return w
+
     def macs(self, p, shapes, out):
         T, n_in = shapes[0]
         return T * self.gates * p.units * (n_in + p.units)
@@ -59,34 +64,35 @@ class Recurrent(Op):
         B, T, _ = x.shape
         H = p.units
         XW = (x.reshape(B * T, -1) @ w["W"] + w["b"]).reshape(B, T, -1)   # (B, T, gH): all steps at once
+        w = self.prepare(w, XW, H)
         steps = range(T - 1, -1, -1) if p.reverse else range(T)
         h = np.zeros((B, H), x.dtype)
         state = self.start_state(B, H, x.dtype)
-        hs = np.zeros((B, T, H), x.dtype)
+        hs = np.empty((B, T, H), x.dtype)
+        h_prev = np.empty((B, T, H), x.dtype)           # the state each step started from
         tape = []
         for t in steps:
-            h_prev = h
-            h, state, saved = self.step(XW[:, t], h_prev, state, w, H)
+            h_prev[:, t] = h
+            h, state, saved = self.step(XW[:, t], h, state, w, H)
             hs[:, t] = h
-            tape.append((t, h_prev, saved))
+            tape.append((t, saved))
         last = tape[-1][0]
 
         def backward(dy):
-            dXW = np.zeros_like(XW)
-            dR, drb = np.zeros_like(w["R"]), np.zeros_like(w["rb"])
+            dXW = np.empty_like(XW)
+            dHR = dXW if self.same_grad else np.empty_like(XW)    # gradient of h @ R + rb, per step
             dh = np.zeros((B, H), x.dtype)
             dstate = self.zero_state_grad(B, H, x.dtype)
             if not p.sequences:
                 dh = dh + dy
-            for t, h_prev, saved in reversed(tape):
+            for t, saved in reversed(tape):
                 if p.sequences:
                     dh = dh + dy[:, t]
-                dxw, dhr, dh, dstate = self.step_back(dh, dstate, h_prev, saved, w, H)
-                dXW[:, t] = dxw
-                dR += h_prev.T @ dhr
-                drb += dhr.sum(axis=0)
-            dX2 = dXW.reshape(B * T, -1)
-            grads = {"W": x.reshape(B * T, -1).T @ dX2, "b": dX2.sum(axis=0), "R": dR, "rb": drb}
+                dh, dstate = self.step_back(dh, dstate, h_prev[:, t], saved, w, H, dXW[:, t], dHR[:, t])
+            # the recurrent weights' gradient as one product over all steps, not one per step
+            dX2, dHR2 = dXW.reshape(B * T, -1), dHR.reshape(B * T, -1)
+            grads = {"W": x.reshape(B * T, -1).T @ dX2, "b": dX2.sum(axis=0),
+                     "R": h_prev.reshape(B * T, H).T @ dHR2, "rb": dHR2.sum(axis=0)}
             dx = (dX2 @ w["W"].T).reshape(x.shape) if ctx.need_dx[0] else None
             return [dx], grads
 
@@ -146,20 +152,41 @@ class Lstm(Recurrent):
     def zero_state_grad(self, B, H, dtype):
         return np.zeros((B, H), dtype)
 
-    def step(self, xw, h, c, w, H):
-        z = xw + h @ w["R"] + w["rb"]                                         # (B, 4H): i o f c
-        i, o, f = sigmoid(z[:, :H]), sigmoid(z[:, H:2 * H]), sigmoid(z[:, 2 * H:3 * H])
-        g = np.tanh(z[:, 3 * H:])
-        c_new = f * c + i * g
-        tc = np.tanh(c_new)
-        return o * tc, c_new, (i, o, f, g, c, tc)
+    def prepare(self, w, XW, H):
+        # one tanh for all four gates, with sigmoid(a) = (1 + tanh(a / 2)) / 2: the halving
+        # of the i, o, f columns is folded into XW, rb and a halved copy of R, once
+        half = np.ones(4 * H, XW.dtype)
+        half[:3 * H] = 0.5
+        XW += w["rb"]
+        XW *= half
+        return {**w, "R_half": w["R"] * half}
 
-    def step_back(self, dh, dc, h_prev, saved, w, H):
-        i, o, f, g, c_prev, tc = saved
+    def step(self, xw, h, c, w, H):
+        z = h @ w["R_half"]
+        z += xw
+        np.tanh(z, out=z)                                                    # (B, 4H): i o f c
+        z[:, :3 * H] += 1
+        z[:, :3 * H] *= 0.5
+        i, o, f, g = z[:, :H], z[:, H:2 * H], z[:, 2 * H:3 * H], z[:, 3 * H:]
+        c_new = f * c
+        c_new += i * g
+        tc = np.tanh(c_new)
+        return o * tc, c_new, (z, c, tc)
+
+    def step_back(self, dh, dc, h_prev, saved, w, H, dxw, dhr):
+        z, c_prev, tc = saved
+        i, o, f, g = z[:, :H], z[:, H:2 * H], z[:, 2 * H:3 * H], z[:, 3 * H:]
+        # the gates' derivatives, all at once: a(1 - a) for i, o, f and 1 - g² for g
+        d = 1 - z
+        d[:, :3 * H] *= z[:, :3 * H]
+        d[:, 3 * H:] *= 1 + g                                           # (B, 4H)
         dc = dc + dh * o * (1 - tc * tc)
-        dz = np.concatenate([dc * g * i * (1 - i), dh * tc * o * (1 - o),
-                             dc * c_prev * f * (1 - f), dc * i * (1 - g * g)], axis=1)
-        return dz, dz, dz @ w["R"].T, dc * f
+        dxw[:, :H] = dc * g
+        dxw[:, H:2 * H] = dh * tc
+        dxw[:, 2 * H:3 * H] = dc * c_prev
+        dxw[:, 3 * H:] = dc * i
+        dxw *= d
+        return dxw @ w["R"].T, dc * f
 
 
 class GruParams(RecurrentParams):
@@ -169,6 +196,7 @@ class GruParams(RecurrentParams):
 @register
 class Gru(Recurrent):
     kind, Params, gates, onnx_op = "gru", GruParams, 3, "GRU"
+    same_grad = False
 
     def onnx_attrs(self):
         return {"linear_before_reset": 1}       # r gates (h R_h + b_Rh), as in cuDNN and PyTorch
@@ -180,20 +208,23 @@ class Gru(Recurrent):
         return None
 
     def step(self, xw, h, state, w, H):
-        hr = h @ w["R"] + w["rb"]                                             # (B, 3H): z r h
+        hr = h @ w["R"]
+        hr += w["rb"]                                                         # (B, 3H): z r h
         z = sigmoid(xw[:, :H] + hr[:, :H])
         r = sigmoid(xw[:, H:2 * H] + hr[:, H:2 * H])
         n = np.tanh(xw[:, 2 * H:] + r * hr[:, 2 * H:])
         return (1 - z) * n + z * h, None, (z, r, n, hr[:, 2 * H:])
 
-    def step_back(self, dh, dstate, h_prev, saved, w, H):
+    def step_back(self, dh, dstate, h_prev, saved, w, H, dxw, dhr):
         z, r, n, hr_n = saved
         dz = dh * (h_prev - n) * z * (1 - z)
         dn = dh * (1 - z) * (1 - n * n)
         dr = dn * hr_n * r * (1 - r)
-        dxw = np.concatenate([dz, dr, dn], axis=1)
-        dhr = np.concatenate([dz, dr, dn * r], axis=1)
-        return dxw, dhr, dh * z + dhr @ w["R"].T, None
+        dxw[:, :H] = dhr[:, :H] = dz
+        dxw[:, H:2 * H] = dhr[:, H:2 * H] = dr
+        dxw[:, 2 * H:] = dn
+        dhr[:, 2 * H:] = dn * r
+        return dh * z + dhr @ w["R"].T, None
 
 
 class RnnParams(RecurrentParams):
@@ -211,9 +242,12 @@ class Rnn(Recurrent):
         return None
 
     def step(self, xw, h, state, w, H):
-        h_new = np.tanh(xw + h @ w["R"] + w["rb"])
+        h_new = h @ w["R"]
+        h_new += xw
+        h_new += w["rb"]
+        np.tanh(h_new, out=h_new)
         return h_new, None, h_new
 
-    def step_back(self, dh, dstate, h_prev, h_new, w, H):
-        dz = dh * (1 - h_new * h_new)
-        return dz, dz, dz @ w["R"].T, None
+    def step_back(self, dh, dstate, h_prev, h_new, w, H, dxw, dhr):
+        np.multiply(dh, 1 - h_new * h_new, out=dxw)
+        return dxw @ w["R"].T, None
