@@ -15,15 +15,14 @@ is the growth of the process's peak RSS over one training step at batch 256
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from a checkout
+
+from common import abba, ratios, report, spawn, steady_rate, threads  # noqa: E402
 
 N = 2048
 SPEC = """
@@ -65,7 +64,7 @@ def nnspec_step(batch):
 
 def torch_step(batch, channels_last=False):
     import torch
-    torch.set_num_threads(int(os.environ["BENCH_THREADS"]))
+    torch.set_num_threads(threads())
     x, y = data()
     x, y = torch.from_numpy(x), torch.from_numpy(y)
     torch.manual_seed(0)
@@ -92,34 +91,11 @@ ENGINES = {"nnspec": nnspec_step, "torch": torch_step,
            "torch-channels-last": lambda b: torch_step(b, channels_last=True)}
 
 
-def throughput(steps, batch, seconds):
-    steps(5)
-    t = time.perf_counter()
-    steps(5)
-    k = max(5, int(seconds / 5 / ((time.perf_counter() - t) / 5)))
-    rates = []
-    for _ in range(5):
-        t = time.perf_counter()
-        steps(k)
-        rates.append(k * batch / (time.perf_counter() - t))
-    return statistics.median(rates)
-
-
 def peak_memory(steps):
     """MiB the peak RSS grows by during the first training step (allocations included)."""
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     steps(1)
     return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
-
-
-def worker(engine, mode, batch, seconds):
-    env = {**os.environ, **{k: os.environ["BENCH_THREADS"] for k in
-                            ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}}
-    out = subprocess.run([sys.executable, __file__, "--worker", engine, "--mode", mode, "--batch", str(batch),
-                          "--seconds", str(seconds)], capture_output=True, text=True, env=env)
-    if out.returncode:
-        sys.exit(f"{engine} worker failed:\n{out.stderr}")
-    return json.loads(out.stdout.strip().splitlines()[-1])["value"]
 
 
 def main():
@@ -133,26 +109,22 @@ def main():
     a = ap.parse_args()
     if a.worker:
         steps = ENGINES[a.worker](a.batch)
-        value = throughput(steps, a.batch, a.seconds) if a.mode == "throughput" else peak_memory(steps)
-        print(json.dumps({"value": value}))
+        report(steady_rate(steps, a.batch, a.seconds) if a.mode == "throughput" else peak_memory(steps))
         return
-    os.environ["BENCH_THREADS"] = str(a.threads)
     names = list(ENGINES)
-    rates = {e: [] for e in names}
-    for r in range(a.rounds):
-        for e in (names if r % 2 == 0 else names[::-1]):
-            rates[e].append(worker(e, "throughput", a.batch, a.seconds))
+    rates = abba(names, a.rounds, lambda e: spawn(__file__, a.threads, e, "--mode", "throughput",
+                                                  "--batch", a.batch, "--seconds", a.seconds))
     print(f"CNN 1x28x28 conv16-pool-conv32-pool-dense10, SGD, float32, batch {a.batch}, "
           f"{a.threads} threads, {a.rounds} rounds (ABBA)")
     print(f"{'engine':<22} {'samples/s':>10}  {'nnspec / engine (median of rounds)':>36}  per round")
     for e in names:
-        ratios = [o / t for o, t in zip(rates["nnspec"], rates[e])]
-        print(f"{e:<22} {statistics.median(rates[e]):>10,.0f}  {statistics.median(ratios):>35.2f}x  "
-              + " ".join(f"{x:.2f}" for x in ratios))
-    mem = {e: statistics.median([worker(e, "memory", 256, 0) for _ in range(3)]) for e in ("nnspec", "torch")}
+        r = ratios(rates, "nnspec", e)
+        print(f"{e:<22} {statistics.median(rates[e]):>10,.0f}  {statistics.median(r):>35.2f}x  "
+              + " ".join(f"{x:.2f}" for x in r))
+    mem = {e: statistics.median([spawn(__file__, a.threads, e, "--mode", "memory", "--batch", 256)
+                                 for _ in range(3)]) for e in ("nnspec", "torch")}
     print(f"peak RSS growth over one training step at batch 256: nnspec {mem['nnspec']:.1f} MiB, "
           f"torch {mem['torch']:.1f} MiB, ratio {mem['nnspec'] / mem['torch']:.2f}")
-
 
 if __name__ == "__main__":
     main()

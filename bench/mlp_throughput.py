@@ -12,14 +12,13 @@ the figure is the median of the per-round ratios.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from a checkout
+
+from common import abba, ratios, report, spawn, steady_rate, threads  # noqa: E402
 
 N, D, CLASSES = 8192, 784, 10
 SPEC = """
@@ -53,12 +52,12 @@ def run_nnspec(batch: int, seconds: float) -> float:
         for i in range(k):
             s = (i * batch) % (N - batch)
             fit_batch(net, opt, {"x": x[s:s + batch]}, y[s:s + batch], loss, 0.01)
-    return _time(steps, batch, seconds)
+    return steady_rate(steps, batch, seconds, warmup=20)
 
 
 def run_torch(batch: int, seconds: float) -> float:
     import torch
-    torch.set_num_threads(int(os.environ["BENCH_THREADS"]))
+    torch.set_num_threads(threads())
     x, y = data()
     x, y = torch.from_numpy(x), torch.from_numpy(y)
     torch.manual_seed(0)
@@ -73,35 +72,10 @@ def run_torch(batch: int, seconds: float) -> float:
             opt.zero_grad(set_to_none=True)
             lossf(model(x[s:s + batch]), y[s:s + batch]).backward()
             opt.step()
-    return _time(steps, batch, seconds)
-
-
-def _time(steps, batch: int, seconds: float) -> float:
-    """Samples per second in steady state: warm up, then the median of 5 timed slices."""
-    steps(20)
-    t = time.perf_counter()
-    steps(20)
-    per_step = (time.perf_counter() - t) / 20
-    k = max(10, int(seconds / 5 / per_step))
-    rates = []
-    for _ in range(5):
-        t = time.perf_counter()
-        steps(k)
-        rates.append(k * batch / (time.perf_counter() - t))
-    return statistics.median(rates)
+    return steady_rate(steps, batch, seconds, warmup=20)
 
 
 ENGINES = {"nnspec": run_nnspec, "torch": run_torch}
-
-
-def worker(engine: str, batch: int, seconds: float) -> float:
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ["BENCH_THREADS"],
-           "OPENBLAS_NUM_THREADS": os.environ["BENCH_THREADS"], "MKL_NUM_THREADS": os.environ["BENCH_THREADS"]}
-    out = subprocess.run([sys.executable, __file__, "--worker", engine, "--batch", str(batch),
-                          "--seconds", str(seconds)], capture_output=True, text=True, env=env)
-    if out.returncode:
-        sys.exit(f"{engine} worker failed:\n{out.stderr}")
-    return json.loads(out.stdout.strip().splitlines()[-1])["rate"]
 
 
 def main():
@@ -113,25 +87,20 @@ def main():
     ap.add_argument("--worker")
     ap.add_argument("--batch", type=int)
     a = ap.parse_args()
-    os.environ.setdefault("BENCH_THREADS", str(a.threads))
     if a.worker:
-        print(json.dumps({"rate": ENGINES[a.worker](a.batch, a.seconds)}))
+        report(ENGINES[a.worker](a.batch, a.seconds))
         return
-    os.environ["BENCH_THREADS"] = str(a.threads)
     print(f"MLP 784-512-256-10, SGD, float32, {a.threads} threads, {a.rounds} alternating rounds")
     print("ratio = nnspec / torch throughput; each round runs both engines back to back (ABBA order),")
     print("and the figure is the median of the per-round ratios (drift on a shared machine cancels).")
     print(f"{'batch':>5}  {'nnspec samples/s':>16}  {'torch samples/s':>15}  {'ratio':>6}  ratios per round")
     for batch in map(int, a.batches.split(",")):
-        rates = {e: [] for e in ENGINES}
-        for r in range(a.rounds):
-            order = list(ENGINES) if r % 2 == 0 else list(reversed(ENGINES))
-            for e in order:
-                rates[e].append(worker(e, batch, a.seconds))
-        ratios = [o / t for o, t in zip(rates["nnspec"], rates["torch"])]
-        ours, theirs = statistics.median(rates["nnspec"]), statistics.median(rates["torch"])
-        print(f"{batch:>5}  {ours:>16,.0f}  {theirs:>15,.0f}  {statistics.median(ratios):>5.2f}x  "
-              + " ".join(f"{x:.2f}" for x in ratios))
+        rates = abba(list(ENGINES), a.rounds, lambda e: spawn(__file__, a.threads, e, "--batch", batch,
+                                                                "--seconds", a.seconds))
+        r = ratios(rates, "nnspec", "torch")
+        print(f"{batch:>5}  {statistics.median(rates['nnspec']):>16,.0f}  "
+              f"{statistics.median(rates['torch']):>15,.0f}  {statistics.median(r):>5.2f}x  "
+              + " ".join(f"{x:.2f}" for x in r))
 
 
 if __name__ == "__main__":

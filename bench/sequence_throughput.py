@@ -14,14 +14,13 @@ per-round ratios.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from a checkout
+
+from common import abba, ratios, report, spawn, steady_rate, threads  # noqa: E402
 
 N, BATCH = 1024, 32
 SPECS = {
@@ -71,7 +70,7 @@ def nnspec_steps(which):
 
 def torch_steps(which):
     import torch
-    torch.set_num_threads(int(os.environ["BENCH_THREADS"]))
+    torch.set_num_threads(threads())
     torch.manual_seed(0)
     x, y = data(which)
     x, y = torch.from_numpy(x), torch.from_numpy(y)
@@ -111,29 +110,6 @@ def torch_steps(which):
 ENGINES = {"nnspec": nnspec_steps, "torch": torch_steps}
 
 
-def throughput(steps, seconds):
-    steps(3)
-    t = time.perf_counter()
-    steps(3)
-    k = max(3, int(seconds / 5 / ((time.perf_counter() - t) / 3)))
-    rates = []
-    for _ in range(5):
-        t = time.perf_counter()
-        steps(k)
-        rates.append(k * BATCH / (time.perf_counter() - t))
-    return statistics.median(rates)
-
-
-def worker(engine, which, seconds):
-    env = {**os.environ, **{k: os.environ["BENCH_THREADS"] for k in
-                            ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}}
-    out = subprocess.run([sys.executable, __file__, "--worker", engine, "--which", which,
-                          "--seconds", str(seconds)], capture_output=True, text=True, env=env)
-    if out.returncode:
-        sys.exit(f"{engine} worker failed:\n{out.stderr}")
-    return json.loads(out.stdout.strip().splitlines()[-1])["rate"]
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=6)
@@ -143,20 +119,17 @@ def main():
     ap.add_argument("--worker")
     a = ap.parse_args()
     if a.worker:
-        print(json.dumps({"rate": throughput(ENGINES[a.worker](a.which), a.seconds)}))
+        report(steady_rate(ENGINES[a.worker](a.which), BATCH, a.seconds, warmup=3))
         return
-    os.environ["BENCH_THREADS"] = str(a.threads)
     print(f"batch {BATCH}, float32, {a.threads} threads, Adam, {a.rounds} rounds (ABBA)")
     print(f"{'model':<12} {'nnspec seq/s':>12} {'torch seq/s':>12} {'ratio':>6}  per round")
     for which in a.which.split(","):
-        rates = {e: [] for e in ENGINES}
-        for r in range(a.rounds):
-            for e in (list(ENGINES) if r % 2 == 0 else list(ENGINES)[::-1]):
-                rates[e].append(worker(e, which, a.seconds))
-        ratios = [o / t for o, t in zip(rates["nnspec"], rates["torch"])]
-        print(f"{which:<12} {statistics.median(rates['nnspec']):>12,.0f} {statistics.median(rates['torch']):>12,.0f} "
-              f"{statistics.median(ratios):>5.2f}x  " + " ".join(f"{x:.2f}" for x in ratios))
-
+        rates = abba(list(ENGINES), a.rounds, lambda e: spawn(__file__, a.threads, e, "--which", which,
+                                                                "--seconds", a.seconds))
+        r = ratios(rates, "nnspec", "torch")
+        print(f"{which:<12} {statistics.median(rates['nnspec']):>12,.0f} "
+              f"{statistics.median(rates['torch']):>12,.0f} {statistics.median(r):>5.2f}x  "
+              + " ".join(f"{x:.2f}" for x in r))
 
 if __name__ == "__main__":
     main()
