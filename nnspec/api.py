@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
+from .lazy import np
 
 from . import syntax
 from .compile import compile_model
@@ -46,9 +46,6 @@ class Spec:
         net = Network(self.graph, params, state, dt, loss=loss, seed=seed)
         net.target_column = getattr(self.train.data, "target", None) if self.train else None
         return net
-
-    def parameter_count(self) -> int:
-        return sum(a.size for a in self.build(seed=0).params.values())
 
 
 def loads(text: str, name: str = "<spec>") -> Spec:

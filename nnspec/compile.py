@@ -32,7 +32,6 @@ class Scope:
     current: str | None = None          # the value a flow starts from
     unknown: bool = False               # the current value came from an error
     depth: int = 0
-    inputs: list[str | None] = field(default_factory=list)   # a block's call inputs, in order
 
 
 class Compiler:

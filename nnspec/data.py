@@ -10,7 +10,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
+from .lazy import np
 from pydantic import Field, PositiveInt
 
 from .ops.base import Params
@@ -167,12 +167,13 @@ def _packaged(name: str) -> dict:
 
 @DATASETS.register
 class Digits(DatasetParams):
-    """8x8 handwritten digits, 1797 samples, 10 classes (pixel values 0-16)."""
+    """8x8 handwritten digits, 1797 samples, 10 classes; grey levels scaled
+    from the original 0-16 to [0, 1], as images usually are."""
     kind: Literal["digits"] = "digits"
 
     def make(self):
         z = _packaged("digits")
-        return Table(z["x"].astype(np.float32), z["y"], z["labels"].tolist(), "dataset digits")
+        return Table(z["x"].astype(np.float32) / 16, z["y"], z["labels"].tolist(), "dataset digits")
 
 
 @DATASETS.register

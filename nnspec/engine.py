@@ -56,6 +56,7 @@ class Network:
         inputs = {v.name for v in graph.inputs}
         self._need_dx = [tuple(v not in inputs for v in n.inputs) for n in graph.nodes]
         self._caches = [dict() for _ in graph.nodes]
+        self._absorbs: dict[str, object] = {}          # pre-activation kind -> the node a loss absorbs
 
     def node_arrays(self) -> list[dict[str, np.ndarray]]:
         """Per node, in graph order: its parameters and state by local name."""
@@ -86,10 +87,11 @@ class Network:
         g = self.graph
         if loss is None or loss.pre_activation is None or len(g.outputs) != 1:
             return None
-        node = g.producer().get(g.outputs[0])
-        if node is None or node.kind != loss.pre_activation or len(g.consumers().get(node.output, [])):
-            return None
-        return node
+        if loss.pre_activation not in self._absorbs:
+            node = g.producer().get(g.outputs[0])
+            fits = node is not None and node.kind == loss.pre_activation and not g.consumers().get(node.output)
+            self._absorbs[loss.pre_activation] = node if fits else None
+        return self._absorbs[loss.pre_activation]
 
     def _forward(self, xs: dict, training: bool, reuse: bool, stop: object = None):
         """Values by name, and the backward closures of the nodes run."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-import numpy as np
+from .lazy import np
 from pydantic import Field
 
 from .ops.base import Params

@@ -2,7 +2,7 @@
 RMSE and R² for regression."""
 from __future__ import annotations
 
-import numpy as np
+from .lazy import np
 
 from .registry import Registry
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-import numpy as np
+from ..lazy import np
 from pydantic import Field
 
 from .base import Op, Params, array_axis, check_axis, register

@@ -3,7 +3,7 @@ over the spec shapes. The batch axis stays first, so a lower-rank value gets
 its missing axes inserted after the batch axis: [3] + [2, 3] -> [2, 3]."""
 from __future__ import annotations
 
-import numpy as np
+from ..lazy import np
 
 from .base import Op, ShapeError, register
 

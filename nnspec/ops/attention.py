@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-import numpy as np
+from ..lazy import np
 from pydantic import PositiveInt
 
 from .base import Op, Params, ShapeError, initializer, register

@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, ClassVar
 
-import numpy as np
+from ..lazy import np
 from pydantic import BaseModel, ConfigDict
 
 Shape = tuple[int, ...]
-Backward = Callable[[np.ndarray], tuple[list, dict]]   # dy -> ([dx per input], {param: dW})
+Backward = Callable[..., tuple[list, dict]]   # dy -> ([dx per input], {param: dW})
 
 REGISTRY: dict[str, "Op"] = {}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-import numpy as np
+from ..lazy import np
 from pydantic import Field
 
 from .base import Op, Params, ShapeError, register

@@ -13,7 +13,7 @@ from __future__ import annotations
 from math import prod
 from typing import Literal, Union
 
-import numpy as np
+from ..lazy import np
 from pydantic import PositiveInt, conlist
 
 from .base import INITS, Op, Params, ShapeError, initializer, register

@@ -4,7 +4,7 @@ from __future__ import annotations
 from math import prod
 from typing import Literal
 
-import numpy as np
+from ..lazy import np
 from pydantic import PositiveInt
 
 from .base import INITS, Op, Params, ShapeError, initializer, register

@@ -10,7 +10,7 @@ from __future__ import annotations
 from math import prod
 from typing import Literal, Union
 
-import numpy as np
+from ..lazy import np
 from pydantic import NonNegativeInt, PositiveInt, conlist
 
 from .base import Op, Params, ShapeError, register

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-import numpy as np
+from ..lazy import np
 from pydantic import PositiveInt
 
 from .base import Op, Params, ShapeError, initializer, register

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-import numpy as np
+from ..lazy import np
 
 from .base import Op, Params, array_axis, check_axis, register
 

@@ -1,12 +1,11 @@
 """Sliding windows over the spatial axes of channels-first arrays, shared by
-the convolutions and the pools: the output size rule, padding, im2col as a
-strided view, and the scatter back (col2im) for pooling gradients.
+the convolutions and the pools: the output size rule, padding and cropping,
+and im2col as a strided view.
 
 Arrays are (B, C, *spatial) with one or two spatial axes."""
 from __future__ import annotations
 
-import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from ..lazy import np
 
 from .base import ShapeError
 
@@ -62,28 +61,10 @@ def view(xp: np.ndarray, kernel: tuple, stride: tuple, dilation: tuple) -> np.nd
     """(B, C, *spatial) -> a strided view (B, C, *out, *kernel); no copy."""
     n = len(kernel)
     extent = tuple((k - 1) * d + 1 for k, d in zip(kernel, dilation))
-    v = sliding_window_view(xp, extent, axis=tuple(range(2, 2 + n)))
+    v = np.lib.stride_tricks.sliding_window_view(xp, extent, axis=tuple(range(2, 2 + n)))
     index = (slice(None), slice(None)) + tuple(slice(None, None, s) for s in stride) \
         + tuple(slice(None, None, d) for d in dilation)
     return v[index]
-
-
-def scatter(contrib: np.ndarray, padded: tuple, kernel: tuple, stride: tuple, dilation: tuple) -> np.ndarray:
-    """The adjoint of `view`: sum window values (B, C, *out, *kernel) back into
-    (B, C, *padded) — overlapping windows add up. Vectorised with bincount."""
-    B, C = contrib.shape[:2]
-    n = len(kernel)
-    out = contrib.shape[2:2 + n]
-    plane = int(np.prod(padded))
-    # flat position in the padded plane of every (output position, kernel offset)
-    grids = np.meshgrid(*[np.arange(o) for o in out], *[np.arange(k) for k in kernel], indexing="ij")
-    pos = np.zeros(grids[0].shape, np.int64)
-    for a in range(n):
-        coord = grids[a] * stride[a] + grids[n + a] * dilation[a]
-        pos = pos * padded[a] + coord
-    offsets = (np.arange(B * C, dtype=np.int64) * plane).reshape(B, C, *([1] * (2 * n)))
-    flat = np.bincount((offsets + pos).ravel(), weights=contrib.ravel(), minlength=B * C * plane)
-    return flat.reshape(B, C, *padded).astype(contrib.dtype, copy=False)
 
 
 def crop(xp: np.ndarray, before: tuple, spatial: tuple) -> np.ndarray:
