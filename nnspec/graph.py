@@ -51,11 +51,12 @@ class Graph:
 
     def vocabularies(self) -> dict[str, int]:
         """For each int64 input: the token ids it may hold (the smallest vocabulary that reads it)."""
+        inputs = {i.name for i in self.inputs}
         out: dict[str, int] = {}
         for n in self.nodes:
-            vocab = getattr(n.p, "vocab", None)
+            vocab = n.op.vocabulary(n.p)
             for v in n.inputs:
-                if vocab is not None and v in {i.name for i in self.inputs}:
+                if vocab is not None and v in inputs:
                     out[v] = min(vocab, out.get(v, vocab))
         return out
 

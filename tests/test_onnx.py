@@ -31,8 +31,7 @@ def _parity(net, spec, tmp_path, batch=5, seed=0):
 
 
 def _vocab(spec, name):
-    """The smallest vocabulary among the embeddings fed by an int64 input."""
-    return min(n.p.vocab for n in spec.graph.nodes if n.kind == "embedding")
+    return spec.graph.vocabularies()[name]
 
 
 @pytest.mark.parametrize("kind,i,case", [pytest.param(*c, id=f"{c[0]}-{c[1]}") for c in all_cases()])

@@ -77,6 +77,10 @@ class Op:
         """Non-trainable state (running statistics), by local name."""
         return {}
 
+    def vocabulary(self, p) -> int | None:
+        """For an op that reads token ids: how many there are (ids 0..n-1)."""
+        return None
+
     def macs(self, p, shapes: list[Shape], out: Shape) -> int:
         """Multiply-adds of one sample's forward pass."""
         return 0

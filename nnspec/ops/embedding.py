@@ -34,6 +34,9 @@ class Embedding(Op):
     def infer_shape(self, p, shapes):
         return (*shapes[0], p.dim)
 
+    def vocabulary(self, p):
+        return p.vocab
+
     def init(self, p, shapes, rng, dtype, init_hint):
         return {"W": rng.normal(0.0, 1.0 / np.sqrt(p.dim), (p.vocab, p.dim)).astype(dtype)}
 

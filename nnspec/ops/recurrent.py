@@ -55,6 +55,13 @@ class Recurrent(Op):
         """Work done once per sequence rather than once per step (may edit XW in place)."""
         return w
 
+    def start_state(self, B, H, dtype):
+        """State carried beside h from step to step (an LSTM's cell); none by default."""
+        return None
+
+    def zero_state_grad(self, B, H, dtype):
+        return None
+
     def macs(self, p, shapes, out):
         T, n_in = shapes[0]
         return T * self.gates * p.units * (n_in + p.units)
@@ -201,12 +208,6 @@ class Gru(Recurrent):
     def onnx_attrs(self):
         return {"linear_before_reset": 1}       # r gates (h R_h + b_Rh), as in cuDNN and PyTorch
 
-    def start_state(self, B, H, dtype):
-        return None
-
-    def zero_state_grad(self, B, H, dtype):
-        return None
-
     def step(self, xw, h, state, w, H):
         hr = h @ w["R"]
         hr += w["rb"]                                                         # (B, 3H): z r h
@@ -234,12 +235,6 @@ class RnnParams(RecurrentParams):
 @register
 class Rnn(Recurrent):
     kind, Params, gates, onnx_op = "rnn", RnnParams, 1, "RNN"
-
-    def start_state(self, B, H, dtype):
-        return None
-
-    def zero_state_grad(self, B, H, dtype):
-        return None
 
     def step(self, xw, h, state, w, H):
         h_new = h @ w["R"]
