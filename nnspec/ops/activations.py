@@ -98,22 +98,29 @@ class Gelu(Op):
 
     def forward(self, p, w, xs, ctx):
         (x,) = xs
-        x2 = x * x
-        t = x2 * 0.044715                                   # c (x + 0.044715 x³) = c x (1 + 0.044715 x²)
+        # every temporary in a buffer kept between steps: re-allocating arrays
+        # this size costs page faults that double the time
+        x2 = np.multiply(x, x, out=ctx.buffer("x2", x.shape, x.dtype))
+        t = np.multiply(x2, 0.044715, out=ctx.buffer("t", x.shape, x.dtype))
         t += 1
         t *= x
-        t *= GELU_C
+        t *= GELU_C                                         # c (x + 0.044715 x³)
         np.tanh(t, out=t)
-        y = t + 1
+        y = np.add(t, 1, out=ctx.buffer("y", x.shape, x.dtype))
         y *= x
         y *= 0.5                                            # 0.5 x (1 + t)
 
         def backward(dy):
-            dt = 1 - t * t
-            dt *= x2 * (3 * 0.044715) + 1
+            dt = np.multiply(t, t, out=ctx.buffer("dt", x.shape, x.dtype))
+            np.subtract(1, dt, out=dt)                      # tanh' = 1 - t²
+            u = np.multiply(x2, 3 * 0.044715, out=ctx.buffer("u", x.shape, x.dtype))
+            u += 1
+            dt *= u
             dt *= GELU_C * 0.5
             dt *= x                                         # 0.5 x t'
-            dt += 0.5 * (1 + t)
+            np.add(t, 1, out=u)
+            u *= 0.5
+            dt += u                                         # + 0.5 (1 + t)
             dt *= dy
             return [dt], {}
         return y, backward

@@ -90,21 +90,27 @@ class Attention(Op):
         K = _split(_project(kv_in, w["Wk"], w["bk"]), H)                # (B, H, Tk, d)
         V = _split(_project(kv_in, w["Wv"], w["bv"]), H)
         scale = np.asarray(1.0 / math.sqrt(Q.shape[-1]), q_in.dtype)
-        S = (Q @ K.transpose(0, 1, 3, 2)) * scale                       # (B, H, Tq, Tk)
+        # the (B, H, Tq, Tk) arrays live in buffers kept between steps: they are
+        # the largest here, and re-allocating them costs page faults
+        scores = (*Q.shape[:3], K.shape[2])
+        A = np.matmul(Q, K.transpose(0, 1, 3, 2), out=ctx.buffer("A", scores, q_in.dtype))
+        A *= scale                                                      # scores S
         if p.causal:
-            S += _mask(S.shape[-2], S.shape[-1], S.dtype)
-        S -= S.max(axis=-1, keepdims=True)
-        A = np.exp(S)
-        A /= A.sum(axis=-1, keepdims=True)
+            A += _mask(A.shape[-2], A.shape[-1], A.dtype)
+        A -= A.max(axis=-1, keepdims=True)
+        np.exp(A, out=A)
+        A /= A.sum(axis=-1, keepdims=True)                              # softmax(S)
         O = _merge(A @ V)                                               # (B, Tq, D)
         y = _project(O, w["Wo"], w["bo"])
 
         def backward(dy):
             dO, dWo, dbo = _grad_projection(O, dy, w["Wo"])
             dOh = _split(dO, H)
-            dA = dOh @ V.transpose(0, 1, 3, 2)                          # (B, H, Tq, Tk)
+            dS = np.matmul(dOh, V.transpose(0, 1, 3, 2), out=ctx.buffer("dS", scores, dy.dtype))  # dA
             dV = A.transpose(0, 1, 3, 2) @ dOh
-            dS = A * (dA - (dA * A).sum(axis=-1, keepdims=True)) * scale
+            dS -= np.einsum("bhqk,bhqk->bhq", dS, A)[..., None]
+            dS *= A
+            dS *= scale                                                 # A (dA - sum(dA A)) / sqrt(d)
             dQ, dK = dS @ K, dS.transpose(0, 1, 3, 2) @ Q
             dq_in, dWq, dbq = _grad_projection(q_in, _merge(dQ), w["Wq"])
             dk_in, dWk, dbk = _grad_projection(kv_in, _merge(dK), w["Wk"])

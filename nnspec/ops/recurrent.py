@@ -70,13 +70,18 @@ class Recurrent(Op):
         (x,) = xs
         B, T, _ = x.shape
         H = p.units
-        XW = (x.reshape(B * T, -1) @ w["W"] + w["b"]).reshape(B, T, -1)   # (B, T, gH): all steps at once
+        gH = self.gates * H
+        # the (B, T, ...) arrays are kept between steps (buffers): re-allocating
+        # arrays this size costs page faults
+        XW = np.matmul(x.reshape(B * T, -1), w["W"], out=ctx.buffer("XW", (B * T, gH), x.dtype))
+        XW += w["b"]
+        XW = XW.reshape(B, T, gH)                                          # every step's x W + b at once
         w = self.prepare(w, XW, H)
         steps = range(T - 1, -1, -1) if p.reverse else range(T)
         h = np.zeros((B, H), x.dtype)
         state = self.start_state(B, H, x.dtype)
-        hs = np.empty((B, T, H), x.dtype)
-        h_prev = np.empty((B, T, H), x.dtype)           # the state each step started from
+        hs = ctx.buffer("hs", (B, T, H), x.dtype)
+        h_prev = ctx.buffer("h_prev", (B, T, H), x.dtype)     # the state each step started from
         tape = []
         for t in steps:
             h_prev[:, t] = h
@@ -86,8 +91,8 @@ class Recurrent(Op):
         last = tape[-1][0]
 
         def backward(dy):
-            dXW = np.empty_like(XW)
-            dHR = dXW if self.same_grad else np.empty_like(XW)    # gradient of h @ R + rb, per step
+            dXW = ctx.buffer("dXW", XW.shape, XW.dtype)
+            dHR = dXW if self.same_grad else ctx.buffer("dHR", XW.shape, XW.dtype)   # of h R + rb, per step
             dh = np.zeros((B, H), x.dtype)
             dstate = self.zero_state_grad(B, H, x.dtype)
             if not p.sequences:
