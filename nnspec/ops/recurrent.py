@@ -192,13 +192,18 @@ class Lstm(Recurrent):
         d = 1 - z
         d[:, :3 * H] *= z[:, :3 * H]
         d[:, 3 * H:] *= 1 + g                                           # (B, 4H)
-        dc = dc + dh * o * (1 - tc * tc)
-        dxw[:, :H] = dc * g
-        dxw[:, H:2 * H] = dh * tc
-        dxw[:, 2 * H:3 * H] = dc * c_prev
-        dxw[:, 3 * H:] = dc * i
+        tanh_grad = tc * tc
+        np.subtract(1, tanh_grad, out=tanh_grad)
+        tanh_grad *= o
+        tanh_grad *= dh
+        dc = dc + tanh_grad                                            # through h = o tanh(c)
+        np.multiply(dc, g, out=dxw[:, :H])                             # written in place: no copies
+        np.multiply(dh, tc, out=dxw[:, H:2 * H])
+        np.multiply(dc, c_prev, out=dxw[:, 2 * H:3 * H])
+        np.multiply(dc, i, out=dxw[:, 3 * H:])
         dxw *= d
-        return dxw @ w["R"].T, dc * f
+        dc *= f
+        return dxw @ w["R"].T, dc
 
 
 class GruParams(RecurrentParams):
