@@ -110,3 +110,35 @@ def test_init_follows_the_activation():
     assert np.abs(net.params["dense_1.W"]).max() <= glorot
     override = nnspec.loads("model m {\n input x: float32[4]\n dense(3, init=zeros) -> relu\n}\n").build()
     assert not override.params["dense_0.W"].any()
+
+
+def test_batchnorm_statistics_are_kept_in_checkpoints_and_exported(tmp_path):
+    from nnspec.runtime import OnnxModel
+    spec = nnspec.loads("""
+model small_cnn {
+    input image: float32[1, 8, 8]
+    conv2d(4, kernel=3, padding=same) -> batchnorm -> relu
+    maxpool2d(2)
+    global_avgpool
+    dense(10) -> softmax
+}
+train {
+    data = dataset("digits")
+    loss = cross_entropy
+    optimizer = adam(lr=0.01)
+    epochs = 1
+    batch = 64
+}
+""")
+    net = nnspec.train(spec).net
+    mean = net.state["batchnorm_0.running_mean"]
+    assert np.abs(mean).max() > 0, "training must have moved the running statistics"
+    net.save(tmp_path / "w.npz")
+    fresh = spec.build(seed=5)
+    fresh.load(tmp_path / "w.npz")
+    np.testing.assert_array_equal(fresh.state["batchnorm_0.running_mean"], mean)
+    np.testing.assert_array_equal(fresh.state["batchnorm_0.running_var"], net.state["batchnorm_0.running_var"])
+    fresh.export_onnx(tmp_path / "m.onnx")
+    x = np.random.default_rng(0).uniform(0, 1, (6, 1, 8, 8)).astype(np.float32)
+    np.testing.assert_allclose(OnnxModel(tmp_path / "m.onnx").run({"image": x})[0], net.forward(x),
+                               atol=1e-5, rtol=1e-5)

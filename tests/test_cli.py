@@ -187,3 +187,12 @@ train {
     assert stdout.splitlines()[0] == "prediction,p_3,p_5,p_9"
     assert {line.split(",")[0] for line in stdout.splitlines()[1:]} <= {"3", "5", "9"}
     assert "accuracy" in err
+
+
+def test_summary_gives_multiply_adds_for_convolutions(specs_dir):
+    code, out, _ = run_cli("summary", specs_dir / "digits_cnn.nn")
+    assert code == 0
+    row = next(line for line in out.splitlines() if line.startswith("conv2d_1"))
+    # 32 filters x 8 x 8 positions x 16 channels x 3 x 3
+    assert row.split()[-1] == f"{32 * 8 * 8 * 16 * 9:,}" and "[32, 8, 8]" in row
+    assert "multiply-adds a sample" in out.splitlines()[-1]
