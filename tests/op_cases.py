@@ -51,9 +51,13 @@ CASES = {
     "attention": [Case("a -> attention(heads=2)", [(4, 6)]),
                   Case("a -> attention(heads=3, causal=true)", [(5, 6)]),
                   Case("(a, b) -> attention(heads=2)", [(3, 4), (5, 6)])],
-    "lstm": [Case("a -> lstm(3)", [(4, 2)]), Case("a -> lstm(2, sequences=true, reverse=true)", [(3, 3)])],
-    "gru": [Case("a -> gru(3)", [(4, 2)]), Case("a -> gru(2, sequences=true, reverse=true)", [(3, 3)])],
-    "rnn": [Case("a -> rnn(3)", [(4, 2)]), Case("a -> rnn(2, sequences=true, reverse=true)", [(3, 3)])],
+    "lstm": [Case("a -> lstm(3)", [(4, 2)]), Case("a -> lstm(2, sequences=true, reverse=true)", [(3, 3)]),
+             Case("a -> lstm(2, bidirectional=true)", [(3, 2)]),
+             Case("a -> lstm(2, sequences=true, bidirectional=true)", [(3, 2)])],
+    "gru": [Case("a -> gru(3)", [(4, 2)]), Case("a -> gru(2, sequences=true, reverse=true)", [(3, 3)]),
+            Case("a -> gru(2, sequences=true, bidirectional=true)", [(3, 2)])],
+    "rnn": [Case("a -> rnn(3)", [(4, 2)]), Case("a -> rnn(2, sequences=true, reverse=true)", [(3, 3)]),
+            Case("a -> rnn(2, bidirectional=true)", [(3, 2)])],
 }
 
 

@@ -23,7 +23,12 @@ class RecurrentParams(Params):
     units: PositiveInt
     sequences: bool = False          # every step's state, or only the last
     reverse: bool = False            # read the sequence from its end
+    bidirectional: bool = False      # both directions, their states concatenated (forward first)
     positional = ("units",)
+
+    def directions(self) -> list[tuple[str, bool]]:
+        """(weight-name suffix, reversed) for each direction this layer reads in."""
+        return [("", self.reverse)] + ([("_r", True)] if self.bidirectional else [])
 
 
 def sigmoid(x):
@@ -40,13 +45,19 @@ class Recurrent(Op):
         if len(s) != 2:
             raise ShapeError(f"{self.kind} expects a sequence [time steps, features], got {list(s)}; "
                              f"a recurrent layer needs a time axis")
-        return (s[0], p.units) if p.sequences else (p.units,)
+        if p.bidirectional and p.reverse:
+            raise ShapeError(f"{self.kind}: bidirectional already reads both ways; drop reverse=true")
+        width = p.units * len(p.directions())
+        return (s[0], width) if p.sequences else (width,)
 
     def init(self, p, shapes, rng, dtype, init_hint):
         n_in, H, g = shapes[0][1], p.units, self.gates
-        return {"W": initializer("glorot", (n_in, g * H), n_in, H, rng, dtype),
-                "R": _orthogonal(H, g, rng, dtype),
-                "b": self.initial_bias(H, dtype), "rb": np.zeros(g * H, dtype)}
+        w = {}
+        for sfx, _ in p.directions():
+            w.update({"W" + sfx: initializer("glorot", (n_in, g * H), n_in, H, rng, dtype),
+                      "R" + sfx: _orthogonal(H, g, rng, dtype),
+                      "b" + sfx: self.initial_bias(H, dtype), "rb" + sfx: np.zeros(g * H, dtype)})
+        return w
 
     def initial_bias(self, H, dtype):
         return np.zeros(self.gates * H, dtype)
@@ -64,24 +75,42 @@ class Recurrent(Op):
 
     def macs(self, p, shapes, out):
         T, n_in = shapes[0]
-        return T * self.gates * p.units * (n_in + p.units)
+        return T * self.gates * p.units * (n_in + p.units) * len(p.directions())
 
     def forward(self, p, w, xs, ctx):
         (x,) = xs
+        runs = [self._run(p, {k: w[k + sfx] for k in ("W", "R", "b", "rb")}, x, rev, ctx, sfx)
+                for sfx, rev in p.directions()]
+        if len(runs) == 1:
+            return runs[0]
+        H = p.units
+
+        def backward(dy):                       # dy: (..., 2H), forward half first
+            dx, grads = None, {}
+            for (sfx, _), (_, back) in zip(p.directions(), runs):
+                (dxi,), g = back(dy[..., :H] if sfx == "" else dy[..., H:])
+                dx = dxi if dx is None else dx + dxi
+                grads.update({k + sfx: v for k, v in g.items()})
+            return [dx], grads
+
+        return np.concatenate([y for y, _ in runs], axis=-1), backward
+
+    def _run(self, p, w, x, reverse: bool, ctx, key: str):
+        """One direction over the whole sequence: (output, backward)."""
         B, T, _ = x.shape
         H = p.units
         gH = self.gates * H
         # the (B, T, ...) arrays are kept between steps (buffers): re-allocating
         # arrays this size costs page faults
-        XW = np.matmul(x.reshape(B * T, -1), w["W"], out=ctx.buffer("XW", (B * T, gH), x.dtype))
+        XW = np.matmul(x.reshape(B * T, -1), w["W"], out=ctx.buffer("XW" + key, (B * T, gH), x.dtype))
         XW += w["b"]
         XW = XW.reshape(B, T, gH)                                          # every step's x W + b at once
         w = self.prepare(w, XW, H)
-        steps = range(T - 1, -1, -1) if p.reverse else range(T)
+        steps = range(T - 1, -1, -1) if reverse else range(T)
         h = np.zeros((B, H), x.dtype)
         state = self.start_state(B, H, x.dtype)
-        hs = ctx.buffer("hs", (B, T, H), x.dtype)
-        h_prev = ctx.buffer("h_prev", (B, T, H), x.dtype)     # the state each step started from
+        hs = ctx.buffer("hs" + key, (B, T, H), x.dtype)
+        h_prev = ctx.buffer("h_prev" + key, (B, T, H), x.dtype)     # the state each step started from
         tape = []
         for t in steps:
             h_prev[:, t] = h
@@ -91,8 +120,8 @@ class Recurrent(Op):
         last = tape[-1][0]
 
         def backward(dy):
-            dXW = ctx.buffer("dXW", XW.shape, XW.dtype)
-            dHR = dXW if self.same_grad else ctx.buffer("dHR", XW.shape, XW.dtype)   # of h R + rb, per step
+            dXW = ctx.buffer("dXW" + key, XW.shape, XW.dtype)
+            dHR = dXW if self.same_grad else ctx.buffer("dHR" + key, XW.shape, XW.dtype)   # of h R + rb, per step
             dh = np.zeros((B, H), x.dtype)
             dstate = self.zero_state_grad(B, H, x.dtype)
             if not p.sequences:
@@ -111,21 +140,30 @@ class Recurrent(Op):
         return (hs if p.sequences else hs[:, last]), backward
 
     def to_onnx(self, b, p, w, xs):
-        H = p.units
+        H, dirs = p.units, p.directions()
         seq = b.node("Transpose", [xs[0]], perm=[1, 0, 2])                   # (T, B, I)
         axes0 = b.const(np.array([0], np.int64), "axes")
-        W = b.node("Unsqueeze", [b.node("Transpose", [w["W"]], perm=[1, 0]), axes0])   # (1, gH, I)
-        R = b.node("Unsqueeze", [b.node("Transpose", [w["R"]], perm=[1, 0]), axes0])   # (1, gH, H)
-        B = b.node("Unsqueeze", [b.node("Concat", [w["b"], w["rb"]], axis=0), axes0])  # (1, 2gH)
+
+        def stacked(parts):                     # per direction (n, ...) -> (directions, n, ...)
+            return b.node("Concat", parts, axis=0) if len(parts) > 1 else parts[0]
+        W = stacked([b.node("Unsqueeze", [b.node("Transpose", [w["W" + sfx]], perm=[1, 0]), axes0])
+                     for sfx, _ in dirs])                                     # (d, gH, I)
+        R = stacked([b.node("Unsqueeze", [b.node("Transpose", [w["R" + sfx]], perm=[1, 0]), axes0])
+                     for sfx, _ in dirs])                                     # (d, gH, H)
+        B = stacked([b.node("Unsqueeze", [b.node("Concat", [w["b" + sfx], w["rb" + sfx]], axis=0), axes0])
+                     for sfx, _ in dirs])                                     # (d, 2gH)
         out = b.fresh(self.onnx_op)
         y, y_h = out + "_Y", out + "_Y_h"
         b.names.update({y, y_h})
+        direction = "bidirectional" if p.bidirectional else "reverse" if p.reverse else "forward"
         b.nodes.append(_node(self.onnx_op, [seq, W, R, B], [y, y_h], out, hidden_size=H,
-                             direction="reverse" if p.reverse else "forward", **self.onnx_attrs()))
-        if p.sequences:                                                     # (T, 1, B, H) -> (B, T, H)
-            y = b.node("Squeeze", [y, b.const(np.array([1], np.int64), "axes")])
-            return b.node("Transpose", [y], perm=[1, 0, 2])
-        return b.node("Squeeze", [y_h, axes0])                               # (1, B, H) -> (B, H)
+                             direction=direction, **self.onnx_attrs()))
+        T, width = b.in_shapes[0][0], H * len(dirs)
+        if p.sequences:                                     # (T, d, B, H) -> (B, T, d, H) -> (B, T, d H)
+            y = b.node("Transpose", [y], perm=[2, 0, 1, 3])
+            return b.node("Reshape", [y, b.const(np.array([0, T, width], np.int64), "shape")])
+        y_h = b.node("Transpose", [y_h], perm=[1, 0, 2])    # (d, B, H) -> (B, d, H) -> (B, d H)
+        return b.node("Reshape", [y_h, b.const(np.array([0, width], np.int64), "shape")])
 
     def onnx_attrs(self) -> dict:
         return {}
