@@ -67,7 +67,7 @@ class Compiler:
                 outputs, names = self._outputs(st, scope), st.names
             else:
                 self._statement(st, scope)
-        if not inputs and not any(isinstance(st, S.Input) for st in m.body):
+        if not any(isinstance(st, S.Input) for st in m.body):
             self.error(m.span, f"model `{m.name}` declares no input; add a line such as "
                                f"`input x: float32[4]`")
         if outputs is None:

@@ -3,6 +3,7 @@ mini-batches → validation, schedule, early stopping. Reads top to bottom."""
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -32,7 +33,9 @@ class Result:
 
 
 def load_data(spec):
-    """(train, validation or None, labels), prepared for the model's inputs and loss."""
+    """(training set, validation set or None), prepared for the model's inputs
+    and loss. The split follows the spec's seed, so a --seed override changes
+    the weights and the shuffling but not which samples are held out."""
     cfg, g = spec.train, spec.graph
     task = cfg.loss.task
     out_shape = g.values[g.outputs[0]].shape
@@ -52,25 +55,19 @@ def load_data(spec):
     return data, val
 
 
-class _located:
+@contextmanager
+def _located(spec, key: str):
     """Turns a DataError into a SpecError at the data file's row, or at the
     train setting that named the data."""
-
-    def __init__(self, spec, key: str):
-        self.spec, self.key = spec, key
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, typ, e, tb):
-        if not isinstance(e, DataError):
-            return False
+    try:
+        yield
+    except DataError as e:
         if e.file:
             diag = Diagnostic(e.file, e.line, e.column, e.message)
-            diag.notes.append(f"named by `{self.key}` in {self.spec.file}")
+            diag.notes.append(f"named by `{key}` in {spec.file}")
         else:
-            span = self.spec.train.spans.get(self.key) or Span(self.spec.file, 0, 0)
-            diag = Diagnostic.at(span, e.message, source=self.spec.source)
+            span = spec.train.spans.get(key) or Span(spec.file, 0, 0)
+            diag = Diagnostic.at(span, e.message, source=spec.source)
         raise SpecError([diag]) from None
 
 
