@@ -96,30 +96,33 @@ class Recurrent(Op):
         return np.concatenate([y for y, _ in runs], axis=-1), backward
 
     def _run(self, p, w, x, reverse: bool, ctx, key: str):
-        """One direction over the whole sequence: (output, backward)."""
-        B, T, _ = x.shape
+        """One direction over the whole sequence: (output, backward). Inside,
+        arrays are time-major, (T, B, ...), so every step's slice is contiguous;
+        they are buffers kept between steps (re-allocating arrays this size
+        costs page faults)."""
+        B, T, n_in = x.shape
         H = p.units
         gH = self.gates * H
-        # the (B, T, ...) arrays are kept between steps (buffers): re-allocating
-        # arrays this size costs page faults
-        XW = np.matmul(x.reshape(B * T, -1), w["W"], out=ctx.buffer("XW" + key, (B * T, gH), x.dtype))
+        xt = ctx.buffer("xt" + key, (T, B, n_in), x.dtype)
+        np.copyto(xt, x.transpose(1, 0, 2))
+        XW = np.matmul(xt.reshape(T * B, n_in), w["W"], out=ctx.buffer("XW" + key, (T * B, gH), x.dtype))
         XW += w["b"]
-        XW = XW.reshape(B, T, gH)                                          # every step's x W + b at once
+        XW = XW.reshape(T, B, gH)                                          # every step's x W + b at once
         w = self.prepare(w, XW, H)
         steps = range(T - 1, -1, -1) if reverse else range(T)
         h = np.zeros((B, H), x.dtype)
         state = self.start_state(B, H, x.dtype)
-        hs = ctx.buffer("hs" + key, (B, T, H), x.dtype)
-        h_prev = ctx.buffer("h_prev" + key, (B, T, H), x.dtype)     # the state each step started from
+        hs = ctx.buffer("hs" + key, (T, B, H), x.dtype)
+        h_prev = ctx.buffer("h_prev" + key, (T, B, H), x.dtype)     # the state each step started from
         tape = []
         for t in steps:
-            h_prev[:, t] = h
-            h, state, saved = self.step(XW[:, t], h, state, w, H)
-            hs[:, t] = h
+            h_prev[t] = h
+            h, state, saved = self.step(XW[t], h, state, w, H)
+            hs[t] = h
             tape.append((t, saved))
         last = tape[-1][0]
 
-        def backward(dy):
+        def backward(dy):                                            # dy: (B, T, H) or (B, H)
             dXW = ctx.buffer("dXW" + key, XW.shape, XW.dtype)
             dHR = dXW if self.same_grad else ctx.buffer("dHR" + key, XW.shape, XW.dtype)   # of h R + rb, per step
             dh = np.zeros((B, H), x.dtype)
@@ -129,15 +132,15 @@ class Recurrent(Op):
             for t, saved in reversed(tape):
                 if p.sequences:
                     dh = dh + dy[:, t]
-                dh, dstate = self.step_back(dh, dstate, h_prev[:, t], saved, w, H, dXW[:, t], dHR[:, t])
+                dh, dstate = self.step_back(dh, dstate, h_prev[t], saved, w, H, dXW[t], dHR[t])
             # the recurrent weights' gradient as one product over all steps, not one per step
-            dX2, dHR2 = dXW.reshape(B * T, -1), dHR.reshape(B * T, -1)
-            grads = {"W": x.reshape(B * T, -1).T @ dX2, "b": dX2.sum(axis=0),
-                     "R": h_prev.reshape(B * T, H).T @ dHR2, "rb": dHR2.sum(axis=0)}
-            dx = (dX2 @ w["W"].T).reshape(x.shape) if ctx.need_dx[0] else None
+            dX2, dHR2 = dXW.reshape(T * B, -1), dHR.reshape(T * B, -1)
+            grads = {"W": xt.reshape(T * B, n_in).T @ dX2, "b": dX2.sum(axis=0),
+                     "R": h_prev.reshape(T * B, H).T @ dHR2, "rb": dHR2.sum(axis=0)}
+            dx = (dX2 @ w["W"].T).reshape(T, B, n_in).transpose(1, 0, 2) if ctx.need_dx[0] else None
             return [dx], grads
 
-        return (hs if p.sequences else hs[:, last]), backward
+        return (hs.transpose(1, 0, 2) if p.sequences else hs[last]), backward
 
     def to_onnx(self, b, p, w, xs):
         H, dirs = p.units, p.directions()
