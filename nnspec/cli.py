@@ -118,9 +118,7 @@ def cmd_train(args) -> int:
     net.export_onnx(out / "model.onnx", spec.source)
     _write_history(out / "history.csv", result.history)
     resolved = {"spec": str(args.file), "model": spec.name,
-                "train": {**spec.train.resolved(), "epochs": args.epochs or spec.train.epochs,
-                          "batch": args.batch or spec.train.batch,
-                          "seed": spec.train.seed if args.seed is None else args.seed},
+                "train": result.settings,
                 "epochs_run": result.epochs_run, "kept_epoch": result.best_epoch,
                 "labels": net.labels}
     from .engine import write_atomic

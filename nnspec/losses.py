@@ -108,8 +108,9 @@ class BinaryCrossEntropy(Loss):
 
     def from_pre(self, z, t):
         t = _as(z, t)
-        loss = np.mean(np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z))))
-        sig = np.where(z >= 0, 1 / (1 + np.exp(-np.abs(z))), np.exp(-np.abs(z)) / (1 + np.exp(-np.abs(z))))
+        e = np.exp(-np.abs(z))                               # <= 1: no overflow either side
+        loss = np.mean(np.maximum(z, 0) - z * t + np.log1p(e))
+        sig = np.where(z >= 0, 1, e) / (1 + e)
         return float(loss), ((sig - t) / z.size).astype(z.dtype)
 
 

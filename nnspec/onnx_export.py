@@ -93,8 +93,9 @@ def build_model(net, source: str = "") -> onnx.ModelProto:
         meta["nnspec.loss"] = net.loss.kind
     if net.labels is not None:
         meta["labels"] = json.dumps(net.labels)
-    if g.vocabularies():
-        meta["nnspec.vocab"] = json.dumps(g.vocabularies())
+    vocab = g.vocabularies()
+    if vocab:
+        meta["nnspec.vocab"] = json.dumps(vocab)
     target = getattr(net, "target_column", None)
     if target:
         meta["nnspec.target"] = target

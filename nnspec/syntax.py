@@ -122,9 +122,8 @@ def _syntax_diagnostic(e: UnexpectedInput, file: str, text: str) -> Diagnostic:
         return Diagnostic.at(span, "unexpected end of file; is a `}` missing?", source=text)
     expected = _readable(getattr(e, "expected", ()) or ())
     if tok.type == "_NL":
-        # The synthetic newline sits at the end of the statement's last token.
-        col = tok.column if tok.value == "\n" and tok.line <= len(lines) else tok.column
-        span = Span(file, tok.line, col, tok.line, col + 1)
+        # the caret goes where the line ended (a synthetic newline sits right after the last token)
+        span = Span(file, tok.line, tok.column, tok.line, tok.column + 1)
         what = "the line ends too early"
     else:
         span = Span(file, tok.line, tok.column, tok.end_line, tok.end_column)

@@ -12,6 +12,7 @@ import numpy as np
 from .data import DataError, check_tokens, fit_standard, prepare, split
 from .errors import Diagnostic, Span, SpecError
 from .metrics import METRICS, default_metrics
+from .optim import decays
 
 EVAL_CHUNK = 1024
 
@@ -24,6 +25,7 @@ class Result:
     epochs_run: int = 0
     stopped_early: bool = False
     interrupted: bool = False
+    settings: dict = field(default_factory=dict)   # the train settings as run, overrides applied
 
     @property
     def final(self) -> dict[str, float]:
@@ -95,12 +97,12 @@ def train(spec, epochs: int | None = None, batch: int | None = None, seed: int |
     if schedule is not None:
         schedule.start(opt.lr, epochs)
     metrics = cfg.metrics if cfg.metrics is not None else default_metrics(loss.task)
-    decay = [k for k, w in net.params.items() if w.ndim >= 2] if cfg.l2 else []
+    decay = [k for k, w in net.params.items() if decays(w)] if cfg.l2 else []
 
     rng = np.random.default_rng(seed)
     n = len(train_set)
     history: dict[str, list] = {}
-    result = Result(net, history)
+    result = Result(net, history, settings={**cfg.resolved(), "epochs": epochs, "batch": batch, "seed": seed})
     best, best_weights, waited = math.inf, None, 0
     monitored = None
     try:
