@@ -20,9 +20,9 @@ class Relu(Op):
 
     def forward(self, p, w, xs, ctx):
         (x,) = xs
-        # x * (x > 0) through a float mask: twice as fast as np.maximum(x, 0),
-        # and backward reuses the mask (float * float beats float * bool)
-        mask = np.greater(x, 0, out=ctx.buffer("mask", x.shape, x.dtype), casting="unsafe")
+        # x * (x > 0) through a bool mask: faster than np.maximum(x, 0), and
+        # backward reuses the mask (a quarter of the memory of a float one)
+        mask = np.greater(x, 0, out=ctx.buffer("mask", x.shape, bool))
         y = np.multiply(x, mask, out=ctx.buffer("y", x.shape, x.dtype))
 
         def backward(dy):

@@ -48,12 +48,16 @@ class Ctx:
     cache: dict | None = None       # per-node scratch that survives across steps (None: don't reuse)
     out_shape: Shape = ()           # the node's output shape, inferred once by compile
 
-    def buffer(self, key: str, shape: tuple, dtype) -> np.ndarray:
+    def buffer(self, key: str, shape: tuple, dtype, zeroed: bool = False) -> np.ndarray:
+        """An array for `key`, the same one on every step while the shape holds.
+        zeroed: filled with zeros when it is made (for callers that only ever
+        write the same part of it, like the interior of a padded frame)."""
+        make = np.zeros if zeroed else np.empty
         if self.cache is None:
-            return np.empty(shape, dtype)
+            return make(shape, dtype)
         buf = self.cache.get(key)
         if buf is None or buf.shape != shape or buf.dtype != dtype:
-            buf = self.cache[key] = np.empty(shape, dtype)
+            buf = self.cache[key] = make(shape, dtype)
         return buf
 
 

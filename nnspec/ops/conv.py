@@ -3,13 +3,20 @@
     conv2d(filters, kernel=3, stride=1, padding=valid|same|N, dilation=1)
     [C, H, W] -> [filters, Ho, Wo];  W: [filters, C, kh, kw], b: [filters]
 
-Forward is im2col (a strided view copied once into a matrix) and one matrix
-product. The input gradient is the same correlation run on the output
-gradient (zero-stuffed for strides, padded for the full extent) with the
-kernel flipped and its channel axes swapped — so backward is two matrix
-products and no loop over samples, pixels or kernel positions."""
+Forward is im2col (a strided view of the padded input copied once into a
+matrix) and one matrix product; backward is two more matrix products and
+col2im, which adds each kernel offset's share of the input gradient back in
+place: prod(kernel) whole-batch additions (9 for a 3x3 kernel), the only
+loop, none over samples or pixels.
+
+The matrices run over a per-sample *frame* of positions in the padded input,
+flattened per (sample, channel). With stride 1 the frame widens each output
+row to the padded row, so that a window's row of the frame is one contiguous
+run of memory (a 14x14 output copies runs of 224 numbers instead of 14); the
+extra columns are computed and dropped (their output gradient is zero)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from math import prod
 from typing import Literal, Union
 
@@ -17,7 +24,7 @@ from ..lazy import np
 from pydantic import PositiveInt, conlist
 
 from .base import INITS, Op, Params, ShapeError, initializer, register
-from .windows import pair, plan, view
+from .windows import pair, plan
 
 Size = Union[PositiveInt, conlist(PositiveInt, min_length=1, max_length=2)]
 Padding = Union[Literal["same", "valid"], int, conlist(int, min_length=1, max_length=2)]
@@ -34,28 +41,50 @@ class ConvParams(Params):
     positional = ("filters",)
 
 
-def _corr(xp: np.ndarray, wm: np.ndarray, kernel, stride, dilation, cols_buf: np.ndarray):
-    """Cross-correlation as one matrix product over the whole batch.
-    xp: (B, C, *spatial), wm: (F, C * prod(kernel)) -> yT (F, B * P) and the
-    im2col matrix (C * prod(kernel), B * P), P = prod(out), built in cols_buf.
-    Channel-and-offset rows by (batch, position) columns: the copy moves
-    contiguous runs, and the product is a single large GEMM."""
-    B, C = xp.shape[:2]
-    n = len(kernel)
-    v = view(xp, kernel, stride, dilation)                        # (B, C, *out, *kernel)
-    out = v.shape[2:2 + n]
-    rows, width = C * prod(kernel), B * prod(out)
-    cols = cols_buf[:rows * width].reshape(C, *kernel, B, *out)
-    np.copyto(cols, v.transpose(1, *range(2 + n, 2 + 2 * n), 0, *range(2, 2 + n)))
-    cols = cols.reshape(rows, width)
-    return wm @ cols, cols, out
+@dataclass(frozen=True)
+class Frame:
+    """Where a convolution's windows lie in its padded input, in elements of
+    a flattened (sample, channel) plane of `padded` positions."""
+    padded: tuple          # padded spatial sizes
+    out: tuple             # output spatial sizes
+    shape: tuple           # the frame: `out`, its last axis widened to the padded row when stride is 1
+    steps: tuple           # element step of each frame axis in the plane
+    offsets: tuple         # element step of each kernel axis in the plane
+    tail: int              # elements a widened frame reads past the last plane
 
+    @classmethod
+    def of(cls, padded, out, kernel, stride, dilation):
+        row = [prod(padded[i + 1:]) for i in range(len(padded))]        # row-major steps of the plane
+        wide = all(s == 1 for s in stride)
+        shape = (*out[:-1], padded[-1]) if wide else tuple(out)
+        tail = (kernel[-1] - 1) * dilation[-1] if wide else 0
+        return cls(tuple(padded), tuple(out), shape, tuple(s * r for s, r in zip(stride, row)),
+                   tuple(d * r for d, r in zip(dilation, row)), tail)
 
-def _to_batch_first(yT: np.ndarray, B: int, out_buf: np.ndarray) -> np.ndarray:
-    """(F, B * P) -> (B, F, P)."""
-    F = yT.shape[0]
-    np.copyto(out_buf, yT.reshape(F, B, -1).transpose(1, 0, 2))
-    return out_buf
+    @property
+    def length(self) -> int:
+        return prod(self.shape)
+
+    def windows(self, flat: np.ndarray, B: int, C: int, kernel: tuple) -> np.ndarray:
+        """(C, *kernel, B, *frame) view of a padded input stored flat with the tail."""
+        plane, e = prod(self.padded), flat.itemsize
+        return np.lib.stride_tricks.as_strided(
+            flat, (C, *kernel, B, *self.shape),
+            tuple(e * s for s in (plane, *self.offsets, C * plane, *self.steps)), writeable=False)
+
+    def at(self, flat: np.ndarray, B: int, C: int, start: int) -> np.ndarray:
+        """Writable (C, B, *frame) view of a flat padded array, shifted by `start` elements."""
+        plane, e = prod(self.padded), flat.itemsize
+        return np.lib.stride_tricks.as_strided(
+            flat[start:], (C, B, *self.shape), tuple(e * s for s in (plane, C * plane, *self.steps)))
+
+    def valid(self, a: np.ndarray) -> np.ndarray:
+        """The output positions of an array whose last axes are the frame."""
+        return a[..., :self.out[-1]]
+
+    def padding(self, a: np.ndarray) -> np.ndarray:
+        """The widened frame's extra columns (empty when not widened)."""
+        return a[..., self.out[-1]:]
 
 
 class Conv(Op):
@@ -89,85 +118,59 @@ class Conv(Op):
 
     def forward(self, p, w, xs, ctx):
         (x,) = xs
-        n = self.ndim
         W = w["W"]
         F, C = W.shape[:2]
         B, spatial = x.shape[0], x.shape[2:]
         kernel, stride, dilation, out, before, after = self._geometry(p, x.shape[1:])
-        reach = [(k - 1) * d for k, d in zip(kernel, dilation)]
-        K, P, P_in = prod(kernel), prod(out), prod(spatial)
-        # one scratch buffer for the forward im2col and, once dW is done, the
-        # backward one: the two are never alive together
-        backward_cols = F * K * B * P_in if ctx.need_dx[0] else 0
-        scratch = ctx.buffer("cols", (max(C * K * B * P, backward_cols),), x.dtype)
-        # zero padding in a reused buffer: only the interior is ever written
-        xp = ctx.buffer("xp", (B, C, *[s + a + b for s, a, b in zip(spatial, before, after)]), x.dtype)
-        if ctx.cache is None or ctx.cache.get("xp_zeroed") is not xp:
-            xp.fill(0)
-            if ctx.cache is not None:
-                ctx.cache["xp_zeroed"] = xp
-        xp[interior(before, spatial)] = x
-        yT, cols, out = _corr(xp, W.reshape(F, -1), kernel, stride, dilation, scratch)
-        y = _to_batch_first(yT, B, ctx.buffer("y", (B, F, P), x.dtype))
+        padded = tuple(s + a + b for s, a, b in zip(spatial, before, after))
+        fr = Frame.of(padded, out, kernel, stride, dilation)
+        K, L, plane = prod(kernel), fr.length, prod(padded)
+        # the padded input, flat with its tail: zeroed once, then only the
+        # interior is ever written, so the padding stays zero between steps
+        flat = ctx.buffer("xp", (B * C * plane + fr.tail,), x.dtype, zeroed=True)
+        xp = flat[:B * C * plane].reshape(B, C, *padded)
+        xp[(slice(None), slice(None)) + tuple(slice(b, b + s) for b, s in zip(before, spatial))] = x
+        # im2col: (C*K, B*L); reused for the column gradient once dW is done
+        cols = ctx.buffer("cols", (C * K, B * L), x.dtype)
+        np.copyto(cols.reshape(C, *kernel, B, *fr.shape), fr.windows(flat, B, C, kernel))
+        # the frame buffer holds the output here and the output gradient in backward
+        yF = np.matmul(W.reshape(F, -1), cols, out=ctx.buffer("frame", (F, B * L), x.dtype))
+        y = ctx.buffer("y", (B, F, *out), x.dtype)
+        np.copyto(y, fr.valid(yF.reshape(F, B, *fr.shape)).swapaxes(0, 1))
         if p.bias:
-            y += w["b"][:, None]
+            y += w["b"].reshape(F, *(1,) * self.ndim)
 
         def backward(dy):
-            dyT = ctx.buffer("dyT", (F, B, P), dy.dtype)
-            np.copyto(dyT, dy.reshape(B, F, P).transpose(1, 0, 2))
-            dyT = dyT.reshape(F, B * P)
-            grads = {"W": (dyT @ cols.T).reshape(W.shape)}
+            dyF = ctx.buffer("frame", (F, B * L), dy.dtype)
+            framed = dyF.reshape(F, B, *fr.shape)
+            np.copyto(fr.valid(framed), dy.swapaxes(0, 1))
+            fr.padding(framed)[...] = 0                     # the extra columns carry no gradient
+            grads = {"W": np.matmul(dyF, cols.T).reshape(W.shape)}
             if p.bias:
-                grads["b"] = dyT.sum(axis=1)
+                grads["b"] = dyF.sum(axis=1)
             dx = None
             if ctx.need_dx[0]:
-                dx = self._grad_input(dy, W, spatial, before, kernel, stride, dilation, out, reach,
-                                      scratch, ctx)
+                dcols = np.matmul(W.reshape(F, -1).T, dyF, out=cols).reshape(C, K, B, *fr.shape)
+                dflat = ctx.buffer("dxp", flat.shape, dy.dtype)
+                dflat.fill(0)
+                # col2im: every kernel offset adds its columns where its windows read
+                for k, start in enumerate(np.ndindex(*kernel)):
+                    target = fr.at(dflat, B, C, sum(i * o for i, o in zip(start, fr.offsets)))
+                    target += dcols[:, k]
+                dxp = dflat[:B * C * plane].reshape(B, C, *padded)
+                # a contiguous copy of the interior: the ops upstream run faster on it
+                dx = ctx.buffer("dx", x.shape, dy.dtype)
+                np.copyto(dx, dxp[(slice(None), slice(None)) + tuple(slice(b, b + s) for b, s in
+                                                                    zip(before, spatial))])
             return [dx], grads
 
-        return y.reshape(B, F, *out), backward
-
-    def _grad_input(self, dy, W, spatial, before, kernel, stride, dilation, out, reach, scratch, ctx):
-        """dx as a correlation of the output gradient — zero-stuffed by the
-        stride and padded by the kernel's reach — with the kernel flipped and
-        its channel axes swapped, evaluated at the unpadded positions only:
-        one more im2col and one more matrix product, no loop."""
-        n = self.ndim
-        B, F = dy.shape[:2]
-        C = W.shape[1]
-        # buf holds dy[i] at reach - before + i * stride; dx[j] reads
-        # buf[j : j + reach + 1 : dilation] against the flipped kernel
-        size = [s + r for s, r in zip(spatial, reach)]
-        buf = ctx.buffer("dybuf", (B, F, *size), dy.dtype)
-        buf.fill(0)
-        kept = [_kept(r - b, o, st, sz) for r, b, o, st, sz in zip(reach, before, out, stride, size)]
-        every = (slice(None), slice(None))
-        buf[every + tuple(k[0] for k in kept)] = dy[every + tuple(k[1] for k in kept)]
-        flipped = np.flip(W, axis=tuple(range(2, 2 + n))).swapaxes(0, 1)      # (C, F, *kernel)
-        dxT, _, _ = _corr(buf, np.ascontiguousarray(flipped).reshape(C, -1), kernel, (1,) * n,
-                          dilation, scratch)
-        dx = _to_batch_first(dxT, B, ctx.buffer("dx", (B, C, prod(spatial)), dy.dtype))
-        return dx.reshape(B, C, *spatial)
+        return y, backward
 
     def to_onnx(self, b, p, w, xs):
         kernel, stride, dilation, _, before, after = self._geometry(p, b.in_shapes[0])
         inputs = [xs[0], w["W"]] + ([w["b"]] if p.bias else [])
         return b.node("Conv", inputs, kernel_shape=list(kernel), strides=list(stride),
                       dilations=list(dilation), pads=list(before) + list(after))
-
-
-def interior(before, spatial) -> tuple:
-    return (slice(None), slice(None)) + tuple(slice(b, b + s) for b, s in zip(before, spatial))
-
-
-def _kept(offset: int, count: int, stride: int, size: int) -> tuple[slice, slice]:
-    """Output positions i in [0, count) land at offset + i * stride; keep those
-    inside [0, size): (where they land, which i they are)."""
-    first = -(offset // stride) if offset < 0 else 0               # ceil(-offset / stride)
-    last = min(count - 1, (size - 1 - offset) // stride)
-    if last < first:
-        return slice(0, 0), slice(0, 0)
-    return slice(offset + first * stride, offset + last * stride + 1, stride), slice(first, last + 1)
 
 
 class Conv2dParams(ConvParams):

@@ -64,23 +64,33 @@ class Pool(Op):
         if self.reduce == "mean":
             y *= 1.0 / prod(size)
 
+        # windows that tile the padded input exactly (a 2x2 pool of an even
+        # size) touch every position once: their gradients are written, not added
+        tiles = stride == size and all(o * s == n for o, s, n in zip(out, size, xp.shape[2:]))
+
         def backward(dy):
             dxp = ctx.buffer("dxp", xp.shape, dy.dtype)
-            dxp.fill(0)
+            if not tiles:
+                dxp.fill(0)
             if self.reduce == "max":     # all of a window's gradient to its first maximum
-                free = ctx.buffer("free", y.shape, dy.dtype)        # 1 until a window's max is found
-                free.fill(1)
-                hit = ctx.buffer("hit", y.shape, dy.dtype)
-                for sl in offsets:       # float masks: float * float is faster than float * bool
-                    np.equal(xp[sl], y, out=hit, casting="unsafe")
-                    hit *= free
-                    free -= hit
-                    hit *= dy
-                    dxp[sl] += hit
+                free = ctx.buffer("free", y.shape, bool)          # True until a window's max is found
+                free.fill(True)
+                hit = ctx.buffer("hit", y.shape, bool)
+                for sl in offsets:
+                    np.equal(xp[sl], y, out=hit)
+                    hit &= free
+                    free ^= hit
+                    if tiles:
+                        np.multiply(dy, hit, out=dxp[sl])
+                    else:
+                        dxp[sl] += dy * hit
             else:                        # shared evenly (padding counts, as in the exported model)
                 share = dy * (1.0 / prod(size))
                 for sl in offsets:
-                    dxp[sl] += share
+                    if tiles:
+                        dxp[sl] = share
+                    else:
+                        dxp[sl] += share
             return [crop(dxp, before, x.shape[2:])], {}
 
         return y, backward
