@@ -103,7 +103,7 @@ class Network:
             ctx = Ctx(training, self.rng, self._need_dx[i], self._caches[i] if reuse else None, n.out_shape)
             y, back = n.op.forward(n.p, self._w[i], [values[v] for v in n.inputs], ctx)
             values[n.output] = y
-            backs.append(back)
+            backs.append((back, ctx))
         return values, backs
 
     def _backward(self, backs, start: str, dy) -> dict[str, np.ndarray]:
@@ -114,7 +114,10 @@ class Network:
             g = dvals.pop(n.output, None)
             if g is None:
                 continue                              # not on the way to the loss
-            dxs, dws = backs[i](g)
+            back, ctx = backs[i]
+            # a gradient handed to two producers (an add passes dy to both) is not free
+            ctx.dy_is_free = g.flags.writeable and not any(np.may_share_memory(g, d) for d in dvals.values())
+            dxs, dws = back(g)
             for local, dw in dws.items():
                 grads[n.param(local)] = dw
             for v, dx in zip(n.inputs, dxs):

@@ -26,7 +26,8 @@ class Relu(Op):
         y = np.multiply(x, mask, out=ctx.buffer("y", x.shape, x.dtype))
 
         def backward(dy):
-            return [np.multiply(dy, mask, out=ctx.buffer("dx", dy.shape, dy.dtype))], {}
+            dx = dy if ctx.dy_is_free else ctx.buffer("dx", dy.shape, dy.dtype)
+            return [np.multiply(dy, mask, out=dx)], {}
         return y, backward
 
     def to_onnx(self, b, p, w, xs):

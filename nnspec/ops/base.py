@@ -47,6 +47,9 @@ class Ctx:
     need_dx: tuple[bool, ...] = (True,)
     cache: dict | None = None       # per-node scratch that survives across steps (None: don't reuse)
     out_shape: Shape = ()           # the node's output shape, inferred once by compile
+    # set by the engine just before backward: True when no other pending
+    # gradient shares dy's memory, so backward may write its dx into dy
+    dy_is_free: bool = False
 
     def buffer(self, key: str, shape: tuple, dtype, zeroed: bool = False) -> np.ndarray:
         """An array for `key`, the same one on every step while the shape holds.
