@@ -9,6 +9,14 @@ to ONNX.
 Names are imported on first use, so `nnspec --help` starts quickly."""
 from __future__ import annotations
 
+import os as _os
+
+# After each matrix product OpenBLAS's threads spin for 2^28 cycles by
+# default, holding the cores that nnspec's batch threads (parallel.py) need
+# next: a CNN step ran 1.3x slower. OpenBLAS reads this once, when NumPy is
+# loaded, so it is set here, before; a value set by the user wins.
+_os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
 __version__ = "0.1.0"
 __all__ = ["load", "loads", "train", "Spec", "SpecError", "Diagnostic", "Network"]
 

@@ -104,3 +104,27 @@ def test_buffers_kept_between_steps_change_nothing(kind, i, case):
     xs = _inputs(case, rng)
     for kept, fresh in zip(step(xs, cache), step(xs, None)):
         np.testing.assert_array_equal(kept, fresh)
+
+
+@pytest.mark.parametrize("kind,i,case", [pytest.param(*c, id=f"{c[0]}-{c[1]}") for c in all_cases()])
+def test_batch_threads_change_nothing(kind, i, case):
+    """Ops that split the batch over threads (nnspec/parallel.py) give
+    exactly what one thread gives."""
+    from nnspec import parallel
+    rng = np.random.default_rng(3)
+    node, w = _node_and_weights(case, rng)
+    xs = [np.concatenate([x] * 11) for x in _inputs(case, rng)]        # 33 samples: 3 threads of 11
+
+    def step(n):
+        parallel.set_threads(n)
+        ctx = Ctx(False, np.random.default_rng(7), tuple(True for _ in xs), {}, node.out_shape)
+        y, back = node.op.forward(node.p, w, xs, ctx)
+        y = y.copy()
+        dxs, dws = back(np.cos(np.arange(y.size)).reshape(y.shape))
+        return [y] + [np.array(d) for d in dxs if d is not None] + [dws[k].copy() for k in sorted(dws)]
+
+    try:
+        for one, three in zip(step(1), step(3)):
+            np.testing.assert_array_equal(one, three)
+    finally:
+        parallel.set_threads(parallel._from_environment())

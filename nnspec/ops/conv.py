@@ -23,6 +23,7 @@ from typing import Literal, Union
 from ..lazy import np
 from pydantic import PositiveInt, conlist
 
+from ..parallel import over_batch
 from .base import INITS, Op, Params, ShapeError, initializer, register
 from .windows import pair, plan
 
@@ -43,14 +44,15 @@ class ConvParams(Params):
 
 @dataclass(frozen=True)
 class Frame:
-    """Where a convolution's windows lie in its padded input, in elements of
-    a flattened (sample, channel) plane of `padded` positions."""
+    """Where a convolution's windows lie in its padded input, stored flat as
+    (sample, channel) planes of `plane` elements: the padded positions, then
+    a tail that a widened frame's last windows read past the end (zeros)."""
     padded: tuple          # padded spatial sizes
     out: tuple             # output spatial sizes
     shape: tuple           # the frame: `out`, its last axis widened to the padded row when stride is 1
-    steps: tuple           # element step of each frame axis in the plane
-    offsets: tuple         # element step of each kernel axis in the plane
-    tail: int              # elements a widened frame reads past the last plane
+    steps: tuple           # element step of each frame axis in a plane
+    offsets: tuple         # element step of each kernel axis in a plane
+    plane: int             # elements per (sample, channel) plane, tail included
 
     @classmethod
     def of(cls, padded, out, kernel, stride, dilation):
@@ -59,24 +61,28 @@ class Frame:
         shape = (*out[:-1], padded[-1]) if wide else tuple(out)
         tail = (kernel[-1] - 1) * dilation[-1] if wide else 0
         return cls(tuple(padded), tuple(out), shape, tuple(s * r for s, r in zip(stride, row)),
-                   tuple(d * r for d, r in zip(dilation, row)), tail)
+                   tuple(d * r for d, r in zip(dilation, row)), prod(padded) + tail)
 
     @property
     def length(self) -> int:
         return prod(self.shape)
 
+    def grid(self, flat: np.ndarray, B: int, C: int) -> np.ndarray:
+        """(B, C, *padded) view of the planes, tails left out."""
+        return flat.reshape(B, C, self.plane)[..., :prod(self.padded)].reshape(B, C, *self.padded)
+
     def windows(self, flat: np.ndarray, B: int, C: int, kernel: tuple) -> np.ndarray:
-        """(C, *kernel, B, *frame) view of a padded input stored flat with the tail."""
-        plane, e = prod(self.padded), flat.itemsize
+        """(C, *kernel, B, *frame) view: every window of every sample, read-only."""
+        e = flat.itemsize
         return np.lib.stride_tricks.as_strided(
             flat, (C, *kernel, B, *self.shape),
-            tuple(e * s for s in (plane, *self.offsets, C * plane, *self.steps)), writeable=False)
+            tuple(e * s for s in (self.plane, *self.offsets, C * self.plane, *self.steps)), writeable=False)
 
     def at(self, flat: np.ndarray, B: int, C: int, start: int) -> np.ndarray:
-        """Writable (C, B, *frame) view of a flat padded array, shifted by `start` elements."""
-        plane, e = prod(self.padded), flat.itemsize
+        """Writable (C, B, *frame) view of the planes, shifted by `start` elements."""
+        e = flat.itemsize
         return np.lib.stride_tricks.as_strided(
-            flat[start:], (C, B, *self.shape), tuple(e * s for s in (plane, C * plane, *self.steps)))
+            flat[start:], (C, B, *self.shape), tuple(e * s for s in (self.plane, C * self.plane, *self.steps)))
 
     def valid(self, a: np.ndarray) -> np.ndarray:
         """The output positions of an array whose last axes are the frame."""
@@ -122,46 +128,61 @@ class Conv(Op):
         F, C = W.shape[:2]
         B, spatial = x.shape[0], x.shape[2:]
         kernel, stride, dilation, out, before, after = self._geometry(p, x.shape[1:])
-        padded = tuple(s + a + b for s, a, b in zip(spatial, before, after))
-        fr = Frame.of(padded, out, kernel, stride, dilation)
-        K, L, plane = prod(kernel), fr.length, prod(padded)
-        # the padded input, flat with its tail: zeroed once, then only the
-        # interior is ever written, so the padding stays zero between steps
-        flat = ctx.buffer("xp", (B * C * plane + fr.tail,), x.dtype, zeroed=True)
-        xp = flat[:B * C * plane].reshape(B, C, *padded)
-        xp[(slice(None), slice(None)) + tuple(slice(b, b + s) for b, s in zip(before, spatial))] = x
+        fr = Frame.of(tuple(s + a + b for s, a, b in zip(spatial, before, after)), out, kernel, stride, dilation)
+        K, L = prod(kernel), fr.length
+        inside = (slice(None),) + tuple(slice(b, b + s) for b, s in zip(before, spatial))  # of a sample
+        at_batch = (slice(None),) * (1 + self.ndim)            # leads to the batch axis of the columns
+        # the padded input: zeroed once, then only the interior is ever
+        # written, so the padding stays zero between steps
+        flat = ctx.buffer("xp", (B * C * fr.plane,), x.dtype, zeroed=True)
+        xp = fr.grid(flat, B, C)
         # im2col: (C*K, B*L); reused for the column gradient once dW is done
         cols = ctx.buffer("cols", (C * K, B * L), x.dtype)
-        np.copyto(cols.reshape(C, *kernel, B, *fr.shape), fr.windows(flat, B, C, kernel))
+        framed_cols, windows = cols.reshape(C, *kernel, B, *fr.shape), fr.windows(flat, B, C, kernel)
+
+        def im2col(rows):
+            xp[rows][(slice(None),) + inside] = x[rows]
+            np.copyto(framed_cols[at_batch + (rows,)], windows[at_batch + (rows,)])
+        over_batch(im2col, B)
         # the frame buffer holds the output here and the output gradient in backward
         yF = np.matmul(W.reshape(F, -1), cols, out=ctx.buffer("frame", (F, B * L), x.dtype))
         y = ctx.buffer("y", (B, F, *out), x.dtype)
-        np.copyto(y, fr.valid(yF.reshape(F, B, *fr.shape)).swapaxes(0, 1))
-        if p.bias:
-            y += w["b"].reshape(F, *(1,) * self.ndim)
+        y_framed = fr.valid(yF.reshape(F, B, *fr.shape))
+        bias = w["b"].reshape(F, *(1,) * self.ndim) if p.bias else None
+
+        def batch_first(rows):                                  # (F, B, ...) -> (B, F, ...), plus the bias
+            if bias is None:
+                np.copyto(y[rows], y_framed[:, rows].swapaxes(0, 1))
+            else:
+                np.add(y_framed[:, rows].swapaxes(0, 1), bias, out=y[rows])
+        over_batch(batch_first, B)
 
         def backward(dy):
             dyF = ctx.buffer("frame", (F, B * L), dy.dtype)
             framed = dyF.reshape(F, B, *fr.shape)
-            np.copyto(fr.valid(framed), dy.swapaxes(0, 1))
-            fr.padding(framed)[...] = 0                     # the extra columns carry no gradient
+
+            def channels_first(rows):
+                np.copyto(fr.valid(framed[:, rows]), dy[rows].swapaxes(0, 1))
+                fr.padding(framed[:, rows])[...] = 0               # the extra columns carry no gradient
+            over_batch(channels_first, B)
             grads = {"W": np.matmul(dyF, cols.T).reshape(W.shape)}
             if p.bias:
                 grads["b"] = dyF.sum(axis=1)
-            dx = None
-            if ctx.need_dx[0]:
-                dcols = np.matmul(W.reshape(F, -1).T, dyF, out=cols).reshape(C, K, B, *fr.shape)
-                dflat = ctx.buffer("dxp", flat.shape, dy.dtype)
-                dflat.fill(0)
-                # col2im: every kernel offset adds its columns where its windows read
-                for k, start in enumerate(np.ndindex(*kernel)):
-                    target = fr.at(dflat, B, C, sum(i * o for i, o in zip(start, fr.offsets)))
-                    target += dcols[:, k]
-                dxp = dflat[:B * C * plane].reshape(B, C, *padded)
-                # a contiguous copy of the interior: the ops upstream run faster on it
-                dx = ctx.buffer("dx", x.shape, dy.dtype)
-                np.copyto(dx, dxp[(slice(None), slice(None)) + tuple(slice(b, b + s) for b, s in
-                                                                    zip(before, spatial))])
+            if not ctx.need_dx[0]:
+                return [None], grads
+            dcols = np.matmul(W.reshape(F, -1).T, dyF, out=cols).reshape(C, K, B, *fr.shape)
+            dflat = ctx.buffer("dxp", flat.shape, dy.dtype)
+            samples = dflat.reshape(B, -1)
+            targets = [fr.at(dflat, B, C, sum(i * o for i, o in zip(start, fr.offsets)))
+                       for start in np.ndindex(*kernel)]
+            dxp, dx = fr.grid(dflat, B, C), ctx.buffer("dx", x.shape, dy.dtype)
+
+            def col2im(rows):        # each kernel offset adds its columns where its windows read
+                samples[rows] = 0
+                for k, target in enumerate(targets):
+                    target[:, rows] += dcols[:, k, rows]
+                np.copyto(dx[rows], dxp[rows][(slice(None),) + inside])   # contiguous: faster upstream
+            over_batch(col2im, B)
             return [dx], grads
 
         return y, backward

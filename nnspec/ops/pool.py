@@ -13,6 +13,7 @@ from typing import Literal, Union
 from ..lazy import np
 from pydantic import NonNegativeInt, PositiveInt, conlist
 
+from ..parallel import over_batch
 from .base import Op, Params, ShapeError, register
 from .windows import crop, pad, pair, plan
 
@@ -57,12 +58,17 @@ class Pool(Op):
         every = (slice(None), slice(None))
         offsets = [every + tuple(slice(o, o + s * (n - 1) + 1, s) for o, s, n in zip(off, stride, out))
                    for off in np.ndindex(*size)]
-        y = xp[offsets[0]].copy()
+        y = ctx.buffer("y", (*xp.shape[:2], *out), x.dtype)
         combine = np.maximum if self.reduce == "max" else np.add
-        for sl in offsets[1:]:
-            combine(y, xp[sl], out=y)
-        if self.reduce == "mean":
-            y *= 1.0 / prod(size)
+
+        def pool(rows):                  # each thread its own samples
+            a, b = xp[rows], y[rows]
+            np.copyto(b, a[offsets[0]])
+            for sl in offsets[1:]:
+                combine(b, a[sl], out=b)
+            if self.reduce == "mean":
+                b *= 1.0 / prod(size)
+        over_batch(pool, len(y))
 
         # windows that tile the padded input exactly (a 2x2 pool of an even
         # size) touch every position once: their gradients are written, not added
@@ -70,27 +76,32 @@ class Pool(Op):
 
         def backward(dy):
             dxp = ctx.buffer("dxp", xp.shape, dy.dtype)
-            if not tiles:
-                dxp.fill(0)
-            if self.reduce == "max":     # all of a window's gradient to its first maximum
-                free = ctx.buffer("free", y.shape, bool)          # True until a window's max is found
-                free.fill(True)
-                hit = ctx.buffer("hit", y.shape, bool)
-                for sl in offsets:
-                    np.equal(xp[sl], y, out=hit)
-                    hit &= free
-                    free ^= hit
-                    if tiles:
-                        np.multiply(dy, hit, out=dxp[sl])
-                    else:
-                        dxp[sl] += dy * hit
-            else:                        # shared evenly (padding counts, as in the exported model)
-                share = dy * (1.0 / prod(size))
-                for sl in offsets:
-                    if tiles:
-                        dxp[sl] = share
-                    else:
-                        dxp[sl] += share
+            free = ctx.buffer("free", y.shape, bool)              # True until a window's max is found
+            hit = ctx.buffer("hit", y.shape, bool)
+
+            def unpool(rows):
+                d, g = dxp[rows], dy[rows]
+                if not tiles:
+                    d.fill(0)
+                if self.reduce == "max":     # all of a window's gradient to its first maximum
+                    a, f, h = xp[rows], free[rows], hit[rows]
+                    f.fill(True)
+                    for sl in offsets:
+                        np.equal(a[sl], y[rows], out=h)
+                        h &= f
+                        f ^= h
+                        if tiles:
+                            np.multiply(g, h, out=d[sl])
+                        else:
+                            d[sl] += g * h
+                else:                        # shared evenly (padding counts, as in the exported model)
+                    share = g * (1.0 / prod(size))
+                    for sl in offsets:
+                        if tiles:
+                            d[sl] = share
+                        else:
+                            d[sl] += share
+            over_batch(unpool, len(dy))
             return [crop(dxp, before, x.shape[2:])], {}
 
         return y, backward
