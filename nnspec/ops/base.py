@@ -51,16 +51,18 @@ class Ctx:
     # gradient shares dy's memory, so backward may write its dx into dy
     dy_is_free: bool = False
 
-    def buffer(self, key: str, shape: tuple, dtype, zeroed: bool = False) -> np.ndarray:
+    def buffer(self, key: str, shape: tuple, dtype, fill: float | None = None) -> np.ndarray:
         """An array for `key`, the same one on every step while the shape holds.
-        zeroed: filled with zeros when it is made (for callers that only ever
-        write the same part of it, like the interior of a padded frame)."""
-        make = np.zeros if zeroed else np.empty
-        if self.cache is None:
-            return make(shape, dtype)
-        buf = self.cache.get(key)
-        if buf is None or buf.shape != shape or buf.dtype != dtype:
-            buf = self.cache[key] = make(shape, dtype)
+        fill: the value it starts with when it is made, for callers that
+        only ever write the same part of it (the interior of a padded frame)
+        or never write it (a vector of ones)."""
+        if self.cache is not None:
+            buf = self.cache.get(key)
+            if buf is not None and buf.shape == shape and buf.dtype == dtype:
+                return buf
+        buf = np.empty(shape, dtype) if fill is None else np.full(shape, fill, dtype)
+        if self.cache is not None:
+            self.cache[key] = buf
         return buf
 
 

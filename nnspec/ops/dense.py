@@ -52,8 +52,7 @@ class Dense(Op):
             grads = {"W": np.matmul(x2.T, dy2, out=ctx.buffer("dW", W.shape, W.dtype))}
             if p.bias:
                 # ones @ dy: much faster than dy.sum(axis=0) on tall, narrow arrays
-                ones = ctx.buffer("ones", (dy2.shape[0],), W.dtype)
-                ones.fill(1)
+                ones = ctx.buffer("ones", (dy2.shape[0],), W.dtype, fill=1)
                 grads["b"] = np.matmul(ones, dy2, out=ctx.buffer("db", (p.units,), W.dtype))
             dx = None
             if ctx.need_dx[0]:

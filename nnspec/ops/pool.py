@@ -63,8 +63,11 @@ class Pool(Op):
 
         def pool(rows):                  # each thread its own samples
             a, b = xp[rows], y[rows]
-            np.copyto(b, a[offsets[0]])
-            for sl in offsets[1:]:
+            if len(offsets) == 1:
+                np.copyto(b, a[offsets[0]])
+            else:
+                combine(a[offsets[0]], a[offsets[1]], out=b)
+            for sl in offsets[2:]:
                 combine(b, a[sl], out=b)
             if self.reduce == "mean":
                 b *= 1.0 / prod(size)
