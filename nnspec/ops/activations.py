@@ -8,6 +8,7 @@ from typing import Literal
 from ..lazy import np
 from pydantic import Field
 
+from ..parallel import over_batch
 from .base import Op, Params, array_axis, check_axis, register
 
 GELU_C = math.sqrt(2.0 / math.pi)
@@ -100,29 +101,40 @@ class Gelu(Op):
     def forward(self, p, w, xs, ctx):
         (x,) = xs
         # every temporary in a buffer kept between steps: re-allocating arrays
-        # this size costs page faults that double the time
-        x2 = np.multiply(x, x, out=ctx.buffer("x2", x.shape, x.dtype))
-        t = np.multiply(x2, 0.044715, out=ctx.buffer("t", x.shape, x.dtype))
-        t += 1
-        t *= x
-        t *= GELU_C                                         # c (x + 0.044715 x³)
-        np.tanh(t, out=t)
-        y = np.add(t, 1, out=ctx.buffer("y", x.shape, x.dtype))
-        y *= x
-        y *= 0.5                                            # 0.5 x (1 + t)
+        # this size costs page faults that double the time; tanh is slow in
+        # NumPy, so the batch is split over threads
+        x2, t, y = (ctx.buffer(k, x.shape, x.dtype) for k in ("x2", "t", "y"))
+
+        def gelu(rows):
+            xr, x2r, tr, yr = x[rows], x2[rows], t[rows], y[rows]
+            np.multiply(xr, xr, out=x2r)
+            np.multiply(x2r, 0.044715, out=tr)
+            tr += 1
+            tr *= xr
+            tr *= GELU_C                                    # c (x + 0.044715 x³)
+            np.tanh(tr, out=tr)
+            np.add(tr, 1, out=yr)
+            yr *= xr
+            yr *= 0.5                                       # 0.5 x (1 + t)
+        over_batch(gelu, len(x))
 
         def backward(dy):
-            dt = np.multiply(t, t, out=ctx.buffer("dt", x.shape, x.dtype))
-            np.subtract(1, dt, out=dt)                      # tanh' = 1 - t²
-            u = np.multiply(x2, 3 * 0.044715, out=ctx.buffer("u", x.shape, x.dtype))
-            u += 1
-            dt *= u
-            dt *= GELU_C * 0.5
-            dt *= x                                         # 0.5 x t'
-            np.add(t, 1, out=u)
-            u *= 0.5
-            dt += u                                         # + 0.5 (1 + t)
-            dt *= dy
+            dt, u = (ctx.buffer(k, x.shape, x.dtype) for k in ("dt", "u"))
+
+            def gelu_back(rows):
+                d, ur, tr = dt[rows], u[rows], t[rows]
+                np.multiply(tr, tr, out=d)
+                np.subtract(1, d, out=d)                    # tanh' = 1 - t²
+                np.multiply(x2[rows], 3 * 0.044715, out=ur)
+                ur += 1
+                d *= ur
+                d *= GELU_C * 0.5
+                d *= x[rows]                                # 0.5 x t'
+                np.add(tr, 1, out=ur)
+                ur *= 0.5
+                d += ur                                     # + 0.5 (1 + t)
+                d *= dy[rows]
+            over_batch(gelu_back, len(dy))
             return [dt], {}
         return y, backward
 

@@ -15,6 +15,7 @@ from typing import Literal
 from ..lazy import np
 from pydantic import PositiveInt
 
+from ..parallel import over_batch
 from .base import Op, Params, ShapeError, initializer, register
 
 MASKED = -1e9          # added to scores a causal query may not see (exp underflows to 0)
@@ -94,12 +95,17 @@ class Attention(Op):
         # the largest here, and re-allocating them costs page faults
         scores = (*Q.shape[:3], K.shape[2])
         A = np.matmul(Q, K.transpose(0, 1, 3, 2), out=ctx.buffer("A", scores, q_in.dtype))
-        A *= scale                                                      # scores S
-        if p.causal:
-            A += _mask(A.shape[-2], A.shape[-1], A.dtype)
-        A -= A.max(axis=-1, keepdims=True)
-        np.exp(A, out=A)
-        A /= A.sum(axis=-1, keepdims=True)                              # softmax(S)
+        mask = _mask(A.shape[-2], A.shape[-1], A.dtype) if p.causal else None
+
+        def softmax(rows):                                              # exp is slow: one thread per part
+            a = A[rows]
+            a *= scale                                                  # scores S
+            if mask is not None:
+                a += mask
+            a -= a.max(axis=-1, keepdims=True)
+            np.exp(a, out=a)
+            a /= a.sum(axis=-1, keepdims=True)                          # softmax(S)
+        over_batch(softmax, len(A), min_rows=4)
         O = _merge(A @ V)                                               # (B, Tq, D)
         y = _project(O, w["Wo"], w["bo"])
 
@@ -108,9 +114,13 @@ class Attention(Op):
             dOh = _split(dO, H)
             dS = np.matmul(dOh, V.transpose(0, 1, 3, 2), out=ctx.buffer("dS", scores, dy.dtype))  # dA
             dV = A.transpose(0, 1, 3, 2) @ dOh
-            dS -= np.einsum("bhqk,bhqk->bhq", dS, A)[..., None]
-            dS *= A
-            dS *= scale                                                 # A (dA - sum(dA A)) / sqrt(d)
+
+            def softmax_back(rows):                                     # A (dA - sum(dA A)) / sqrt(d)
+                s, a = dS[rows], A[rows]
+                s -= np.einsum("bhqk,bhqk->bhq", s, a)[..., None]
+                s *= a
+                s *= scale
+            over_batch(softmax_back, len(dS), min_rows=4)
             dQ, dK = dS @ K, dS.transpose(0, 1, 3, 2) @ Q
             dq_in, dWq, dbq = _grad_projection(q_in, _merge(dQ), w["Wq"])
             dk_in, dWk, dbk = _grad_projection(kv_in, _merge(dK), w["Wk"])

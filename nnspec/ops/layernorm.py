@@ -7,6 +7,7 @@ from typing import Literal
 from ..lazy import np
 from pydantic import Field
 
+from ..parallel import over_batch
 from .base import Op, Params, ShapeError, register
 
 
@@ -31,19 +32,40 @@ class Layernorm(Op):
 
     def forward(self, p, w, xs, ctx):
         (x,) = xs
-        xhat = x - x.mean(axis=-1, keepdims=True)
-        var = np.einsum("...i,...i->...", xhat, xhat)[..., None] / np.asarray(x.shape[-1], x.dtype)
-        inv_std = 1.0 / np.sqrt(var + np.asarray(p.eps, x.dtype))
-        xhat *= inv_std
-        y = xhat * w["gamma"] + w["beta"]
+        D = x.shape[-1]
+        gamma, beta = w["gamma"], w["beta"]
+        xhat, y = ctx.buffer("xhat", x.shape, x.dtype), ctx.buffer("y", x.shape, x.dtype)
+        inv_std = ctx.buffer("inv_std", (*x.shape[:-1], 1), x.dtype)
+
+        def normalize(rows):                        # each thread its own samples
+            h, s = xhat[rows], inv_std[rows]
+            np.subtract(x[rows], x[rows].mean(axis=-1, keepdims=True), out=h)
+            np.einsum("...i,...i->...", h, h, out=s[..., 0])
+            s *= 1.0 / D
+            s += p.eps
+            np.sqrt(s, out=s)
+            np.divide(1, s, out=s)
+            h *= s
+            np.multiply(h, gamma, out=y[rows])
+            y[rows] += beta
+        over_batch(normalize, len(x))
 
         def backward(dy):
-            lead = tuple(range(dy.ndim - 1))
-            grads = {"gamma": (dy * xhat).sum(axis=lead), "beta": dy.sum(axis=lead)}
-            dxhat = dy * w["gamma"]
-            d = x.shape[-1]
-            dx = inv_std / d * (d * dxhat - dxhat.sum(axis=-1, keepdims=True)
-                                - xhat * (dxhat * xhat).sum(axis=-1, keepdims=True))
+            dx, prod = ctx.buffer("dx", x.shape, x.dtype), ctx.buffer("prod", x.shape, x.dtype)
+
+            def back(rows):
+                g, h, d = dy[rows], xhat[rows], dx[rows]
+                np.multiply(g, h, out=prod[rows])                   # for gamma's gradient
+                np.multiply(g, gamma, out=d)                        # dxhat
+                mean_d = d.mean(axis=-1, keepdims=True)
+                mean_dh = np.einsum("...i,...i->...", d, h)[..., None] * (1.0 / D)
+                h_term = h * mean_dh
+                d -= mean_d
+                d -= h_term
+                d *= inv_std[rows]                                  # (dxhat - mean - xhat mean(dxhat xhat)) / std
+            over_batch(back, len(dy))
+            ones = ctx.buffer("ones", (dy.size // D,), x.dtype, fill=1)   # ones @ x: faster than .sum(axis=0)
+            grads = {"gamma": ones @ prod.reshape(-1, D), "beta": ones @ dy.reshape(-1, D)}
             return [dx], grads
 
         return y, backward
