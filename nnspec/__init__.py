@@ -13,7 +13,7 @@ import os as _os
 
 # After each matrix product OpenBLAS's threads spin for 2^28 cycles by
 # default, holding the cores that nnspec's batch threads (parallel.py) need
-# next: a CNN step ran 1.3x slower. OpenBLAS reads this once, when NumPy is
+# next: CNN training ran about 1.4x slower. OpenBLAS reads this when NumPy is
 # loaded, so it is set here, before; a value set by the user wins.
 _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
