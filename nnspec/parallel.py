@@ -10,10 +10,9 @@ process may use."""
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 
 _threads: int | None = None
-_pool: ThreadPoolExecutor | None = None
+_pool = None                      # a ThreadPoolExecutor, made on first use (`nnspec check` never needs it)
 
 
 def _from_environment() -> int:
@@ -51,6 +50,7 @@ def over_batch(fn, batch: int, min_rows: int = 8) -> None:
         fn(slice(0, batch))
         return
     if _pool is None:
+        from concurrent.futures import ThreadPoolExecutor
         _pool = ThreadPoolExecutor(threads() - 1, thread_name_prefix="nnspec")
     cut = [batch * i // n for i in range(n + 1)]
     futures = [_pool.submit(fn, slice(a, b)) for a, b in zip(cut[:-2], cut[1:-1])]
