@@ -2,9 +2,10 @@
 padding=0) and their 1-d forms over [C, H, W] / [C, L]; global_avgpool and
 global_maxpool over every spatial axis: [C, ...] -> [C].
 
-Each window offset is one strided slice over the whole batch, so a pool is
-prod(size) array operations (4 for a 2x2 pool); overlapping windows add their
-gradients up correctly because each slice touches a position at most once."""
+Each window offset is one strided slice over the batch (over each thread's
+share of it: nnspec/parallel.py), so a pool is prod(size) array operations
+(4 for a 2x2 pool); overlapping windows add their gradients up correctly
+because each slice touches a position at most once."""
 from __future__ import annotations
 
 from math import prod
@@ -87,10 +88,10 @@ class Pool(Op):
                 if not tiles:
                     d.fill(0)
                 if self.reduce == "max":     # all of a window's gradient to its first maximum
-                    a, f, h = xp[rows], free[rows], hit[rows]
+                    a, m, f, h = xp[rows], y[rows], free[rows], hit[rows]
                     f.fill(True)
                     for sl in offsets:
-                        np.equal(a[sl], y[rows], out=h)
+                        np.equal(a[sl], m, out=h)
                         h &= f
                         f ^= h
                         if tiles:
