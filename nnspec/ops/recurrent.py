@@ -5,10 +5,16 @@
 
 Gates and weight layout are ONNX's, so export is one LSTM/GRU/RNN node:
 W [I, gates*units], R [units, gates*units], biases per gate block; gate
-order i, o, f, c (LSTM) and z, r, h (GRU, linear_before_reset=1). The input
-projection of every step is one matrix product before the loop; the loop
-over time steps (forward, and backward through time) is the only Python
-loop, each step vectorised over the batch."""
+order i, o, f, c (LSTM) and z, r, h (GRU, linear_before_reset=1).
+
+Inside, each step is one matrix product M @ [h; x_t; 1], with M packed
+once per call from W, R and the biases, then the gates' nonlinearities.
+Arrays are transposed and gate-major, (rows, B), so that every gate is a
+contiguous block (NumPy is 3-4x slower on the column blocks of a (B, 4H)
+array). The loop over time steps (forward, and backward through time) is
+the only Python loop, each step vectorised over the batch; the weights'
+gradients are one product over all steps after it."""
+
 from __future__ import annotations
 
 from typing import ClassVar, Literal
@@ -31,14 +37,9 @@ class RecurrentParams(Params):
         return [("", self.reverse)] + ([("_r", True)] if self.bidirectional else [])
 
 
-def sigmoid(x):
-    return 0.5 * (1.0 + np.tanh(0.5 * x))      # one tanh: stable, and no exp overflow
-
-
 class Recurrent(Op):
-    gates: ClassVar[int]
+    gates: ClassVar[int]             # gate blocks in ONNX's W and R
     onnx_op: ClassVar[str]
-    same_grad: ClassVar[bool] = True     # the gradients of x W and h R coincide (not so in a GRU)
 
     def infer_shape(self, p, shapes):
         (s,) = shapes
@@ -62,9 +63,23 @@ class Recurrent(Op):
     def initial_bias(self, H, dtype):
         return np.zeros(self.gates * H, dtype)
 
-    def prepare(self, w: dict, XW: np.ndarray, H: int) -> dict:
-        """Work done once per sequence rather than once per step (may edit XW in place)."""
-        return w
+    def macs(self, p, shapes, out):
+        T, n_in = shapes[0]
+        return T * self.gates * p.units * (n_in + p.units) * len(p.directions())
+
+    # -- what each layer defines: the packed product, its gradient, one step each way --
+
+    def pack(self, w: dict, H: int) -> np.ndarray:
+        """M (rows, H + I + 1), each step's pre-activations being M @ [h; x_t; 1]."""
+        return np.concatenate([w["R"].T, w["W"].T, (w["b"] + w["rb"])[:, None]], axis=1)
+
+    def unpack(self, dM: np.ndarray, H: int) -> dict:
+        """The gradients of W, R, b, rb from M's."""
+        return {"R": dM[:, :H].T, "W": dM[:, H:-1].T, "b": dM[:, -1], "rb": dM[:, -1].copy()}
+
+    def scale(self, H: int, dtype):
+        """A factor per row of M, folded into the forward product (None: none)."""
+        return None
 
     def start_state(self, B, H, dtype):
         """State carried beside h from step to step (an LSTM's cell); none by default."""
@@ -73,9 +88,7 @@ class Recurrent(Op):
     def zero_state_grad(self, B, H, dtype):
         return None
 
-    def macs(self, p, shapes, out):
-        T, n_in = shapes[0]
-        return T * self.gates * p.units * (n_in + p.units) * len(p.directions())
+    # -- the loop, shared --
 
     def forward(self, p, w, xs, ctx):
         (x,) = xs
@@ -96,51 +109,57 @@ class Recurrent(Op):
         return np.concatenate([y for y, _ in runs], axis=-1), backward
 
     def _run(self, p, w, x, reverse: bool, ctx, key: str):
-        """One direction over the whole sequence: (output, backward). Inside,
-        arrays are time-major, (T, B, ...), so every step's slice is contiguous;
-        they are buffers kept between steps (re-allocating arrays this size
+        """One direction over the whole sequence: (output, backward). Steps are
+        numbered s = 0..T-1 in the order they run; arrays over all steps are
+        buffers kept between training steps (re-allocating arrays this size
         costs page faults)."""
         B, T, n_in = x.shape
-        H = p.units
-        gH = self.gates * H
-        xt = ctx.buffer("xt" + key, (T, B, n_in), x.dtype)
-        np.copyto(xt, x.transpose(1, 0, 2))
-        XW = np.matmul(xt.reshape(T * B, n_in), w["W"], out=ctx.buffer("XW" + key, (T * B, gH), x.dtype))
-        XW += w["b"]
-        XW = XW.reshape(T, B, gH)                                          # every step's x W + b at once
-        w = self.prepare(w, XW, H)
-        steps = range(T - 1, -1, -1) if reverse else range(T)
-        h = np.zeros((B, H), x.dtype)
+        H, K = p.units, p.units + n_in + 1
+        M = self.pack(w, H)                                                # (rows, K)
+        scale = self.scale(H, x.dtype)
+        M_fwd = M if scale is None else M * scale[:, None]
+        rows = M.shape[0]
+        HX = ctx.buffer("HX" + key, (T + 1, K, B), x.dtype, fill=1)     # step s reads [h; x; 1] = HX[s]
+        HX[0, :H] = 0
+        np.copyto(HX[:T, H:-1], (x[:, ::-1] if reverse else x).transpose(1, 2, 0))
+        Z = ctx.buffer("Z" + key, (T, rows, B), x.dtype)                   # each step's gates
         state = self.start_state(B, H, x.dtype)
-        hs = ctx.buffer("hs" + key, (T, B, H), x.dtype)
-        h_prev = ctx.buffer("h_prev" + key, (T, B, H), x.dtype)     # the state each step started from
         tape = []
-        for t in steps:
-            h_prev[t] = h
-            h, state, saved = self.step(XW[t], h, state, w, H)
-            hs[t] = h
-            tape.append((t, saved))
-        last = tape[-1][0]
+        with np.errstate(over="ignore"):              # exp(large) = inf makes a gate of exactly 0 or 1
+            for s in range(T):
+                h, state, saved = self.step(np.matmul(M_fwd, HX[s], out=Z[s]), HX[s, :H], state, H)
+                HX[s + 1, :H] = h
+                tape.append(saved)
+        hs = HX[1:, :H]                                                     # (T, H, B), in step order
+        out = (hs[::-1] if reverse else hs).transpose(2, 0, 1) if p.sequences else HX[T, :H].T
 
         def backward(dy):                                            # dy: (B, T, H) or (B, H)
-            dXW = ctx.buffer("dXW" + key, XW.shape, XW.dtype)
-            dHR = dXW if self.same_grad else ctx.buffer("dHR" + key, XW.shape, XW.dtype)   # of h R + rb, per step
-            dh = np.zeros((B, H), x.dtype)
+            dZ = ctx.buffer("dZ" + key, (T, rows, B), x.dtype)
+            R_back = np.ascontiguousarray(M[:, :H].T)                      # (H, rows), unscaled
             dstate = self.zero_state_grad(B, H, x.dtype)
-            if not p.sequences:
-                dh = dh + dy
-            for t, saved in reversed(tape):
+            if p.sequences:
+                dys = ctx.buffer("dys" + key, (T, H, B), x.dtype)
+                np.copyto(dys, (dy[:, ::-1] if reverse else dy).transpose(1, 2, 0))
+                dh = np.zeros((H, B), x.dtype)
+            else:
+                dh = np.array(dy.T, order="C")
+            for s in range(T - 1, -1, -1):
                 if p.sequences:
-                    dh = dh + dy[:, t]
-                dh, dstate = self.step_back(dh, dstate, h_prev[t], saved, w, H, dXW[t], dHR[t])
-            # the recurrent weights' gradient as one product over all steps, not one per step
-            dX2, dHR2 = dXW.reshape(T * B, -1), dHR.reshape(T * B, -1)
-            grads = {"W": xt.reshape(T * B, n_in).T @ dX2, "b": dX2.sum(axis=0),
-                     "R": h_prev.reshape(T * B, H).T @ dHR2, "rb": dHR2.sum(axis=0)}
-            dx = (dX2 @ w["W"].T).reshape(T, B, n_in).transpose(1, 0, 2) if ctx.need_dx[0] else None
+                    dh += dys[s]
+                dh_direct, dstate = self.step_back(dh, dstate, HX[s, :H], tape[s], H, dZ[s])
+                dh = R_back @ dZ[s]
+                if dh_direct is not None:
+                    dh += dh_direct
+            # M's gradient as one product over all steps: (rows, T B) against (T B, K)
+            dZ2 = _steps_last(ctx, "dZ2" + key, dZ)
+            grads = self.unpack(dZ2 @ _steps_last(ctx, "HX2" + key, HX[:T]).T, H)
+            dx = None
+            if ctx.need_dx[0]:
+                dx = (dZ2.T @ M[:, H:-1]).reshape(T, B, n_in).transpose(1, 0, 2)
+                dx = dx[:, ::-1] if reverse else dx
             return [dx], grads
 
-        return (hs.transpose(1, 0, 2) if p.sequences else hs[last]), backward
+        return out, backward
 
     def to_onnx(self, b, p, w, xs):
         H, dirs = p.units, p.directions()
@@ -172,6 +191,14 @@ class Recurrent(Op):
         return {}
 
 
+def _steps_last(ctx, key, a):
+    """(T, rows, B) -> (rows, T B): every step's columns side by side, in step order."""
+    T, rows, B = a.shape
+    out = ctx.buffer(key, (rows, T, B), a.dtype)
+    np.copyto(out, a.transpose(1, 0, 2))
+    return out.reshape(rows, T * B)
+
+
 def _node(op, inputs, outputs, name, **attrs):
     from onnx import helper
     return helper.make_node(op, inputs, outputs, name=name, **attrs)
@@ -200,51 +227,50 @@ class Lstm(Recurrent):
         return b
 
     def start_state(self, B, H, dtype):
-        return np.zeros((B, H), dtype)           # the cell
+        return np.zeros((H, B), dtype)           # the cell
 
     def zero_state_grad(self, B, H, dtype):
-        return np.zeros((B, H), dtype)
+        return np.zeros((H, B), dtype)
 
-    def prepare(self, w, XW, H):
-        # one tanh for all four gates, with sigmoid(a) = (1 + tanh(a / 2)) / 2: the halving
-        # of the i, o, f columns is folded into XW, rb and a halved copy of R, once
-        half = np.ones(4 * H, XW.dtype)
-        half[:3 * H] = 0.5
-        XW += w["rb"]
-        XW *= half
-        return {**w, "R_half": w["R"] * half}
+    def scale(self, H, dtype):
+        # every gate through one exp: sigmoid(a) = 1 / (1 + exp(-a)), and the cell input's
+        # tanh(a) = 2 sigmoid(2a) - 1 (NumPy's float32 exp is twice as fast as its tanh)
+        s = np.full(4 * H, -1, dtype)
+        s[3 * H:] = -2
+        return s
 
-    def step(self, xw, h, c, w, H):
-        z = h @ w["R_half"]
-        z += xw
-        np.tanh(z, out=z)                                                    # (B, 4H): i o f c
-        z[:, :3 * H] += 1
-        z[:, :3 * H] *= 0.5
-        i, o, f, g = z[:, :H], z[:, H:2 * H], z[:, 2 * H:3 * H], z[:, 3 * H:]
+    def step(self, z, h, c, H):
+        np.exp(z, out=z)                                                     # z: (4H, B), i o f c
+        z += 1
+        np.divide(1, z, out=z)                                               # every gate's sigmoid,
+        g = z[3 * H:]
+        g *= 2
+        g -= 1                                                               # and the cell input's tanh
+        i, o, f = z[:H], z[H:2 * H], z[2 * H:3 * H]
         c_new = f * c
         c_new += i * g
         tc = np.tanh(c_new)
         return o * tc, c_new, (z, c, tc)
 
-    def step_back(self, dh, dc, h_prev, saved, w, H, dxw, dhr):
+    def step_back(self, dh, dc, h_prev, saved, H, dz):
         z, c_prev, tc = saved
-        i, o, f, g = z[:, :H], z[:, H:2 * H], z[:, 2 * H:3 * H], z[:, 3 * H:]
+        i, o, f, g = z[:H], z[H:2 * H], z[2 * H:3 * H], z[3 * H:]
         # the gates' derivatives, all at once: a(1 - a) for i, o, f and 1 - g² for g
         d = 1 - z
-        d[:, :3 * H] *= z[:, :3 * H]
-        d[:, 3 * H:] *= 1 + g                                           # (B, 4H)
-        tanh_grad = tc * tc
-        np.subtract(1, tanh_grad, out=tanh_grad)
-        tanh_grad *= o
-        tanh_grad *= dh
-        dc = dc + tanh_grad                                            # through h = o tanh(c)
-        np.multiply(dc, g, out=dxw[:, :H])                             # written in place: no copies
-        np.multiply(dh, tc, out=dxw[:, H:2 * H])
-        np.multiply(dc, c_prev, out=dxw[:, 2 * H:3 * H])
-        np.multiply(dc, i, out=dxw[:, 3 * H:])
-        dxw *= d
-        dc *= f
-        return dxw @ w["R"].T, dc
+        d[:3 * H] *= z[:3 * H]
+        d[3 * H:] *= 1 + g                                              # (4H, B)
+        dc_new = tc * tc
+        np.subtract(1, dc_new, out=dc_new)
+        dc_new *= o
+        dc_new *= dh
+        dc_new += dc                                                    # through h = o tanh(c)
+        np.multiply(dc_new, g, out=dz[:H])                              # written in place: no copies
+        np.multiply(dh, tc, out=dz[H:2 * H])
+        np.multiply(dc_new, c_prev, out=dz[2 * H:3 * H])
+        np.multiply(dc_new, i, out=dz[3 * H:])
+        dz *= d
+        dc_new *= f
+        return None, dc_new
 
 
 class GruParams(RecurrentParams):
@@ -253,30 +279,53 @@ class GruParams(RecurrentParams):
 
 @register
 class Gru(Recurrent):
+    """M's rows: z, r (x and h summed), then h R_h + rb_h and x W_h + b_h apart,
+    since r multiplies the first of those (linear_before_reset)."""
     kind, Params, gates, onnx_op = "gru", GruParams, 3, "GRU"
-    same_grad = False
 
     def onnx_attrs(self):
         return {"linear_before_reset": 1}       # r gates (h R_h + b_Rh), as in cuDNN and PyTorch
 
-    def step(self, xw, h, state, w, H):
-        hr = h @ w["R"]
-        hr += w["rb"]                                                         # (B, 3H): z r h
-        z = sigmoid(xw[:, :H] + hr[:, :H])
-        r = sigmoid(xw[:, H:2 * H] + hr[:, H:2 * H])
-        n = np.tanh(xw[:, 2 * H:] + r * hr[:, 2 * H:])
-        return (1 - z) * n + z * h, None, (z, r, n, hr[:, 2 * H:])
+    def pack(self, w, H):
+        R, W, b, rb = w["R"], w["W"], w["b"], w["rb"]
+        M = np.zeros((4 * H, H + W.shape[0] + 1), W.dtype)                     # rows: z r | hR_h | xW_h
+        M[:2 * H, :H], M[:2 * H, H:-1], M[:2 * H, -1] = R[:, :2 * H].T, W[:, :2 * H].T, b[:2 * H] + rb[:2 * H]
+        M[2 * H:3 * H, :H], M[2 * H:3 * H, -1] = R[:, 2 * H:].T, rb[2 * H:]
+        M[3 * H:, H:-1], M[3 * H:, -1] = W[:, 2 * H:].T, b[2 * H:]
+        return M
 
-    def step_back(self, dh, dstate, h_prev, saved, w, H, dxw, dhr):
-        z, r, n, hr_n = saved
-        dz = dh * (h_prev - n) * z * (1 - z)
+    def unpack(self, dM, H):
+        zr, hh, xh = dM[:2 * H], dM[2 * H:3 * H], dM[3 * H:]
+        return {"R": np.concatenate([zr[:, :H], hh[:, :H]]).T, "W": np.concatenate([zr[:, H:-1], xh[:, H:-1]]).T,
+                "b": np.concatenate([zr[:, -1], xh[:, -1]]), "rb": np.concatenate([zr[:, -1], hh[:, -1]])}
+
+    def scale(self, H, dtype):
+        s = np.ones(4 * H, dtype)
+        s[:2 * H] = -1                             # sigmoid(a) = 1 / (1 + exp(-a)) for z and r
+        return s
+
+    def step(self, a, h, state, H):
+        zr = a[:2 * H]
+        np.exp(zr, out=zr)
+        zr += 1
+        np.divide(1, zr, out=zr)
+        z, r, hr_h = zr[:H], zr[H:], a[2 * H:3 * H]
+        n = r * hr_h
+        n += a[3 * H:]
+        np.tanh(n, out=n)
+        h_new = h - n
+        h_new *= z
+        h_new += n                                                           # (1 - z) n + z h
+        return h_new, None, (z, r, n, hr_h)
+
+    def step_back(self, dh, dstate, h_prev, saved, H, da):
+        z, r, n, hr_h = saved
         dn = dh * (1 - z) * (1 - n * n)
-        dr = dn * hr_n * r * (1 - r)
-        dxw[:, :H] = dhr[:, :H] = dz
-        dxw[:, H:2 * H] = dhr[:, H:2 * H] = dr
-        dxw[:, 2 * H:] = dn
-        dhr[:, 2 * H:] = dn * r
-        return dh * z + dhr @ w["R"].T, None
+        np.multiply(dh * (h_prev - n) * z, 1 - z, out=da[:H])
+        np.multiply(dn * hr_h * r, 1 - r, out=da[H:2 * H])
+        np.multiply(dn, r, out=da[2 * H:3 * H])
+        da[3 * H:] = dn
+        return dh * z, None
 
 
 class RnnParams(RecurrentParams):
@@ -287,13 +336,10 @@ class RnnParams(RecurrentParams):
 class Rnn(Recurrent):
     kind, Params, gates, onnx_op = "rnn", RnnParams, 1, "RNN"
 
-    def step(self, xw, h, state, w, H):
-        h_new = h @ w["R"]
-        h_new += xw
-        h_new += w["rb"]
-        np.tanh(h_new, out=h_new)
-        return h_new, None, h_new
+    def step(self, z, h, state, H):
+        np.tanh(z, out=z)
+        return z, None, z
 
-    def step_back(self, dh, dstate, h_prev, h_new, w, H, dxw, dhr):
-        np.multiply(dh, 1 - h_new * h_new, out=dxw)
-        return dxw @ w["R"].T, None
+    def step_back(self, dh, dstate, h_prev, h_new, H, dz):
+        np.multiply(dh, 1 - h_new * h_new, out=dz)
+        return None, None
