@@ -73,9 +73,10 @@ class Recurrent(Op):
         """M (rows, H + I + 1), each step's pre-activations being M @ [h; x_t; 1]."""
         return np.concatenate([w["R"].T, w["W"].T, (w["b"] + w["rb"])[:, None]], axis=1)
 
-    def unpack(self, dM: np.ndarray, H: int) -> dict:
-        """The gradients of W, R, b, rb from M's."""
-        return {"R": dM[:, :H].T, "W": dM[:, H:-1].T, "b": dM[:, -1], "rb": dM[:, -1].copy()}
+    def unpack(self, dMT: np.ndarray, H: int) -> dict:
+        """The gradients of W, R, b, rb from M's, transposed: (K, rows), the
+        parameters' own layout (contiguous gradients make the update faster)."""
+        return {"R": dMT[:H], "W": dMT[H:-1], "b": dMT[-1], "rb": dMT[-1].copy()}
 
     def scale(self, H: int, dtype):
         """A factor per row of M, folded into the forward product (None: none)."""
@@ -150,9 +151,9 @@ class Recurrent(Op):
                 dh = R_back @ dZ[s]
                 if dh_direct is not None:
                     dh += dh_direct
-            # M's gradient as one product over all steps: (rows, T B) against (T B, K)
+            # M's gradient as one product over all steps: (K, T B) against (T B, rows)
             dZ2 = _steps_last(ctx, "dZ2" + key, dZ)
-            grads = self.unpack(dZ2 @ _steps_last(ctx, "HX2" + key, HX[:T]).T, H)
+            grads = self.unpack(_steps_last(ctx, "HX2" + key, HX[:T]) @ dZ2.T, H)
             dx = None
             if ctx.need_dx[0]:
                 dx = (dZ2.T @ M[:, H:-1]).reshape(T, B, n_in).transpose(1, 0, 2)
@@ -294,10 +295,10 @@ class Gru(Recurrent):
         M[3 * H:, H:-1], M[3 * H:, -1] = W[:, 2 * H:].T, b[2 * H:]
         return M
 
-    def unpack(self, dM, H):
-        zr, hh, xh = dM[:2 * H], dM[2 * H:3 * H], dM[3 * H:]
-        return {"R": np.concatenate([zr[:, :H], hh[:, :H]]).T, "W": np.concatenate([zr[:, H:-1], xh[:, H:-1]]).T,
-                "b": np.concatenate([zr[:, -1], xh[:, -1]]), "rb": np.concatenate([zr[:, -1], hh[:, -1]])}
+    def unpack(self, dMT, H):
+        zr, hh, xh = dMT[:, :2 * H], dMT[:, 2 * H:3 * H], dMT[:, 3 * H:]
+        return {"R": np.concatenate([zr[:H], hh[:H]], axis=1), "W": np.concatenate([zr[H:-1], xh[H:-1]], axis=1),
+                "b": np.concatenate([zr[-1], xh[-1]]), "rb": np.concatenate([zr[-1], hh[-1]])}
 
     def scale(self, H, dtype):
         s = np.ones(4 * H, dtype)
