@@ -2,6 +2,7 @@
 exception is converted into a located diagnostic here and nowhere else."""
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -26,6 +27,9 @@ def _grammar_text() -> str:
     if packaged.is_file():
         return packaged.read_text()
     return (Path(__file__).resolve().parent.parent / "grammar" / "nnspec.lark").read_text()
+
+
+_ESCAPE = re.compile(r"\\(.)")             # a backslash and the character after it
 
 
 class Newlines:
@@ -265,8 +269,9 @@ class ToSpec(Transformer):
         return S.Num.model_construct(span=self.sp(ch[0]), value=int(text) if is_int else float(text))
 
     def string(self, meta, ch):
-        raw = str(ch[0])[1:-1]
-        value = raw.encode("latin-1", "backslashreplace").decode("unicode_escape") if "\\" in raw else raw
+        # only \" and \\ are escapes; any other backslash is kept, so that a
+        # Windows path ("C:\data\x.csv") means what it says
+        value = _ESCAPE.sub(lambda m: m[1] if m[1] in '"\\' else m[0], str(ch[0])[1:-1])
         return S.Str.model_construct(span=self.sp(ch[0]), value=value)
 
     def ident(self, meta, ch):

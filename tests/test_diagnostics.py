@@ -201,3 +201,11 @@ def test_missing_file_is_a_spec_error(tmp_path):
 def test_diagnostics_have_the_documented_fields():
     (d,) = errors("model m {\n  input x: float32[4]\n  dens(3)\n}\n")
     assert {"file", "line", "column", "message", "notes"} <= set(vars(d))
+
+
+@pytest.mark.parametrize("written, meant", [(r"C:\data\x4.csv", "C:\\data\\x4.csv"), (r"a\u12", "a\\u12"),
+                                            (r"say \"hi\"", 'say "hi"'), (r"back\\slash", "back\\slash")])
+def test_strings_escape_only_quotes_and_backslashes(written, meant):
+    # a stray backslash (a Windows path) is kept as written, never decoded into a crash
+    (d,) = errors('model m {\n  input x: float32[4]\n  dense(2, init="' + written + '")\n}\n')
+    assert d.message.endswith(f"got `{meant}`") and (d.line, d.column) == (3, 12)
