@@ -82,6 +82,18 @@ class Recurrent(Op):
         """A factor per row of M, folded into the forward product (None: none)."""
         return None
 
+    def step(self, z, h, state, H: int, h_new):
+        """One step: z (rows, B) = M @ [h; x_t; 1] with the scale folded in (free
+        to overwrite), h (H, B) the state before it. Writes the new state into
+        h_new; returns (the carried state, what step_back needs)."""
+        raise NotImplementedError
+
+    def step_back(self, dh, dstate, h_prev, saved, H: int, dz):
+        """Back through one step: fills dz (rows, B), z's gradient (unscaled);
+        returns (the part of h_prev's gradient that bypasses M, or None; the
+        carried state's gradient)."""
+        raise NotImplementedError
+
     def start_state(self, B, H, dtype):
         """State carried beside h from step to step (an LSTM's cell); none by default."""
         return None
@@ -128,8 +140,7 @@ class Recurrent(Op):
         tape = []
         with np.errstate(over="ignore"):              # exp(large) = inf makes a gate of exactly 0 or 1
             for s in range(T):
-                h, state, saved = self.step(np.matmul(M_fwd, HX[s], out=Z[s]), HX[s, :H], state, H)
-                HX[s + 1, :H] = h
+                state, saved = self.step(np.matmul(M_fwd, HX[s], out=Z[s]), HX[s, :H], state, H, HX[s + 1, :H])
                 tape.append(saved)
         hs = HX[1:, :H]                                                     # (T, H, B), in step order
         out = (hs[::-1] if reverse else hs).transpose(2, 0, 1) if p.sequences else HX[T, :H].T
@@ -240,7 +251,7 @@ class Lstm(Recurrent):
         s[3 * H:] = -2
         return s
 
-    def step(self, z, h, c, H):
+    def step(self, z, h, c, H, h_new):
         np.exp(z, out=z)                                                     # z: (4H, B), i o f c
         z += 1
         np.divide(1, z, out=z)                                               # every gate's sigmoid,
@@ -251,15 +262,16 @@ class Lstm(Recurrent):
         c_new = f * c
         c_new += i * g
         tc = np.tanh(c_new)
-        return o * tc, c_new, (z, c, tc)
+        np.multiply(o, tc, out=h_new)
+        return c_new, (z, c, tc)
 
     def step_back(self, dh, dc, h_prev, saved, H, dz):
         z, c_prev, tc = saved
         i, o, f, g = z[:H], z[H:2 * H], z[2 * H:3 * H], z[3 * H:]
-        # the gates' derivatives, all at once: a(1 - a) for i, o, f and 1 - g² for g
-        d = 1 - z
-        d[:3 * H] *= z[:3 * H]
-        d[3 * H:] *= 1 + g                                              # (4H, B)
+        # the gates' derivatives, all at once: a - a² for i, o, f and 1 - g² for g
+        d = z * z
+        np.subtract(z[:3 * H], d[:3 * H], out=d[:3 * H])
+        np.subtract(1, d[3 * H:], out=d[3 * H:])                       # (4H, B)
         dc_new = tc * tc
         np.subtract(1, dc_new, out=dc_new)
         dc_new *= o
@@ -305,7 +317,7 @@ class Gru(Recurrent):
         s[:2 * H] = -1                             # sigmoid(a) = 1 / (1 + exp(-a)) for z and r
         return s
 
-    def step(self, a, h, state, H):
+    def step(self, a, h, state, H, h_new):
         zr = a[:2 * H]
         np.exp(zr, out=zr)
         zr += 1
@@ -314,10 +326,10 @@ class Gru(Recurrent):
         n = r * hr_h
         n += a[3 * H:]
         np.tanh(n, out=n)
-        h_new = h - n
+        np.subtract(h, n, out=h_new)
         h_new *= z
         h_new += n                                                           # (1 - z) n + z h
-        return h_new, None, (z, r, n, hr_h)
+        return None, (z, r, n, hr_h)
 
     def step_back(self, dh, dstate, h_prev, saved, H, da):
         z, r, n, hr_h = saved
@@ -337,9 +349,9 @@ class RnnParams(RecurrentParams):
 class Rnn(Recurrent):
     kind, Params, gates, onnx_op = "rnn", RnnParams, 1, "RNN"
 
-    def step(self, z, h, state, H):
-        np.tanh(z, out=z)
-        return z, None, z
+    def step(self, z, h, state, H, h_new):
+        np.tanh(z, out=h_new)
+        return None, h_new
 
     def step_back(self, dh, dstate, h_prev, h_new, H, dz):
         np.multiply(dh, 1 - h_new * h_new, out=dz)
