@@ -5,6 +5,7 @@ file, row and column."""
 from __future__ import annotations
 
 import csv as csvlib
+import math
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -83,15 +84,23 @@ class CsvSource(Source):
                 raise DataError(f"row has {len(row)} fields, the header has {len(header)}",
                                 str(path), line, 1)
             for k, j in enumerate(feats):
-                try:
-                    x[n, k] = float(row[j])
-                except ValueError:
-                    col = len(self.delimiter.join(row[:j])) + (1 if j == 0 else 2)
-                    raise DataError(f"column `{header[j]}` holds {row[j]!r}, expected a number",
-                                    str(path), line, col) from None
+                value = _number(row[j])
+                if value is None or not math.isfinite(value):
+                    raise DataError(f"column `{header[j]}` holds {row[j]!r}, expected a "
+                                    f"{'finite ' if value is not None else ''}number",
+                                    str(path), line, self._column(row, j))
+                x[n, k] = value
             if tcol is not None:
+                value = _number(row[tcol])
+                if value is not None and not math.isfinite(value):      # a number, but not one to learn
+                    raise DataError(f"target column `{header[tcol]}` holds {row[tcol]!r}, expected a "
+                                    f"finite number or a label", str(path), line, self._column(row, tcol))
                 y.append(row[tcol].strip())
         return Table(x, _labels_or_numbers(y) if tcol is not None else None, origin=self.path)
+
+    def _column(self, row: list[str], j: int) -> int:
+        """The 1-based column where field j of a row starts."""
+        return len(self.delimiter.join(row[:j])) + (1 if j == 0 else 2)
 
 
 @SOURCES.register
@@ -142,6 +151,13 @@ def _reason(e: Exception) -> str:
     if isinstance(e, FileNotFoundError):
         return "no such file"
     return getattr(e, "strerror", None) or str(e)
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 def _labels_or_numbers(values: list[str]) -> np.ndarray:
@@ -348,6 +364,7 @@ def prepare(table: Table, inputs, out_shape: tuple, task: str, labels: list | No
             row, col = np.argwhere(a.reshape(n, -1) != np.round(a.reshape(n, -1)))[0]
             raise DataError(f"{table.origin}: input `{v.name}` takes whole-number token ids, got "
                             f"{float(a.reshape(n, -1)[row, col])!r} in sample {row}, value {col}")
+        _finite(a, f"{table.origin}: input `{v.name}`")
         out[v.name] = a.reshape(n, *v.shape).astype(v.dtype)
     if table.y is None and not targets:
         return Prepared(out, None, labels)
@@ -371,6 +388,7 @@ def _targets(table: Table, out_shape: tuple, task: str, labels: list | None):
         if y[0].size != size:
             raise DataError(f"{table.origin}: targets have {y[0].size} values a row, the model "
                             f"outputs {list(out_shape)}")
+        _finite(y, f"{table.origin}: the target")
         return y.reshape(len(y), *out_shape).astype(np.float32), None
     # classes: map labels to indices; known labels (from training) keep their order
     if labels is None:
@@ -398,6 +416,18 @@ def _targets(table: Table, out_shape: tuple, task: str, labels: list | None):
     if task == "binary":
         return idx.reshape(len(idx), 1).astype(np.float32), labels
     return idx, labels
+
+
+def _finite(a: np.ndarray, what: str) -> None:
+    """NaN or infinity in data is an error naming the sample, not a diverged training."""
+    if a.dtype.kind != "f":
+        return
+    flat = a.reshape(len(a), -1)
+    bad = np.argwhere(~np.isfinite(flat))
+    if len(bad):
+        row, col = (int(i) for i in bad[0])
+        raise DataError(f"{what} holds {float(flat[row, col])} in sample {row}, value {col}; "
+                        f"expected finite numbers")
 
 
 def _plain(v):

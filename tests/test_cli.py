@@ -104,6 +104,15 @@ def test_predict_with_wrong_feature_count(specs_dir, tmp_path):
     assert code == 1 and "3 feature values a row" in err and "Traceback" not in err
 
 
+def test_predict_refuses_nan_features(specs_dir, tmp_path):
+    out = tmp_path / "run"
+    run_cli("train", specs_dir / "xor.nn", "--epochs", "2", "--out", out, "--quiet")
+    np.savez(tmp_path / "x.npz", x=np.array([[0, 1], [np.nan, 1]], np.float32))
+    code, printed, err = run_cli("predict", out / "model.onnx", "--data", tmp_path / "x.npz")
+    assert code == 1 and "holds nan in sample 1, value 0" in err and "Traceback" not in err
+    assert printed == ""
+
+
 def test_cuda_request_is_clear(specs_dir, tmp_path):
     import onnxruntime as ort
     out = tmp_path / "run"

@@ -68,6 +68,30 @@ def test_non_numeric_value_names_row_and_column(tmp_path):
     assert "column `b` holds 'x1', expected a number" in d.message
 
 
+@pytest.mark.parametrize("field, column, line, message", [
+    ("3,nan,cat,1.5", 3, 5, "column `b` holds 'nan', expected a finite number"),
+    ("3,0,cat,-inf", 9, 5, "column `c` holds '-inf', expected a finite number"),
+])
+def test_nan_or_infinity_in_a_csv_names_row_and_column(tmp_path, field, column, line, message):
+    # float() reads "nan"; unchecked, it made training "diverge" with a learning-rate hint
+    d = train_error(spec_for(tmp_path, rows().replace("3,0,cat,1.5\n", field + "\n")))
+    assert (d.line, d.column) == (line, column) and message in d.message
+
+
+def test_nan_in_npz_features_or_regression_targets_names_the_sample(tmp_path):
+    x = np.ones((12, 3), np.float32)
+    x[7, 2] = np.nan
+    np.savez(tmp_path / "d.npz", x=x, y=np.zeros(12, np.int64))
+    (tmp_path / "m.nn").write_text(MODEL.replace('csv("DATA", target="label")', 'npz("d.npz")'))
+    d = train_error(nnspec.load(tmp_path / "m.nn"))
+    assert "input `x` holds nan in sample 7, value 2" in d.message
+    regression = MODEL.replace("dense(2) -> softmax", "dense(1)").replace("cross_entropy", "mse")
+    np.savez(tmp_path / "d.npz", x=np.ones((12, 3), np.float32), y=np.where(np.arange(12) == 4, np.inf, 0.0))
+    (tmp_path / "m.nn").write_text(regression.replace('csv("DATA", target="label")', 'npz("d.npz")'))
+    d = train_error(nnspec.load(tmp_path / "m.nn"))
+    assert "the target holds inf in sample 4" in d.message
+
+
 def test_feature_count_that_does_not_fit_the_input(tmp_path):
     d = train_error(spec_for(tmp_path, rows(), MODEL.replace("float32[3]", "float32[5]")))
     assert "3 feature values a row" in d.message and "float32[5]" in d.message
