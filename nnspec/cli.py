@@ -104,6 +104,10 @@ def cmd_train(args) -> int:
 
     spec = load(args.file)
     out = Path(args.out or Path("runs") / spec.name)
+    problem = _unwritable(out)
+    if problem:                                  # said now, not after the training
+        print(f"nnspec train: error: --out {out}: {problem}", file=sys.stderr)
+        return 2
     progress = Progress(enabled=not args.quiet)
     started = time.perf_counter()
     result = train(spec, epochs=args.epochs, batch=args.batch, seed=args.seed,
@@ -170,6 +174,18 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def _unwritable(folder) -> str | None:
+    """Why the run's files could not be written into `folder` (made if missing), or None."""
+    for p in (folder, *folder.parents):
+        if p.exists():
+            if not p.is_dir():
+                return f"{p} is a file; expected a folder"
+            if not os.access(p, os.W_OK | os.X_OK):
+                return f"cannot write in {p}"
+            return None
+    return None
+
+
 def _write_history(path, history: dict) -> None:
     from .engine import write_atomic
     keys = list(history)
@@ -202,6 +218,9 @@ def main(argv=None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as e:                         # an output that cannot be written
+        print(f"nnspec: error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+        return 1
     except Exception as e:  # a user's input never gets here; a bug does, and says so briefly
         from .data import DataError
         from .runtime import DeviceError

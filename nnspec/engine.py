@@ -6,6 +6,7 @@ loss may absorb the output activation (see losses.py), in which case the
 run stops before that node and the loss starts from its input."""
 from __future__ import annotations
 
+import errno
 import io
 import os
 import tempfile
@@ -25,6 +26,13 @@ def file_error(file, message: str) -> SpecError:
 def write_atomic(path, data: bytes) -> None:
     """Write a whole file or nothing: a temporary file beside it, then rename."""
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder; expected a file name", str(path))
+    for folder in path.parents:
+        if folder.exists():
+            if not folder.is_dir():
+                raise NotADirectoryError(errno.ENOTDIR, f"{folder} is a file; expected a folder", str(path))
+            break
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:

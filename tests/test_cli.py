@@ -113,6 +113,20 @@ def test_predict_refuses_nan_features(specs_dir, tmp_path):
     assert printed == ""
 
 
+def test_outputs_that_cannot_be_written_are_clear(specs_dir, tmp_path):
+    (tmp_path / "file").write_text("keep me")
+    code, printed, err = run_cli("train", specs_dir / "xor.nn", "--out", tmp_path / "file" / "run", "--quiet")
+    assert code == 2 and "is a file; expected a folder" in err and "final:" not in printed   # before training
+    out = tmp_path / "run"
+    run_cli("train", specs_dir / "xor.nn", "--epochs", "2", "--out", out, "--quiet")
+    code, _, err = run_cli("export", specs_dir / "xor.nn", "--weights", out / "weights.npz", "-o", tmp_path)
+    assert code == 1 and "is a folder; expected a file name" in err and "Traceback" not in err
+    code, _, err = run_cli("export", specs_dir / "xor.nn", "--weights", out / "weights.npz",
+                           "-o", tmp_path / "file" / "m.onnx")
+    assert code == 1 and "is a file; expected a folder" in err and "internal error" not in err
+    assert (tmp_path / "file").read_text() == "keep me"
+
+
 def test_cuda_request_is_clear(specs_dir, tmp_path):
     import onnxruntime as ort
     out = tmp_path / "run"
