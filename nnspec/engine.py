@@ -83,6 +83,9 @@ class Network:
             if tuple(a.shape[1:]) != v.shape:
                 raise ValueError(f"input `{v.name}` is {list(v.shape)} a sample; got an array of shape "
                                  f"{list(a.shape)} (batch first)")
+            if v.dtype == "int64" and a.dtype.kind == "f" and not np.array_equal(a, np.round(a)):
+                raise ValueError(f"input `{v.name}` takes whole-number token ids (int64); got "
+                                 f"fractional values such as {float(a[a != np.round(a)][0])}")
             a = a.astype(self.dtype if v.dtype.startswith("float") else v.dtype, copy=False)
             if normalize and v.name in self.norm:
                 mean, std = self.norm[v.name]
@@ -150,7 +153,11 @@ class Network:
     def loss_and_grads(self, x, target, training: bool = False, loss=None):
         """The loss on a batch and its gradient for every parameter."""
         loss = self._loss(loss)
-        value, grads, _ = self.train_step(self._inputs(x, True), target, training, loss, reuse=False)
+        xs = self._inputs(x, True)
+        n, t = len(next(iter(xs.values()))), np.asarray(target)
+        if t.ndim == 0 or len(t) != n:
+            raise ValueError(f"target has shape {list(t.shape)}, the inputs {n} rows; one target a sample")
+        value, grads, _ = self.train_step(xs, target, training, loss, reuse=False)
         return value, grads
 
     def train_step(self, xs: dict, target, training: bool, loss, reuse: bool = True):

@@ -102,6 +102,16 @@ def test_load_rejects_weights_of_another_model(specs_dir, tmp_path):
         nnspec.load(specs_dir / "two_towers.nn").build().load(tmp_path / "xor.npz")
 
 
+def test_api_rejects_fractional_token_ids_and_mismatched_targets(specs_dir):
+    net = nnspec.load(specs_dir / "gru_sequences.nn").build(seed=0)
+    tokens = np.random.default_rng(0).integers(0, 12, size=(3, 20))
+    assert net.forward(tokens.astype(float)).shape == (3, 2)          # whole numbers as floats are fine
+    with pytest.raises(ValueError, match=r"whole-number token ids .* \d+\.5"):
+        net.forward(tokens + 0.5)                                      # never silently truncated
+    with pytest.raises(ValueError, match=r"target has shape \[2\], the inputs 3 rows"):
+        net.loss_and_grads(tokens, np.array([0, 1]))
+
+
 def test_init_follows_the_activation():
     spec = nnspec.loads("model m {\n input x: float32[100]\n dense(100) -> relu\n dense(100) -> tanh\n}\n")
     net = spec.build(seed=0)
