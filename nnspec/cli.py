@@ -218,6 +218,10 @@ def main(argv=None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except MemoryError as e:
+        print(f"nnspec: error: out of memory: {e}; the model or its data is too large for this "
+              f"machine (`nnspec check` needs no memory for weights)", file=sys.stderr)
+        return 1
     except OSError as e:                         # an output that cannot be written
         print(f"nnspec: error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
         return 1

@@ -127,6 +127,18 @@ def test_outputs_that_cannot_be_written_are_clear(specs_dir, tmp_path):
     assert (tmp_path / "file").read_text() == "keep me"
 
 
+def test_out_of_memory_is_said_plainly(specs_dir, monkeypatch, capsys):
+    # a model too large for the machine is the user's situation, not a bug in nnspec
+    from nnspec import cli, summary
+
+    def too_big(spec):
+        raise MemoryError("Unable to allocate 298. GiB")
+    monkeypatch.setattr(summary, "summary_table", too_big)
+    assert cli.main(["summary", str(specs_dir / "xor.nn")]) == 1
+    err = capsys.readouterr().err
+    assert "out of memory: Unable to allocate 298. GiB" in err and "bug" not in err
+
+
 def test_cuda_request_is_clear(specs_dir, tmp_path):
     import onnxruntime as ort
     out = tmp_path / "run"
