@@ -332,7 +332,7 @@ class Gru(Recurrent):
         return None, (z, r, n, hr_h)
 
     def step_back(self, dh, dstate, h_prev, saved, H, da):
-        z, r, n, hr_h = saved
+        z, r, n, hr_h = saved                         # da: the four row blocks z, r, hR_h, xW_h
         dn = dh * (1 - z) * (1 - n * n)
         np.multiply(dh * (h_prev - n) * z, 1 - z, out=da[:H])
         np.multiply(dn * hr_h * r, 1 - r, out=da[H:2 * H])
