@@ -99,12 +99,13 @@ def cmd_train(args) -> int:
     from pathlib import Path
 
     from .api import load
+    from .engine import folder_problem
     from .progress import Progress
     from .trainer import train
 
     spec = load(args.file)
     out = Path(args.out or Path("runs") / spec.name)
-    problem = _unwritable(out)
+    problem = folder_problem(out)
     if problem:                                  # said now, not after the training
         print(f"nnspec train: error: --out {out}: {problem}", file=sys.stderr)
         return 2
@@ -172,18 +173,6 @@ def cmd_predict(args) -> int:
         print("metrics: " + "  ".join(f"{k} {_fmt(v)}" for k, v in pred.metrics.items()),
               file=sys.stderr if not args.output else sys.stdout)
     return 0
-
-
-def _unwritable(folder) -> str | None:
-    """Why the run's files could not be written into `folder` (made if missing), or None."""
-    for p in (folder, *folder.parents):
-        if p.exists():
-            if not p.is_dir():
-                return f"{p} is a file; expected a folder"
-            if not os.access(p, os.W_OK | os.X_OK):
-                return f"cannot write in {p}"
-            return None
-    return None
 
 
 def _write_history(path, history: dict) -> None:

@@ -23,16 +23,26 @@ def file_error(file, message: str) -> SpecError:
     return SpecError([Diagnostic(str(file), 0, 0, message)])
 
 
+def folder_problem(folder) -> str | None:
+    """Why files could not be written into `folder` (made if missing), or None."""
+    for p in (Path(folder), *Path(folder).parents):
+        if p.exists():
+            if not p.is_dir():
+                return f"{p} is a file; expected a folder"
+            if not os.access(p, os.W_OK | os.X_OK):
+                return f"cannot write in {p}"
+            return None
+    return None
+
+
 def write_atomic(path, data: bytes) -> None:
     """Write a whole file or nothing: a temporary file beside it, then rename."""
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(errno.EISDIR, "is a folder; expected a file name", str(path))
-    for folder in path.parents:
-        if folder.exists():
-            if not folder.is_dir():
-                raise NotADirectoryError(errno.ENOTDIR, f"{folder} is a file; expected a folder", str(path))
-            break
+    problem = folder_problem(path.parent)
+    if problem:
+        raise OSError(errno.EINVAL, problem, str(path))        # a file on the way, or no permission
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
