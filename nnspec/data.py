@@ -360,10 +360,11 @@ def prepare(table: Table, inputs, out_shape: tuple, task: str, labels: list | No
             raise DataError(f"{table.origin} has {a[0].size} feature values a row "
                             f"(shape {list(a.shape[1:])}), input `{v.name}` is {v.dtype}{list(v.shape)} "
                             f"({size} values)")
-        if v.dtype == "int64" and a.dtype.kind == "f" and not np.all(a == np.round(a)):
-            row, col = np.argwhere(a.reshape(n, -1) != np.round(a.reshape(n, -1)))[0]
+        fraction = first_fraction(a) if v.dtype == "int64" else None
+        if fraction:
+            row, col, value = fraction
             raise DataError(f"{table.origin}: input `{v.name}` takes whole-number token ids, got "
-                            f"{float(a.reshape(n, -1)[row, col])!r} in sample {row}, value {col}")
+                            f"{value!r} in sample {row}, value {col}")
         _finite(a, f"{table.origin}: input `{v.name}`")
         out[v.name] = a.reshape(n, *v.shape).astype(v.dtype)
     if table.y is None and not targets:
@@ -416,6 +417,19 @@ def _targets(table: Table, out_shape: tuple, task: str, labels: list | None):
     if task == "binary":
         return idx.reshape(len(idx), 1).astype(np.float32), labels
     return idx, labels
+
+
+def first_fraction(a: np.ndarray) -> tuple[int, int, float] | None:
+    """(sample, value index, value) of the first non-whole number in a float
+    array meant for token ids, or None; never truncate a token id silently."""
+    if a.dtype.kind != "f":
+        return None
+    flat = a.reshape(len(a), -1)
+    bad = np.argwhere(flat != np.round(flat))
+    if not len(bad):
+        return None
+    row, col = (int(i) for i in bad[0])
+    return row, col, float(flat[row, col])
 
 
 def _finite(a: np.ndarray, what: str) -> None:

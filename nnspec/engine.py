@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .data import first_fraction
 from .errors import Diagnostic, SpecError
 from .graph import Graph
 from .ops.base import Ctx
@@ -93,9 +94,10 @@ class Network:
             if tuple(a.shape[1:]) != v.shape:
                 raise ValueError(f"input `{v.name}` is {list(v.shape)} a sample; got an array of shape "
                                  f"{list(a.shape)} (batch first)")
-            if v.dtype == "int64" and a.dtype.kind == "f" and not np.array_equal(a, np.round(a)):
+            fraction = first_fraction(a) if v.dtype == "int64" else None
+            if fraction:
                 raise ValueError(f"input `{v.name}` takes whole-number token ids (int64); got "
-                                 f"fractional values such as {float(a[a != np.round(a)][0])}")
+                                 f"{fraction[2]} in sample {fraction[0]}, value {fraction[1]}")
             a = a.astype(self.dtype if v.dtype.startswith("float") else v.dtype, copy=False)
             if normalize and v.name in self.norm:
                 mean, std = self.norm[v.name]
