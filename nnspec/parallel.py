@@ -59,3 +59,17 @@ def over_batch(fn, batch: int, min_rows: int = 8) -> None:
     finally:
         for f in futures:
             f.result()                    # waits, and raises what a thread raised
+
+
+def over_leading(fn, a, min_rows: int = 8) -> None:
+    """fn(part) for index tuples `part` that cover a's two leading axes
+    (batch, channel), split along the one further apart in memory: the
+    batch for a batch-first array, the channels for a channel-major one (a
+    convolution's output). Each thread then works on whole blocks of memory;
+    split the other way, two threads gained nothing (a max pool of a
+    channel-major batch: 0.19 ms on one thread or two, 0.13 ms split by
+    channel). Too few channels to share: the batch."""
+    wide = a.shape[1] >= min(threads(), 2) * min_rows
+    axis = 1 if abs(a.strides[1]) > abs(a.strides[0]) and wide else 0
+    lead = (slice(None),) * axis
+    over_batch(lambda rows: fn(lead + (rows,)), a.shape[axis], min_rows)

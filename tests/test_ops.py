@@ -128,3 +128,57 @@ def test_batch_threads_change_nothing(kind, i, case):
             np.testing.assert_array_equal(one, three)
     finally:
         parallel.set_threads(parallel._from_environment())
+
+
+def _channel_major(a):
+    """a's values, laid out (C, B, ...) in memory as a convolution's output is."""
+    return np.ascontiguousarray(a.swapaxes(0, 1)).swapaxes(0, 1) if a.ndim >= 2 else a
+
+
+@pytest.mark.parametrize("kind,i,case", [pytest.param(*c, id=f"{c[0]}-{c[1]}") for c in all_cases()])
+def test_channel_major_inputs_change_nothing(kind, i, case):
+    """A convolution hands on channel-major arrays and the ops after it keep
+    that order: every op must give the same values for either layout."""
+    rng = np.random.default_rng(4)
+    node, w = _node_and_weights(case, rng)
+    xs = _inputs(case, rng)
+
+    def step(layout):
+        ctx = Ctx(True, np.random.default_rng(7), tuple(True for _ in xs), {}, node.out_shape)
+        y, back = node.op.forward(node.p, w, [layout(x) for x in xs], ctx)
+        y = y.copy()
+        dxs, dws = back(layout(np.cos(np.arange(y.size)).reshape(y.shape)))
+        return [y] + [np.array(d) for d in dxs if d is not None] + [dws[k].copy() for k in sorted(dws)]
+
+    for plain, cm in zip(step(np.ascontiguousarray), step(_channel_major)):
+        np.testing.assert_allclose(cm, plain, rtol=1e-12, atol=1e-12)
+
+
+def test_cnn_gradients_alike_on_one_thread_or_three():
+    """With 16 and more channels, pools and convolutions split a channel-major
+    batch by channel across threads (parallel.over_leading): the whole
+    network's loss and gradients must be exactly those of one thread."""
+    from nnspec import parallel
+    net = nnspec.loads("""
+model cnn {
+    input image: float32[2, 12, 12]
+    conv2d(16, kernel=3, padding=same) -> relu
+    maxpool2d(2)
+    conv2d(24, kernel=3, padding=same) -> relu
+    maxpool2d(2)
+    conv2d(16, kernel=3) -> relu
+    flatten
+    dense(3) -> softmax
+}""").build(seed=0)
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(33, 2, 12, 12)).astype(np.float32), rng.integers(0, 3, 33)
+
+    def run(n):
+        parallel.set_threads(n)
+        loss, grads = net.loss_and_grads(x, y, loss="cross_entropy")
+        return [loss] + [grads[k] for k in sorted(grads)]
+    try:
+        for one, three in zip(run(1), run(3)):
+            np.testing.assert_array_equal(one, three)
+    finally:
+        parallel.set_threads(parallel._from_environment())

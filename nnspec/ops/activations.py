@@ -23,11 +23,11 @@ class Relu(Op):
         (x,) = xs
         # x * (x > 0) through a bool mask: faster than np.maximum(x, 0), and
         # backward reuses the mask (a quarter of the memory of a float one)
-        mask = np.greater(x, 0, out=ctx.buffer("mask", x.shape, bool))
-        y = np.multiply(x, mask, out=ctx.buffer("y", x.shape, x.dtype))
+        mask = np.greater(x, 0, out=ctx.buffer("mask", x.shape, bool, like=x))
+        y = np.multiply(x, mask, out=ctx.buffer("y", x.shape, x.dtype, like=x))
 
         def backward(dy):
-            dx = dy if ctx.dy_is_free else ctx.buffer("dx", dy.shape, dy.dtype)
+            dx = dy if ctx.dy_is_free else ctx.buffer("dx", dy.shape, dy.dtype, like=dy)
             return [np.multiply(dy, mask, out=dx)], {}
         return y, backward
 

@@ -51,19 +51,32 @@ class Ctx:
     # gradient shares dy's memory, so backward may write its dx into dy
     dy_is_free: bool = False
 
-    def buffer(self, key: str, shape: tuple, dtype, fill: float | None = None) -> np.ndarray:
+    def buffer(self, key: str, shape: tuple, dtype, fill: float | None = None,
+               like: np.ndarray | None = None) -> np.ndarray:
         """An array for `key`, the same one on every step while the shape holds.
         fill: the value it starts with when it is made, for callers that
         only ever write the same part of it (the interior of a padded frame)
-        or never write it (a vector of ones)."""
+        or never write it (a vector of ones).
+        like: an array of the same rank whose axis order in memory the buffer
+        takes (a convolution's output is channel-major, (C, B, ...) in
+        memory): element-wise work then reads and writes in one order."""
+        order = axis_order(like) if like is not None else tuple(range(len(shape)))
         if self.cache is not None:
-            buf = self.cache.get(key)
-            if buf is not None and buf.shape == shape and buf.dtype == dtype:
+            buf, made_in = self.cache.get(key, (None, None))
+            if buf is not None and buf.shape == shape and buf.dtype == dtype and made_in == order:
                 return buf
-        buf = np.empty(shape, dtype) if fill is None else np.full(shape, fill, dtype)
+        stored = tuple(shape[a] for a in order)
+        buf = np.empty(stored, dtype) if fill is None else np.full(stored, fill, dtype)
+        buf = buf.transpose(np.argsort(order))
         if self.cache is not None:
-            self.cache[key] = buf
+            self.cache[key] = buf, order
         return buf
+
+
+def axis_order(a: np.ndarray) -> tuple[int, ...]:
+    """a's axes from the one with the largest step in memory to the smallest
+    (ties, as for axes of size 1, in their own order)."""
+    return tuple(sorted(range(a.ndim), key=lambda i: (-abs(a.strides[i]), i)))
 
 
 class Op:

@@ -10,10 +10,20 @@ place: prod(kernel) whole-batch additions (9 for a 3x3 kernel), the only
 loop, none over samples or pixels.
 
 The matrices run over a per-sample *frame* of positions in the padded input,
-flattened per (sample, channel). With stride 1 the frame widens each output
-row to the padded row, so that a window's row of the frame is one contiguous
-run of memory (a 14x14 output copies runs of 224 numbers instead of 14); the
-extra columns are computed and dropped (their output gradient is zero)."""
+stored channel-major: (channel, sample) planes. With stride 1 the frame
+widens each output row to the padded row, so that a window's row of the
+frame is one contiguous run of memory (a 14x14 output copies runs of 224
+numbers instead of 14); the extra columns are computed and dropped (their
+output gradient is zero).
+
+The output stays channel-major: the product, (F, B, *out), seen through a
+view as (B, F, *out); from a widened frame, its valid columns copied out in
+the same order. Nothing is copied into batch-first order: the ops after a
+conv keep its order (Ctx.buffer's `like`), so a conv -> relu -> pool -> conv
+chain never transposes, and flatten changes the order once each way.
+A frame is widened only when its columns outnumber the output channels
+(C * prod(kernel) > filters): then the long runs save more in im2col than
+the copy-out costs."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,7 +33,7 @@ from typing import Literal, Union
 from ..lazy import np
 from pydantic import PositiveInt, conlist
 
-from ..parallel import over_batch
+from ..parallel import over_leading
 from .base import INITS, Op, Params, ShapeError, initializer, register
 from .windows import pair, plan
 
@@ -45,7 +55,7 @@ class ConvParams(Params):
 @dataclass(frozen=True)
 class Frame:
     """Where a convolution's windows lie in its padded input, stored flat as
-    (sample, channel) planes of `plane` elements: the padded positions, then
+    (channel, sample) planes of `plane` elements: the padded positions, then
     a tail that a widened frame's last windows read past the end (zeros)."""
     padded: tuple          # padded spatial sizes
     out: tuple             # output spatial sizes
@@ -55,13 +65,17 @@ class Frame:
     plane: int             # elements per (sample, channel) plane, tail included
 
     @classmethod
-    def of(cls, padded, out, kernel, stride, dilation):
+    def of(cls, padded, out, kernel, stride, dilation, widen=True):
         row = [prod(padded[i + 1:]) for i in range(len(padded))]        # row-major steps of the plane
-        wide = all(s == 1 for s in stride)
+        wide = widen and all(s == 1 for s in stride)
         shape = (*out[:-1], padded[-1]) if wide else tuple(out)
         tail = (kernel[-1] - 1) * dilation[-1] if wide else 0
         return cls(tuple(padded), tuple(out), shape, tuple(s * r for s, r in zip(stride, row)),
                    tuple(d * r for d, r in zip(dilation, row)), prod(padded) + tail)
+
+    @property
+    def widened(self) -> bool:
+        return self.shape != self.out
 
     @property
     def length(self) -> int:
@@ -69,20 +83,20 @@ class Frame:
 
     def grid(self, flat: np.ndarray, B: int, C: int) -> np.ndarray:
         """(B, C, *padded) view of the planes, tails left out."""
-        return flat.reshape(B, C, self.plane)[..., :prod(self.padded)].reshape(B, C, *self.padded)
+        return flat.reshape(C, B, self.plane)[..., :prod(self.padded)].reshape(C, B, *self.padded).swapaxes(0, 1)
 
     def windows(self, flat: np.ndarray, B: int, C: int, kernel: tuple) -> np.ndarray:
         """(C, *kernel, B, *frame) view: every window of every sample, read-only."""
         e = flat.itemsize
         return np.lib.stride_tricks.as_strided(
             flat, (C, *kernel, B, *self.shape),
-            tuple(e * s for s in (self.plane, *self.offsets, C * self.plane, *self.steps)), writeable=False)
+            tuple(e * s for s in (B * self.plane, *self.offsets, self.plane, *self.steps)), writeable=False)
 
     def at(self, flat: np.ndarray, B: int, C: int, start: int) -> np.ndarray:
         """Writable (C, B, *frame) view of the planes, shifted by `start` elements."""
         e = flat.itemsize
         return np.lib.stride_tricks.as_strided(
-            flat[start:], (C, B, *self.shape), tuple(e * s for s in (self.plane, C * self.plane, *self.steps)))
+            flat[start:], (C, B, *self.shape), tuple(e * s for s in (B * self.plane, self.plane, *self.steps)))
 
     def valid(self, a: np.ndarray) -> np.ndarray:
         """The output positions of an array whose last axes are the frame."""
@@ -91,6 +105,11 @@ class Frame:
     def padding(self, a: np.ndarray) -> np.ndarray:
         """The widened frame's extra columns (empty when not widened)."""
         return a[..., self.out[-1]:]
+
+
+def split(part: tuple) -> tuple:
+    """over_leading's part as (samples, channels)."""
+    return (*part, slice(None))[:2]
 
 
 class Conv(Op):
@@ -128,10 +147,11 @@ class Conv(Op):
         F, C = W.shape[:2]
         B, spatial = x.shape[0], x.shape[2:]
         kernel, stride, dilation, out, before, after = self._geometry(p, x.shape[1:])
-        fr = Frame.of(tuple(s + a + b for s, a, b in zip(spatial, before, after)), out, kernel, stride, dilation)
+        fr = Frame.of(tuple(s + a + b for s, a, b in zip(spatial, before, after)), out, kernel, stride, dilation,
+                      widen=C * prod(kernel) > F)
         K, L = prod(kernel), fr.length
-        inside = (slice(None),) + tuple(slice(b, b + s) for b, s in zip(before, spatial))  # of a sample
-        at_batch = (slice(None),) * (1 + self.ndim)            # leads to the batch axis of the columns
+        inside = tuple(slice(b, b + s) for b, s in zip(before, spatial))   # of a padded plane
+        kall = (slice(None),) * self.ndim                      # every kernel offset
         # the padded input: zeroed once, then only the interior is ever
         # written, so the padding stays zero between steps
         flat = ctx.buffer("xp", (B * C * fr.plane,), x.dtype, fill=0)
@@ -140,31 +160,41 @@ class Conv(Op):
         cols = ctx.buffer("cols", (C * K, B * L), x.dtype)
         framed_cols, windows = cols.reshape(C, *kernel, B, *fr.shape), fr.windows(flat, B, C, kernel)
 
-        def im2col(rows):
-            xp[rows][(slice(None),) + inside] = x[rows]
-            np.copyto(framed_cols[at_batch + (rows,)], windows[at_batch + (rows,)])
-        over_batch(im2col, B)
-        # the frame buffer holds the output here and the output gradient in backward
+        def im2col(part):                # part: (samples,) or (all samples, channels)
+            b, c = split(part)
+            xp[b, c][(Ellipsis, *inside)] = x[b, c]
+            np.copyto(framed_cols[(c, *kall, b)], windows[(c, *kall, b)])
+        over_leading(im2col, xp)
         yF = np.matmul(W.reshape(F, -1), cols, out=ctx.buffer("frame", (F, B * L), x.dtype))
-        y = ctx.buffer("y", (B, F, *out), x.dtype)
-        y_framed = fr.valid(yF.reshape(F, B, *fr.shape))
-        bias = w["b"].reshape(F, *(1,) * self.ndim) if p.bias else None
+        framed = yF.reshape(F, B, *fr.shape)
+        bias = np.broadcast_to(w["b"].reshape(F, *(1,) * self.ndim), (B, F, *out)) if p.bias else None
+        if fr.widened:
+            # the valid columns copied out (with the bias): the ops after a
+            # conv read dense memory (relu is 2.5x slower on the strided view)
+            y = ctx.buffer("y", (F, B, *out), x.dtype).swapaxes(0, 1)       # (B, F, *out), channel-major
+            valid = fr.valid(framed).swapaxes(0, 1)
 
-        def batch_first(rows):                                  # (F, B, ...) -> (B, F, ...), plus the bias
-            if bias is None:
-                np.copyto(y[rows], y_framed[:, rows].swapaxes(0, 1))
-            else:
-                np.add(y_framed[:, rows].swapaxes(0, 1), bias, out=y[rows])
-        over_batch(batch_first, B)
+            def compact(part):
+                if bias is None:
+                    np.copyto(y[part], valid[part])
+                else:
+                    np.add(valid[part], bias[part], out=y[part])
+            over_leading(compact, y)
+        else:
+            if bias is not None:
+                yF += w["b"][:, None]
+            y = framed.swapaxes(0, 1)                                      # (B, F, *out), channel-major
 
         def backward(dy):
-            dyF = ctx.buffer("frame", (F, B * L), dy.dtype)
+            # a widened frame's buffer is free again once the output is copied out
+            dyF = yF if fr.widened else ctx.buffer("dy", (F, B * L), dy.dtype)
             framed = dyF.reshape(F, B, *fr.shape)
 
-            def channels_first(rows):
-                np.copyto(fr.valid(framed[:, rows]), dy[rows].swapaxes(0, 1))
-                fr.padding(framed[:, rows])[...] = 0               # the extra columns carry no gradient
-            over_batch(channels_first, B)
+            def channels_first(part):
+                b, f = split(part)
+                np.copyto(fr.valid(framed[f, b]), dy[b, f].swapaxes(0, 1))
+                fr.padding(framed[f, b])[...] = 0               # the extra columns carry no gradient
+            over_leading(channels_first, y)
             grads = {"W": np.matmul(dyF, cols.T).reshape(W.shape)}
             if p.bias:
                 grads["b"] = np.matmul(dyF, ctx.buffer("ones", (B * L,), dy.dtype, fill=1))   # 4x .sum(axis=1)
@@ -172,17 +202,18 @@ class Conv(Op):
                 return [None], grads
             dcols = np.matmul(W.reshape(F, -1).T, dyF, out=cols).reshape(C, K, B, *fr.shape)
             dflat = ctx.buffer("dxp", flat.shape, dy.dtype)
-            samples = dflat.reshape(B, -1)
+            planes = dflat.reshape(C, B, fr.plane)
             targets = [fr.at(dflat, B, C, sum(i * o for i, o in zip(start, fr.offsets)))
                        for start in np.ndindex(*kernel)]
-            dxp, dx = fr.grid(dflat, B, C), ctx.buffer("dx", x.shape, dy.dtype)
+            dxp, dx = fr.grid(dflat, B, C), ctx.buffer("dx", x.shape, dy.dtype, like=x)
 
-            def col2im(rows):        # each kernel offset adds its columns where its windows read
-                samples[rows] = 0
+            def col2im(part):        # each kernel offset adds its columns where its windows read
+                b, c = split(part)
+                planes[c, b] = 0
                 for k, target in enumerate(targets):
-                    target[:, rows] += dcols[:, k, rows]
-                np.copyto(dx[rows], dxp[rows][(slice(None),) + inside])   # contiguous: faster upstream
-            over_batch(col2im, B)
+                    target[c, b] += dcols[c, k, b]
+                np.copyto(dx[b, c], dxp[b, c][(Ellipsis, *inside)])
+            over_leading(col2im, dxp)
             return [dx], grads
 
         return y, backward

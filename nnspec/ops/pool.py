@@ -14,7 +14,7 @@ from typing import Literal, Union
 from ..lazy import np
 from pydantic import NonNegativeInt, PositiveInt, conlist
 
-from ..parallel import over_batch
+from ..parallel import over_leading
 from .base import Op, Params, ShapeError, register
 from .windows import crop, pad, pair, plan
 
@@ -59,11 +59,11 @@ class Pool(Op):
         every = (slice(None), slice(None))
         offsets = [every + tuple(slice(o, o + s * (n - 1) + 1, s) for o, s, n in zip(off, stride, out))
                    for off in np.ndindex(*size)]
-        y = ctx.buffer("y", (*xp.shape[:2], *out), x.dtype)
+        y = ctx.buffer("y", (*xp.shape[:2], *out), x.dtype, like=xp)
         combine = np.maximum if self.reduce == "max" else np.add
 
-        def pool(rows):                  # each thread its own samples
-            a, b = xp[rows], y[rows]
+        def pool(part):                  # each thread its own samples or channels
+            a, b = xp[part], y[part]
             if len(offsets) == 1:
                 np.copyto(b, a[offsets[0]])
             else:
@@ -72,23 +72,23 @@ class Pool(Op):
                 combine(b, a[sl], out=b)
             if self.reduce == "mean":
                 b *= 1.0 / prod(size)
-        over_batch(pool, len(y))
+        over_leading(pool, y)
 
         # windows that tile the padded input exactly (a 2x2 pool of an even
         # size) touch every position once: their gradients are written, not added
         tiles = stride == size and all(o * s == n for o, s, n in zip(out, size, xp.shape[2:]))
 
         def backward(dy):
-            dxp = ctx.buffer("dxp", xp.shape, dy.dtype)
-            free = ctx.buffer("free", y.shape, bool)              # True until a window's max is found
-            hit = ctx.buffer("hit", y.shape, bool)
+            dxp = ctx.buffer("dxp", xp.shape, dy.dtype, like=xp)
+            free = ctx.buffer("free", y.shape, bool, like=y)      # True until a window's max is found
+            hit = ctx.buffer("hit", y.shape, bool, like=y)
 
-            def unpool(rows):
-                d, g = dxp[rows], dy[rows]
+            def unpool(part):
+                d, g = dxp[part], dy[part]
                 if not tiles:
                     d.fill(0)
                 if self.reduce == "max":     # all of a window's gradient to its first maximum
-                    a, m, f, h = xp[rows], y[rows], free[rows], hit[rows]
+                    a, m, f, h = xp[part], y[part], free[part], hit[part]
                     f.fill(True)
                     for sl in offsets:
                         np.equal(a[sl], m, out=h)
@@ -105,7 +105,7 @@ class Pool(Op):
                             d[sl] = share
                         else:
                             d[sl] += share
-            over_batch(unpool, len(dy))
+            over_leading(unpool, dxp)
             return [crop(dxp, before, x.shape[2:])], {}
 
         return y, backward

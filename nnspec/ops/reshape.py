@@ -18,10 +18,23 @@ class Flatten(Op):
 
     def forward(self, p, w, xs, ctx):
         (x,) = xs
-        return x.reshape(x.shape[0], -1), lambda dy: ([dy.reshape(x.shape)], {})
+        return x.reshape(x.shape[0], -1), lambda dy: ([back_in_order(dy.reshape(x.shape), x, ctx)], {})
 
     def to_onnx(self, b, p, w, xs):
         return b.node("Flatten", xs, axis=1)
+
+
+def back_in_order(dx: np.ndarray, x: np.ndarray, ctx) -> np.ndarray:
+    """dx laid out in memory as x is. A channel-major x (a convolution's
+    output, through relu and pooling) was copied batch-first by reshape; its
+    gradient goes back channel-major in one copy here, rather than mixing
+    orders in every element-wise op before it (a max pool's backward with a
+    batch-first gradient: 2.0 ms; copy and backward: 0.6-0.9 ms)."""
+    if x.flags.c_contiguous or dx.ndim != x.ndim:
+        return dx
+    out = ctx.buffer("dx", dx.shape, dx.dtype, like=x)
+    np.copyto(out, dx)
+    return out
 
 
 class ReshapeParams(Params):
@@ -53,7 +66,7 @@ class Reshape(Op):
 
     def forward(self, p, w, xs, ctx):
         (x,) = xs
-        return x.reshape(x.shape[0], *ctx.out_shape), lambda dy: ([dy.reshape(x.shape)], {})
+        return x.reshape(x.shape[0], *ctx.out_shape), lambda dy: ([back_in_order(dy.reshape(x.shape), x, ctx)], {})
 
     def to_onnx(self, b, p, w, xs):
         # 0 copies the (dynamic) batch dimension from the input

@@ -1,6 +1,5 @@
 """Sliding windows over the spatial axes of channels-first arrays, shared by
-the convolutions and the pools: the output size rule, padding and cropping,
-and im2col as a strided view.
+the convolutions and the pools: the output size rule, padding and cropping.
 
 Arrays are (B, C, *spatial) with one or two spatial axes."""
 from __future__ import annotations
@@ -55,16 +54,6 @@ def pad(x: np.ndarray, before: tuple, after: tuple, value: float = 0.0) -> np.nd
         return x
     widths = [(0, 0), (0, 0)] + list(zip(before, after))
     return np.pad(x, widths, constant_values=value)
-
-
-def view(xp: np.ndarray, kernel: tuple, stride: tuple, dilation: tuple) -> np.ndarray:
-    """(B, C, *spatial) -> a strided view (B, C, *out, *kernel); no copy."""
-    n = len(kernel)
-    extent = tuple((k - 1) * d + 1 for k, d in zip(kernel, dilation))
-    v = np.lib.stride_tricks.sliding_window_view(xp, extent, axis=tuple(range(2, 2 + n)))
-    index = (slice(None), slice(None)) + tuple(slice(None, None, s) for s in stride) \
-        + tuple(slice(None, None, d) for d in dilation)
-    return v[index]
 
 
 def crop(xp: np.ndarray, before: tuple, spatial: tuple) -> np.ndarray:
