@@ -186,15 +186,18 @@ class Conv(Op):
             y = framed.swapaxes(0, 1)                                      # (B, F, *out), channel-major
 
         def backward(dy):
-            # a widened frame's buffer is free again once the output is copied out
-            dyF = yF if fr.widened else ctx.buffer("dy", (F, B * L), dy.dtype)
-            framed = dyF.reshape(F, B, *fr.shape)
+            if not fr.widened and dy.swapaxes(0, 1).flags.c_contiguous:
+                dyF = dy.swapaxes(0, 1).reshape(F, B * L)       # channel-major already, as relu leaves it
+            else:
+                # a widened frame's buffer is free again once the output is copied out
+                dyF = yF if fr.widened else ctx.buffer("dy", (F, B * L), dy.dtype)
+                framed = dyF.reshape(F, B, *fr.shape)
 
-            def channels_first(part):
-                b, f = split(part)
-                np.copyto(fr.valid(framed[f, b]), dy[b, f].swapaxes(0, 1))
-                fr.padding(framed[f, b])[...] = 0               # the extra columns carry no gradient
-            over_leading(channels_first, y)
+                def channels_first(part):
+                    b, f = split(part)
+                    np.copyto(fr.valid(framed[f, b]), dy[b, f].swapaxes(0, 1))
+                    fr.padding(framed[f, b])[...] = 0           # the extra columns carry no gradient
+                over_leading(channels_first, y)
             grads = {"W": np.matmul(dyF, cols.T).reshape(W.shape)}
             if p.bias:
                 grads["b"] = np.matmul(dyF, ctx.buffer("ones", (B * L,), dy.dtype, fill=1))   # 4x .sum(axis=1)
