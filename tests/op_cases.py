@@ -36,7 +36,9 @@ CASES = {
     "conv2d": [Case("a -> conv2d(3, kernel=3, padding=same)", [(2, 5, 5)]),
                Case("a -> conv2d(2, kernel=[2, 3], stride=2, padding=1, dilation=[1, 2])", [(2, 6, 7)]),
                Case("a -> conv2d(2, kernel=3, stride=2, padding=same, bias=false)", [(1, 6, 5)]),
-               Case("a -> conv2d(2, kernel=[3, 2], padding=[2, 1], dilation=2)", [(2, 5, 6)])],
+               Case("a -> conv2d(2, kernel=[3, 2], padding=[2, 1], dilation=2)", [(2, 5, 6)]),
+               Case("a -> conv2d(2, kernel=3)", [(3, 5, 6)]),                    # a widened frame
+               Case("a -> conv2d(2, kernel=3, stride=[2, 1], padding=same)", [(2, 6, 5)])],
     "conv1d": [Case("a -> conv1d(3, kernel=3, padding=same)", [(2, 7)]),
                Case("a -> conv1d(2, kernel=2, stride=3, dilation=2)", [(3, 10)]),
                Case("a -> conv1d(2, kernel=3, padding=1, dilation=2)", [(2, 9)])],

@@ -54,24 +54,51 @@ class ConvParams(Params):
 
 @dataclass(frozen=True)
 class Frame:
-    """Where a convolution's windows lie in its padded input, stored flat as
-    (channel, sample) planes of `plane` elements: the padded positions, then
-    a tail that a widened frame's last windows read past the end (zeros)."""
-    padded: tuple          # padded spatial sizes
+    """Where a convolution's windows lie in its input, stored flat as
+    (channel, sample) planes of `plane` elements: `head` elements, the
+    stored grid (zeros where it pads the input), then a tail that the last
+    windows read past the end (zeros). Three layouts, by the output's rows:
+
+    folded: stride 1 along rows and rows that keep their width (`same`
+      padding). Rows are stored at their own width, each row's padding
+      folded into its neighbours' ends, and the frame is the output itself:
+      dense, no copy out. A window that reads across a row's end reads the
+      neighbouring row, so those columns are zeroed (`masks`).
+    widened: stride 1, rows that shrink (`valid` padding) and more columns
+      than output channels. Rows are stored padded; the frame widens each
+      output row to the padded row, so that im2col copies long runs; the
+      extra columns are computed and dropped.
+    plain: rows stored padded, the frame is the output."""
+    grid: tuple            # stored sizes of a plane
+    inside: tuple          # slices of the grid that hold the input
+    head: int              # elements before the grid (folded: the first row's left padding)
     out: tuple             # output spatial sizes
-    shape: tuple           # the frame: `out`, its last axis widened to the padded row when stride is 1
+    shape: tuple           # the frame
     steps: tuple           # element step of each frame axis in a plane
     offsets: tuple         # element step of each kernel axis in a plane
-    plane: int             # elements per (sample, channel) plane, tail included
+    plane: int             # elements per (channel, sample) plane
+    masks: tuple           # (kernel offset along rows, first, end): frame columns outside
+    #                        [first, end) read a neighbouring row; zeroed
 
     @classmethod
-    def of(cls, padded, out, kernel, stride, dilation, widen=True):
-        row = [prod(padded[i + 1:]) for i in range(len(padded))]        # row-major steps of the plane
-        wide = widen and all(s == 1 for s in stride)
-        shape = (*out[:-1], padded[-1]) if wide else tuple(out)
-        tail = (kernel[-1] - 1) * dilation[-1] if wide else 0
-        return cls(tuple(padded), tuple(out), shape, tuple(s * r for s, r in zip(stride, row)),
-                   tuple(d * r for d, r in zip(dilation, row)), prod(padded) + tail)
+    def of(cls, spatial, before, after, out, kernel, stride, dilation, widen):
+        padded = tuple(s + a + b for s, a, b in zip(spatial, before, after))
+        inside = tuple(slice(b, b + s) for b, s in zip(before, spatial))
+        head, tail, masks = 0, 0, ()
+        if stride[-1] == 1 and out[-1] == spatial[-1]:                                   # folded
+            grid, shape, head, tail = (*padded[:-1], spatial[-1]), tuple(out), before[-1], after[-1]
+            inside = (*inside[:-1], slice(0, spatial[-1]))
+            if len(spatial) > 1:
+                masks = tuple((k, max(0, head - k * dilation[-1]), min(out[-1], spatial[-1] + head - k * dilation[-1]))
+                              for k in range(kernel[-1]))
+                masks = tuple(m for m in masks if m[1] > 0 or m[2] < out[-1])
+        elif widen and all(s == 1 for s in stride):                                      # widened
+            grid, shape, tail = padded, (*out[:-1], padded[-1]), (kernel[-1] - 1) * dilation[-1]
+        else:                                                                            # plain
+            grid, shape = padded, tuple(out)
+        row = [prod(grid[i + 1:]) for i in range(len(grid))]          # row-major steps of the grid
+        return cls(grid, inside, head, tuple(out), shape, tuple(s * r for s, r in zip(stride, row)),
+                   tuple(d * r for d, r in zip(dilation, row)), head + prod(grid) + tail, masks)
 
     @property
     def widened(self) -> bool:
@@ -81,9 +108,10 @@ class Frame:
     def length(self) -> int:
         return prod(self.shape)
 
-    def grid(self, flat: np.ndarray, B: int, C: int) -> np.ndarray:
-        """(B, C, *padded) view of the planes, tails left out."""
-        return flat.reshape(C, B, self.plane)[..., :prod(self.padded)].reshape(C, B, *self.padded).swapaxes(0, 1)
+    def stored(self, flat: np.ndarray, B: int, C: int) -> np.ndarray:
+        """(B, C, *grid) view of the planes, head and tail left out."""
+        planes = flat.reshape(C, B, self.plane)[..., self.head:self.head + prod(self.grid)]
+        return planes.reshape(C, B, *self.grid).swapaxes(0, 1)
 
     def windows(self, flat: np.ndarray, B: int, C: int, kernel: tuple) -> np.ndarray:
         """(C, *kernel, B, *frame) view: every window of every sample, read-only."""
@@ -97,6 +125,13 @@ class Frame:
         e = flat.itemsize
         return np.lib.stride_tricks.as_strided(
             flat[start:], (C, B, *self.shape), tuple(e * s for s in (B * self.plane, self.plane, *self.steps)))
+
+    def unmask(self, framed_cols: np.ndarray, c, b) -> None:
+        """Zero the columns of (C, *kernel, B, *frame) columns that read across a row's end."""
+        rows = (slice(None),) * (len(self.grid) - 1)
+        for k, first, end in self.masks:
+            framed_cols[(c, *rows, k, b, Ellipsis, slice(0, first))] = 0
+            framed_cols[(c, *rows, k, b, Ellipsis, slice(end, None))] = 0
 
     def valid(self, a: np.ndarray) -> np.ndarray:
         """The output positions of an array whose last axes are the frame."""
@@ -147,23 +182,22 @@ class Conv(Op):
         F, C = W.shape[:2]
         B, spatial = x.shape[0], x.shape[2:]
         kernel, stride, dilation, out, before, after = self._geometry(p, x.shape[1:])
-        fr = Frame.of(tuple(s + a + b for s, a, b in zip(spatial, before, after)), out, kernel, stride, dilation,
-                      widen=C * prod(kernel) > F)
-        K, L = prod(kernel), fr.length
-        inside = tuple(slice(b, b + s) for b, s in zip(before, spatial))   # of a padded plane
+        fr = Frame.of(spatial, before, after, out, kernel, stride, dilation, widen=C * prod(kernel) > F)
+        K, L, inside = prod(kernel), fr.length, (Ellipsis, *fr.inside)
         kall = (slice(None),) * self.ndim                      # every kernel offset
         # the padded input: zeroed once, then only the interior is ever
         # written, so the padding stays zero between steps
         flat = ctx.buffer("xp", (B * C * fr.plane,), x.dtype, fill=0)
-        xp = fr.grid(flat, B, C)
+        xp = fr.stored(flat, B, C)
         # im2col: (C*K, B*L); reused for the column gradient once dW is done
         cols = ctx.buffer("cols", (C * K, B * L), x.dtype)
         framed_cols, windows = cols.reshape(C, *kernel, B, *fr.shape), fr.windows(flat, B, C, kernel)
 
         def im2col(part):                # part: (samples,) or (all samples, channels)
             b, c = split(part)
-            xp[b, c][(Ellipsis, *inside)] = x[b, c]
+            xp[b, c][inside] = x[b, c]
             np.copyto(framed_cols[(c, *kall, b)], windows[(c, *kall, b)])
+            fr.unmask(framed_cols, c, b)
         over_leading(im2col, xp)
         yF = np.matmul(W.reshape(F, -1), cols, out=ctx.buffer("frame", (F, B * L), x.dtype))
         framed = yF.reshape(F, B, *fr.shape)
@@ -203,19 +237,21 @@ class Conv(Op):
                 grads["b"] = np.matmul(dyF, ctx.buffer("ones", (B * L,), dy.dtype, fill=1))   # 4x .sum(axis=1)
             if not ctx.need_dx[0]:
                 return [None], grads
-            dcols = np.matmul(W.reshape(F, -1).T, dyF, out=cols).reshape(C, K, B, *fr.shape)
+            dcols = np.matmul(W.reshape(F, -1).T, dyF, out=cols)
             dflat = ctx.buffer("dxp", flat.shape, dy.dtype)
             planes = dflat.reshape(C, B, fr.plane)
             targets = [fr.at(dflat, B, C, sum(i * o for i, o in zip(start, fr.offsets)))
                        for start in np.ndindex(*kernel)]
-            dxp, dx = fr.grid(dflat, B, C), ctx.buffer("dx", x.shape, dy.dtype, like=x)
+            dxp, dx = fr.stored(dflat, B, C), ctx.buffer("dx", x.shape, dy.dtype, like=x)
 
             def col2im(part):        # each kernel offset adds its columns where its windows read
                 b, c = split(part)
+                fr.unmask(dcols.reshape(C, *kernel, B, *fr.shape), c, b)    # no gradient across a row's end
+                per_offset = dcols.reshape(C, K, B, *fr.shape)
                 planes[c, b] = 0
                 for k, target in enumerate(targets):
-                    target[c, b] += dcols[c, k, b]
-                np.copyto(dx[b, c], dxp[b, c][(Ellipsis, *inside)])
+                    target[c, b] += per_offset[c, k, b]
+                np.copyto(dx[b, c], dxp[b, c][inside])
             over_leading(col2im, dxp)
             return [dx], grads
 
