@@ -190,7 +190,12 @@ class Conv(Op):
         flat = ctx.buffer("xp", (B * C * fr.plane,), x.dtype, fill=0)
         xp = fr.stored(flat, B, C)
         # im2col: (C*K, B*L); reused for the column gradient once dW is done
-        cols = ctx.buffer("cols", (C * K, B * L), x.dtype)
+        # im2col: (C*K, B*L), then a row of ones that brings in the bias
+        # (made once, never written); the C*K rows are reused for the
+        # column gradient once dW is done
+        CK = C * K
+        ones = ctx.buffer("cols", (CK + p.bias, B * L), x.dtype, fill=1)
+        cols = ones[:CK]
         framed_cols, windows = cols.reshape(C, *kernel, B, *fr.shape), fr.windows(flat, B, C, kernel)
 
         def im2col(part):                # part: (samples,) or (all samples, channels)
@@ -199,24 +204,19 @@ class Conv(Op):
             np.copyto(framed_cols[(c, *kall, b)], windows[(c, *kall, b)])
             fr.unmask(framed_cols, c, b)
         over_leading(im2col, xp)
-        yF = np.matmul(W.reshape(F, -1), cols, out=ctx.buffer("frame", (F, B * L), x.dtype))
+        Wb = ctx.buffer("Wb", (F, CK + p.bias), x.dtype)                 # [W | b]
+        Wb[:, :CK] = W.reshape(F, CK)
+        if p.bias:
+            Wb[:, CK] = w["b"]
+        yF = np.matmul(Wb, ones, out=ctx.buffer("frame", (F, B * L), x.dtype))
         framed = yF.reshape(F, B, *fr.shape)
-        bias = np.broadcast_to(w["b"].reshape(F, *(1,) * self.ndim), (B, F, *out)) if p.bias else None
         if fr.widened:
-            # the valid columns copied out (with the bias): the ops after a
-            # conv read dense memory (relu is 2.5x slower on the strided view)
+            # the valid columns copied out: the ops after a conv read dense
+            # memory (relu is 2.5x slower on the strided view)
             y = ctx.buffer("y", (F, B, *out), x.dtype).swapaxes(0, 1)       # (B, F, *out), channel-major
             valid = fr.valid(framed).swapaxes(0, 1)
-
-            def compact(part):
-                if bias is None:
-                    np.copyto(y[part], valid[part])
-                else:
-                    np.add(valid[part], bias[part], out=y[part])
-            over_leading(compact, y)
+            over_leading(lambda part: np.copyto(y[part], valid[part]), y)
         else:
-            if bias is not None:
-                yF += w["b"][:, None]
             y = framed.swapaxes(0, 1)                                      # (B, F, *out), channel-major
 
         def backward(dy):
@@ -232,12 +232,13 @@ class Conv(Op):
                     np.copyto(fr.valid(framed[f, b]), dy[b, f].swapaxes(0, 1))
                     fr.padding(framed[f, b])[...] = 0           # the extra columns carry no gradient
                 over_leading(channels_first, y)
-            grads = {"W": np.matmul(dyF, cols.T).reshape(W.shape)}
+            dWb = np.matmul(dyF, ones.T)                                   # [dW | db]
+            grads = {"W": dWb[:, :CK].reshape(W.shape)}
             if p.bias:
-                grads["b"] = np.matmul(dyF, ctx.buffer("ones", (B * L,), dy.dtype, fill=1))   # 4x .sum(axis=1)
+                grads["b"] = dWb[:, CK].copy()
             if not ctx.need_dx[0]:
                 return [None], grads
-            dcols = np.matmul(W.reshape(F, -1).T, dyF, out=cols)
+            dcols = np.matmul(Wb[:, :CK].T, dyF, out=cols)
             dflat = ctx.buffer("dxp", flat.shape, dy.dtype)
             planes = dflat.reshape(C, B, fr.plane)
             targets = [fr.at(dflat, B, C, sum(i * o for i, o in zip(start, fr.offsets)))
