@@ -9,21 +9,18 @@ col2im, which adds each kernel offset's share of the input gradient back in
 place: prod(kernel) whole-batch additions (9 for a 3x3 kernel), the only
 loop, none over samples or pixels.
 
-The matrices run over a per-sample *frame* of positions in the padded input,
-stored channel-major: (channel, sample) planes. With stride 1 the frame
-widens each output row to the padded row, so that a window's row of the
-frame is one contiguous run of memory (a 14x14 output copies runs of 224
-numbers instead of 14); the extra columns are computed and dropped (their
-output gradient is zero).
+The matrices run over a per-sample *frame* of positions in the stored input,
+which is kept channel-major: (channel, sample) planes. The frame is laid
+out so that a window's row is one contiguous run of memory (a 14x14 output
+copies runs of 196 numbers instead of 14): see Frame for the three layouts.
+The bias rides in the product: a row of ones under the columns, the bias a
+last column of the weights, so it takes no pass of its own.
 
 The output stays channel-major: the product, (F, B, *out), seen through a
-view as (B, F, *out); from a widened frame, its valid columns copied out in
-the same order. Nothing is copied into batch-first order: the ops after a
-conv keep its order (Ctx.buffer's `like`), so a conv -> relu -> pool -> conv
-chain never transposes, and flatten changes the order once each way.
-A frame is widened only when its columns outnumber the output channels
-(C * prod(kernel) > filters): then the long runs save more in im2col than
-the copy-out costs."""
+view as (B, F, *out). Nothing is copied into batch-first order: the ops
+after a conv keep its order (Ctx.buffer's `like`), so a conv -> relu ->
+pool -> conv chain never transposes, and flatten changes the order once
+each way."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -189,13 +186,12 @@ class Conv(Op):
         # written, so the padding stays zero between steps
         flat = ctx.buffer("xp", (B * C * fr.plane,), x.dtype, fill=0)
         xp = fr.stored(flat, B, C)
-        # im2col: (C*K, B*L); reused for the column gradient once dW is done
         # im2col: (C*K, B*L), then a row of ones that brings in the bias
         # (made once, never written); the C*K rows are reused for the
         # column gradient once dW is done
         CK = C * K
-        ones = ctx.buffer("cols", (CK + p.bias, B * L), x.dtype, fill=1)
-        cols = ones[:CK]
+        columns = ctx.buffer("cols", (CK + p.bias, B * L), x.dtype, fill=1)
+        cols = columns[:CK]
         framed_cols, windows = cols.reshape(C, *kernel, B, *fr.shape), fr.windows(flat, B, C, kernel)
 
         def im2col(part):                # part: (samples,) or (all samples, channels)
@@ -208,7 +204,7 @@ class Conv(Op):
         Wb[:, :CK] = W.reshape(F, CK)
         if p.bias:
             Wb[:, CK] = w["b"]
-        yF = np.matmul(Wb, ones, out=ctx.buffer("frame", (F, B * L), x.dtype))
+        yF = np.matmul(Wb, columns, out=ctx.buffer("frame", (F, B * L), x.dtype))
         framed = yF.reshape(F, B, *fr.shape)
         if fr.widened:
             # the valid columns copied out: the ops after a conv read dense
@@ -232,7 +228,7 @@ class Conv(Op):
                     np.copyto(fr.valid(framed[f, b]), dy[b, f].swapaxes(0, 1))
                     fr.padding(framed[f, b])[...] = 0           # the extra columns carry no gradient
                 over_leading(channels_first, y)
-            dWb = np.matmul(dyF, ones.T)                                   # [dW | db]
+            dWb = np.matmul(dyF, columns.T)                                # [dW | db]
             grads = {"W": dWb[:, :CK].reshape(W.shape)}
             if p.bias:
                 grads["b"] = dWb[:, CK].copy()
