@@ -46,7 +46,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=positive_int, metavar="N", help="override the spec's epochs")
     t.add_argument("--batch", type=positive_int, metavar="N", help="override the spec's batch size")
     t.add_argument("--seed", type=whole, metavar="N", help="override the spec's seed")
-    t.add_argument("--out", metavar="DIR", help="output folder (default: runs/MODEL_NAME)")
+    t.add_argument("-o", "--out", metavar="DIR", help="output folder (default: runs/MODEL_NAME)")
     t.add_argument("--quiet", action="store_true", help="no progress bar, only the final line")
 
     e = sub.add_parser("export", help="write an ONNX model from a spec and trained weights")
@@ -59,6 +59,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--data", required=True, metavar="FILE", help="a .csv (with a header) or .npz file")
     r.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     r.add_argument("-o", "--output", metavar="OUT.csv", help="write predictions here instead of printing")
+    p.set_defaults(commands={"check": c, "summary": s, "train": t, "export": e, "predict": r})
     return p
 
 
@@ -195,7 +196,9 @@ COMMANDS = {"check": cmd_check, "summary": cmd_summary, "train": cmd_train,
 
 
 def main(argv=None) -> int:
-    args = parser().parse_args(argv)
+    args, unknown = parser().parse_known_args(argv)
+    if unknown:                    # said by the command's own parser, with its usage, not the top level's
+        args.commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     from .errors import SpecError
     try:
         return COMMANDS[args.command](args)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -29,6 +30,8 @@ class OnnxModel:
         opts = ort.SessionOptions()
         # spinning worker threads slow down NumPy work done between runs
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if not Path(path).is_file():
+            raise file_error(path, missing_model(Path(path)))
         try:
             self.session = ort.InferenceSession(str(path), opts, providers=[provider])
         except Exception as e:        # onnxruntime raises its own exception types
@@ -50,10 +53,15 @@ class OnnxModel:
         return self.session.run(None, feed)
 
 
+def missing_model(path: Path) -> str:
+    """What to say of a model path that is not a file, with the .onnx files near it."""
+    folder, what = (path, "is a folder, not an ONNX model") if path.is_dir() else (path.parent, "no such file")
+    near = sorted(q.name for q in folder.glob("*.onnx")) if folder.is_dir() else []
+    return what + (f"; {folder} holds {', '.join(near)}" if near else "")
+
+
 def read_table(path, target: str | None):
     """A csv or npz file of samples for prediction; targets used when present."""
-    from pathlib import Path
-
     from .data import CsvSource, DataError, NpzSource
     path = Path(path)
     if path.suffix.lower() == ".npz":

@@ -95,6 +95,24 @@ def test_bad_inputs_never_show_a_traceback(specs_dir, tmp_path):
     assert not (tmp_path / "o.onnx").exists()
 
 
+def test_unknown_options_are_said_by_their_command(specs_dir):
+    code, _, err = run_cli("train", specs_dir / "xor.nn", "--outdir", "x")
+    assert code == 2 and "usage: nnspec train" in err
+    assert "nnspec train: error: unrecognized arguments: --outdir x" in err
+
+
+def test_a_model_path_that_is_not_a_file_names_the_models_beside_it(specs_dir, tmp_path):
+    out = tmp_path / "run"
+    code, _, err = run_cli("train", specs_dir / "xor.nn", "--epochs", "1", "-o", out, "--quiet")
+    assert code == 0 and (out / "model.onnx").is_file(), err
+    data = tmp_path / "d.csv"
+    data.write_text("x1,x2\n0,1\n")
+    code, _, err = run_cli("predict", out / "xor.onnx", "--data", data)
+    assert code == 1 and f"{out / 'xor.onnx'}: error: no such file; {out} holds model.onnx" in err
+    code, _, err = run_cli("predict", out, "--data", data)
+    assert code == 1 and f"{out}: error: is a folder, not an ONNX model; {out} holds model.onnx" in err
+
+
 def test_predict_with_wrong_feature_count(specs_dir, tmp_path):
     out = tmp_path / "run"
     run_cli("train", specs_dir / "xor.nn", "--epochs", "2", "--out", out, "--quiet")
