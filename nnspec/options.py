@@ -111,6 +111,11 @@ def validate(cls: type[BaseModel], what: str, args: Args, call_span: Span, env: 
         return None, [_explain(e, cls, what, args, call_span, env or {}) for e in _one_per_field(err.errors())]
 
 
+PLAIN = {"int_from_float": "expected a whole number"}     # pydantic's words, where they read badly
+TYPE_ERRORS = {"literal_error", "int_type", "int_parsing", "int_from_float", "float_type", "float_parsing",
+               "bool_type", "bool_parsing", "string_type", "list_type", "dict_type", "model_type"}
+
+
 def _one_per_field(errors: list[dict]) -> list[dict]:
     """A value that fits no branch of a union gets one error per branch; keep
     one: the enumeration's when a name was given, otherwise the first."""
@@ -120,7 +125,11 @@ def _one_per_field(errors: list[dict]) -> list[dict]:
     out = []
     for group in by_key.values():
         literal = [e for e in group if e["type"] == "literal_error"]
-        chosen = literal[0] if literal and isinstance(group[0].get("input"), str) else group[0]
+        # a branch the value's type fits, that it breaks a bound of (a list
+        # that is too long, a negative number), says the most
+        fits = [e for e in group if e["type"] not in TYPE_ERRORS]
+        chosen = (fits[0] if fits else
+                  literal[0] if literal and isinstance(group[0].get("input"), str) else group[0])
         if len(group) > 1:
             chosen = {**chosen, "loc": chosen["loc"][:1], "union": True}
         out.append(chosen)
@@ -147,7 +156,7 @@ def _explain(e: dict, cls, what: str, args: Args, call_span: Span, env: dict) ->
         other = " or a number" if e.get("union") else ""
         return span, (f"`{what}`: `{path}` must be one of {one_of(choices)}{other}, got {shown}"
                       + did_you_mean(got, choices))
-    msg = e["msg"][0].lower() + e["msg"][1:]
+    msg = PLAIN.get(kind) or e["msg"][0].lower() + e["msg"][1:].replace(" after validation", "")
     hint = did_you_mean(got, list(env) + list(choices)) if key in args.enums else ""
     return span, f"`{what}`: `{path}`: {msg}, got {shown}{hint}"
 

@@ -185,11 +185,17 @@ def test_conv_shape_errors_name_both_shapes():
     d = one("  conv2d(4, kernel=3, dilation=4)")
     assert "kernel 3 (dilated to 9) is larger than the padded height 8" in d.message
     d = one("  maxpool2d(2) -> maxpool2d(2) -> maxpool2d(2) -> maxpool2d(2)")
-    assert d.column == 51 and "maxpool2d: kernel 2 is larger than the padded height 1 of input [1, 1, 1]" in d.message
+    assert d.column == 51 and "maxpool2d: window 2 is larger than the padded height 1 of input [1, 1, 1]" in d.message
     d = one("  a = x -> conv2d(4, padding=same)\n  h = a -> conv2d(8, padding=same)\n  (a + h) -> relu")
     assert d.line == 5 and "cannot add values of shapes [4, 8, 8] and [8, 8, 8]" in d.message
     d = one("  conv2d(4, padding=sme)")
     assert "`padding`" in d.message and "did you mean `same`?" in d.message
+    d = one("  conv2d(4, padding=-1)")
+    assert "`conv2d`: `padding`: input should be greater than or equal to 0, got -1" in d.message
+    d = one("  conv2d(4, stride=[1, 2, 1])")
+    assert "`conv2d`: `stride`: list should have at most 2 items, not 3, got [1, 2, 1]" in d.message
+    d = one("  conv2d(4, kernel=2.5)")
+    assert "`conv2d`: `kernel`: expected a whole number, got 2.5" in d.message
 
 
 def test_missing_file_is_a_spec_error(tmp_path):

@@ -28,14 +28,14 @@ from math import prod
 from typing import Literal, Union
 
 from ..lazy import np
-from pydantic import PositiveInt, conlist
+from pydantic import NonNegativeInt, PositiveInt, conlist
 
 from ..parallel import over_leading
 from .base import INITS, Op, Params, ShapeError, initializer, register
 from .windows import pair, plan
 
 Size = Union[PositiveInt, conlist(PositiveInt, min_length=1, max_length=2)]
-Padding = Union[Literal["same", "valid"], int, conlist(int, min_length=1, max_length=2)]
+Padding = Union[Literal["same", "valid"], NonNegativeInt, conlist(NonNegativeInt, min_length=1, max_length=2)]
 
 
 class ConvParams(Params):

@@ -42,7 +42,7 @@ class Pool(Op):
         padding = pair(p.padding, n, "padding")
         if any(q >= k for q, k in zip(padding, size)):
             raise ShapeError(f"{self.kind}: padding {list(padding)} must be smaller than the window {list(size)}")
-        out, before, after = plan(self.kind, shape, size, stride, (1,) * n, list(padding))
+        out, before, after = plan(self.kind, shape, size, stride, (1,) * n, list(padding), window="window")
         return size, stride, out, before, after
 
     def infer_shape(self, p, shapes):

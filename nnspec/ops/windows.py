@@ -26,9 +26,10 @@ def same_pads(size: int, k: int, s: int, d: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
-def plan(kind: str, shape: tuple, kernel: tuple, stride: tuple, dilation: tuple, padding) -> tuple:
+def plan(kind: str, shape: tuple, kernel: tuple, stride: tuple, dilation: tuple, padding,
+         window: str = "kernel") -> tuple:
     """(output spatial sizes, pads before, pads after) — or a ShapeError that
-    says which dimension does not fit."""
+    says which dimension does not fit; `window` names the kernel ("window" for a pool)."""
     n = len(kernel)
     spatial = shape[1:]
     names = AXIS_NAMES[n]
@@ -43,7 +44,7 @@ def plan(kind: str, shape: tuple, kernel: tuple, stride: tuple, dilation: tuple,
         extent = (k - 1) * d + 1
         if extent > h + pl + pr:
             dil = f" (dilated to {extent})" if d > 1 else ""
-            raise ShapeError(f"{kind}: kernel {k}{dil} is larger than the padded {name} {h + pl + pr} "
+            raise ShapeError(f"{kind}: {window} {k}{dil} is larger than the padded {name} {h + pl + pr} "
                              f"of input {list(shape)}")
         out.append((h + pl + pr - extent) // s + 1)
     return tuple(out), tuple(p[0] for p in pads), tuple(p[1] for p in pads)
