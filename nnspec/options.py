@@ -118,16 +118,15 @@ TYPE_ERRORS = {"literal_error", "int_type", "int_parsing", "int_from_float", "fl
 
 def _one_per_field(errors: list[dict]) -> list[dict]:
     """A value that fits no branch of a union gets one error per branch; keep
-    one: the enumeration's when a name was given, otherwise the first."""
+    one: that of a branch whose type the value has (it broke a bound), else
+    the enumeration's when a name was given, otherwise the first."""
     by_key: dict = {}
     for e in errors:
         by_key.setdefault(e["loc"][:1], []).append(e)
     out = []
     for group in by_key.values():
         literal = [e for e in group if e["type"] == "literal_error"]
-        # a branch the value's type fits, that it breaks a bound of (a list
-        # that is too long, a negative number), says the most
-        fits = [e for e in group if e["type"] not in TYPE_ERRORS]
+        fits = [e for e in group if e["type"] not in TYPE_ERRORS]      # a list too long, a negative number
         chosen = (fits[0] if fits else
                   literal[0] if literal and isinstance(group[0].get("input"), str) else group[0])
         if len(group) > 1:
