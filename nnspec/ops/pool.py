@@ -89,15 +89,21 @@ class Pool(Op):
                     d.fill(0)
                 if self.reduce == "max":     # all of a window's gradient to its first maximum
                     a, m, f, h = xp[part], y[part], free[part], hit[part]
-                    f.fill(True)
-                    for sl in offsets:
-                        np.equal(a[sl], m, out=h)
-                        h &= f
-                        f ^= h
-                        if tiles:
-                            np.multiply(g, h, out=d[sl])
+                    for i, sl in enumerate(offsets):
+                        if 0 < i == len(offsets) - 1:
+                            won = f          # no earlier offset held the maximum: the last does
                         else:
-                            d[sl] += g * h
+                            np.equal(a[sl], m, out=h)
+                            if i == 0:
+                                np.logical_not(h, out=f)
+                            else:
+                                h &= f
+                                f ^= h
+                            won = h
+                        if tiles:
+                            np.multiply(g, won, out=d[sl])
+                        else:
+                            d[sl] += g * won
                 else:                        # shared evenly (padding counts, as in the exported model)
                     share = g * (1.0 / prod(size))
                     for sl in offsets:
