@@ -182,3 +182,30 @@ model cnn {
             np.testing.assert_array_equal(one, three)
     finally:
         parallel.set_threads(parallel._from_environment())
+
+
+@pytest.mark.parametrize("layer,shape", [("maxpool2d(2)", (1, 4, 4)),                       # windows tile
+                                         ("maxpool2d(3, stride=2, padding=1)", (1, 5, 5)),  # overlap, padding
+                                         ("maxpool1d(2)", (1, 6))])
+def test_max_pool_gives_a_tied_windows_gradient_to_its_first_maximum(layer, shape):
+    """Ties (a ReLU's zeros, equal values) are not differentiable, so finite
+    differences cannot check them: each window's whole gradient goes to the
+    first of its maxima in row-major order, as PyTorch's max pooling does."""
+    spec = nnspec.loads(f"model m {{\n  input x: float32{list(shape)}\n  {layer}\n}}\n")
+    (node,) = spec.graph.nodes
+    rng = np.random.default_rng(6)
+    x = rng.integers(0, 3, size=(2, *shape)).astype(np.float64)        # many ties, some windows all equal
+    ctx = Ctx(True, None, (True,), {}, node.out_shape)
+    y, back = node.op.forward(node.p, {}, [x], ctx)
+    dy = rng.normal(size=y.shape)
+    (dx,) = back(dy)[0]
+    size, stride, out, before, _ = node.op._geometry(node.p, shape)
+    padded = np.pad(x, [(0, 0), (0, 0)] + [(b, b + s) for b, s in zip(before, size)], constant_values=-np.inf)
+    want = np.zeros_like(padded)
+    for n, c, *o in np.ndindex(*y.shape):                  # the reference: one window at a time
+        corner = [i * s for i, s in zip(o, stride)]
+        window = padded[(n, c, *[slice(a, a + k) for a, k in zip(corner, size)])]
+        first = np.unravel_index(np.argmax(window), window.shape)    # argmax: the first maximum
+        want[(n, c, *[a + f for a, f in zip(corner, first)])] += dy[(n, c, *o)]
+    crop = (slice(None), slice(None)) + tuple(slice(b, b + s) for b, s in zip(before, shape[1:]))
+    np.testing.assert_allclose(dx, want[crop], rtol=1e-12)
