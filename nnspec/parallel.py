@@ -10,9 +10,36 @@ process may use."""
 from __future__ import annotations
 
 import os
+import queue
+import threading
 
 _threads: int | None = None
-_pool = None                      # a ThreadPoolExecutor, made on first use (`nnspec check` never needs it)
+_workers: "Workers | None" = None     # made on first use (`nnspec check` never needs them)
+
+
+class Workers:
+    """Threads that each wait on their own queue for (fn, rows, reply). A
+    call costs about 19 µs here against 38-42 µs through a
+    ThreadPoolExecutor's futures, and a training step makes several."""
+
+    def __init__(self, n: int):
+        self.inboxes = [queue.SimpleQueue() for _ in range(n)]
+        for i, box in enumerate(self.inboxes):
+            threading.Thread(target=self._serve, args=(box,), name=f"nnspec-{i}", daemon=True).start()
+
+    @staticmethod
+    def _serve(box: queue.SimpleQueue) -> None:
+        while (task := box.get()) is not None:
+            fn, rows, reply = task
+            try:
+                fn(rows)
+                reply.put(None)
+            except BaseException as e:          # handed to the caller, raised there
+                reply.put(e)
+
+    def shutdown(self) -> None:
+        for box in self.inboxes:
+            box.put(None)
 
 
 def _from_environment() -> int:
@@ -34,31 +61,33 @@ def threads() -> int:
 
 def set_threads(n: int) -> None:
     """Use n threads from now on (1: everything on the calling thread)."""
-    global _threads, _pool
-    if _pool is not None:
-        _pool.shutdown()
-    _threads, _pool = max(1, int(n)), None
+    global _threads, _workers
+    if _workers is not None:
+        _workers.shutdown()
+    _threads, _workers = max(1, int(n)), None
 
 
 def over_batch(fn, batch: int, min_rows: int = 8) -> None:
     """fn(rows) for slices `rows` that cover range(batch), one per thread, at
     least min_rows each; the calling thread takes the last. Each call must
     write only its own rows."""
-    global _pool
+    global _workers
     n = min(threads(), batch // min_rows)
     if n <= 1:
         fn(slice(0, batch))
         return
-    if _pool is None:
-        from concurrent.futures import ThreadPoolExecutor
-        _pool = ThreadPoolExecutor(threads() - 1, thread_name_prefix="nnspec")
+    if _workers is None:
+        _workers = Workers(threads() - 1)
     cut = [batch * i // n for i in range(n + 1)]
-    futures = [_pool.submit(fn, slice(a, b)) for a, b in zip(cut[:-2], cut[1:-1])]
+    reply = queue.SimpleQueue()                 # this call's own: callers on other threads don't mix
+    for box, a, b in zip(_workers.inboxes, cut[:-2], cut[1:-1]):
+        box.put((fn, slice(a, b), reply))
     try:
         fn(slice(cut[-2], cut[-1]))
     finally:
-        for f in futures:
-            f.result()                    # waits, and raises what a thread raised
+        errors = [e for e in (reply.get() for _ in range(n - 1)) if e is not None]   # waits for every part
+    if errors:
+        raise errors[0]
 
 
 def over_leading(fn, a, min_rows: int = 8) -> None:

@@ -1,0 +1,59 @@
+"""nnspec/parallel.py: every row once, errors raised in the caller, and
+calls from several threads kept apart."""
+import threading
+import time
+
+import pytest
+
+from nnspec import parallel
+
+
+@pytest.fixture
+def three_threads():
+    parallel.set_threads(3)
+    yield
+    parallel.set_threads(parallel._from_environment())
+
+
+def test_every_row_once_and_the_caller_takes_the_last_part(three_threads):
+    seen, who = [], {}
+
+    def fn(rows):
+        seen.extend(range(rows.start, rows.stop))
+        who[rows.start] = threading.current_thread()
+    parallel.over_batch(fn, 50)
+    assert sorted(seen) == list(range(50))
+    assert len(who) == 3 and who[max(who)] is threading.current_thread()
+    assert len({t.name for t in who.values()}) == 3
+
+
+def test_an_error_in_a_worker_is_raised_in_the_caller(three_threads):
+    def fn(rows):
+        if rows.start == 0:                       # a worker's part, not the caller's
+            raise ValueError("part 0 failed")
+    with pytest.raises(ValueError, match="part 0 failed"):
+        parallel.over_batch(fn, 48)
+    done = []
+    parallel.over_batch(lambda rows: done.append(rows), 48)
+    assert len(done) == 3                         # the workers still serve
+
+
+def test_calls_from_two_threads_each_wait_for_their_own_parts(three_threads):
+    problems = []
+
+    def caller(k):
+        for _ in range(30):
+            finished = []
+
+            def fn(rows):
+                time.sleep(0.001 * (rows.start == 0))
+                finished.append(rows)
+            parallel.over_batch(fn, 48)
+            if len(finished) != 3:
+                problems.append((k, len(finished)))
+    callers = [threading.Thread(target=caller, args=(k,)) for k in range(2)]
+    for t in callers:
+        t.start()
+    for t in callers:
+        t.join()
+    assert problems == []
