@@ -76,6 +76,8 @@ class Ctx:
 def axis_order(a: np.ndarray) -> tuple[int, ...]:
     """a's axes from the one with the largest step in memory to the smallest
     (ties, as for axes of size 1, in their own order)."""
+    if a.flags.c_contiguous:
+        return tuple(range(a.ndim))
     return tuple(sorted(range(a.ndim), key=lambda i: (-abs(a.strides[i]), i)))
 
 
