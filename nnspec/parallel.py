@@ -42,6 +42,16 @@ class Workers:
             box.put(None)
 
 
+def _forget_workers() -> None:
+    """In a forked child the workers' threads are gone; make new ones on first use."""
+    global _workers
+    _workers = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_workers)
+
+
 def _from_environment() -> int:
     for var in ("NNSPEC_THREADS", "OMP_NUM_THREADS"):
         value = os.environ.get(var, "").strip()

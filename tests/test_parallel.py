@@ -57,3 +57,19 @@ def test_calls_from_two_threads_each_wait_for_their_own_parts(three_threads):
     for t in callers:
         t.join()
     assert problems == []
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="no fork on this platform")
+def test_a_forked_child_gets_workers_of_its_own(three_threads):
+    import os
+    parallel.over_batch(lambda rows: None, 48)            # the parent's workers exist
+    pid = os.fork()
+    if pid == 0:                                          # the child: its copy of them has no threads
+        import signal
+        signal.signal(signal.SIGALRM, lambda *_: os._exit(2))           # waiting for a thread that is gone
+        signal.alarm(10)
+        done = []
+        parallel.over_batch(lambda rows: done.append(rows), 48)
+        os._exit(0 if len(done) == 3 else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0

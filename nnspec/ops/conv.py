@@ -124,7 +124,7 @@ class Frame:
             flat[start:], (C, B, *self.shape), tuple(e * s for s in (B * self.plane, self.plane, *self.steps)))
 
     def unmask(self, framed_cols: np.ndarray, c, b) -> None:
-        """Zero the columns of (C, *kernel, B, *frame) columns that read across a row's end."""
+        """In (C, *kernel, B, *frame) columns, zero those whose window reads across a row's end."""
         rows = (slice(None),) * (len(self.grid) - 1)
         for k, first, end in self.masks:
             framed_cols[(c, *rows, k, b, Ellipsis, slice(0, first))] = 0
