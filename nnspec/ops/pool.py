@@ -158,12 +158,14 @@ class GlobalPool(Op):
             y = flat.mean(axis=-1, dtype=x.dtype)
 
         def backward(dy):
+            dx = ctx.buffer("dx", x.shape, dy.dtype, like=x)          # in x's memory order
             if self.reduce == "max":
                 g = np.zeros(flat.shape, dy.dtype)
                 np.put_along_axis(g, arg[..., None], dy[..., None], axis=-1)
+                np.copyto(dx, g.reshape(x.shape))
             else:
-                g = np.broadcast_to((dy / flat.shape[-1])[..., None], flat.shape).copy()
-            return [g.reshape(x.shape)], {}
+                np.copyto(dx, (dy / flat.shape[-1]).reshape(*dy.shape, *(1,) * (x.ndim - 2)))
+            return [dx], {}
 
         return y, backward
 
