@@ -1,4 +1,5 @@
-"""Runs a function over slices of the batch on a few threads.
+"""Runs a function over slices of the batch (or of the channels, for a
+convolution's channel-major arrays) on a few threads.
 
 NumPy releases the GIL inside its loops, so the strided copies and
 comparisons of pooling and im2col run on every core this way, as BLAS already
@@ -14,7 +15,7 @@ import queue
 import threading
 
 _threads: int | None = None
-_workers: "Workers | None" = None     # made on first use (`nnspec check` never needs them)
+_workers: Workers | None = None       # made on first use (`nnspec check` never needs them)
 
 
 class Workers:
@@ -112,3 +113,9 @@ def over_leading(fn, a, min_rows: int = 8) -> None:
     axis = 1 if abs(a.strides[1]) > abs(a.strides[0]) and wide else 0
     lead = (slice(None),) * axis
     over_batch(lambda rows: fn(lead + (rows,)), a.shape[axis], min_rows)
+
+
+def split(part: tuple) -> tuple:
+    """over_leading's part as (samples, channels), for arrays whose leading
+    axes are not (batch, channel) in that order."""
+    return (*part, slice(None))[:2]

@@ -30,7 +30,7 @@ from typing import Literal, Union
 from ..lazy import np
 from pydantic import NonNegativeInt, PositiveInt, conlist
 
-from ..parallel import over_leading
+from ..parallel import over_leading, split
 from .base import INITS, Op, Params, ShapeError, initializer, register
 from .windows import pair, plan
 
@@ -137,11 +137,6 @@ class Frame:
     def padding(self, a: np.ndarray) -> np.ndarray:
         """The widened frame's extra columns (empty when not widened)."""
         return a[..., self.out[-1]:]
-
-
-def split(part: tuple) -> tuple:
-    """over_leading's part as (samples, channels)."""
-    return (*part, slice(None))[:2]
 
 
 class Conv(Op):

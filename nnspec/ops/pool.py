@@ -80,8 +80,9 @@ class Pool(Op):
 
         def backward(dy):
             dxp = ctx.buffer("dxp", xp.shape, dy.dtype, like=xp)
-            free = ctx.buffer("free", y.shape, bool, like=y)      # True until a window's max is found
-            hit = ctx.buffer("hit", y.shape, bool, like=y)
+            if self.reduce == "max":
+                free = ctx.buffer("free", y.shape, bool, like=y)  # True until a window's max is found
+                hit = ctx.buffer("hit", y.shape, bool, like=y)
 
             def unpool(part):
                 d, g = dxp[part], dy[part]
