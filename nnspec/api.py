@@ -5,10 +5,12 @@ from pathlib import Path
 
 from .lazy import np
 
+from . import spec as S
 from . import syntax
 from .compile import compile_model
 from .config import TrainConfig, train_config
-from .errors import Collector, Diagnostic, SpecError
+from .errors import Collector, Diagnostic, Span, SpecError
+from .files import MAX_SPEC_BYTES, not_readable
 from .graph import Graph
 
 
@@ -29,12 +31,14 @@ class Spec:
         p = Path(self.file)
         return p.parent if p.is_file() else Path.cwd()
 
-    def build(self, seed: int | None = None, dtype: str = "float32"):
-        """A network with freshly initialised weights (the same seed, the same weights)."""
+    def build(self, seed: int | None = None, dtype: str = "float32", rng=None):
+        """A network with freshly initialised weights (the same seed, the same
+        weights). `rng` replaces the seeded generator (summary.py passes one
+        that makes untouched zeros, to count parameters without memory)."""
         from .engine import Network
         if seed is None:
             seed = self.train.seed if self.train else 0
-        rng = np.random.default_rng(seed)
+        rng = rng or np.random.default_rng(seed)
         dt = np.dtype(dtype)
         params, state = {}, {}
         for n in self.graph.nodes:
@@ -50,32 +54,58 @@ class Spec:
 
 def loads(text: str, name: str = "<spec>") -> Spec:
     """Parse, validate and compile spec text; raises SpecError with every error found."""
+    text = text.removeprefix("\ufeff")            # a byte-order mark some editors write
     sf = syntax.parse(text, name)
     coll = Collector(name, text)
-    graph = compile_model(sf, coll)
+    coll.extend(sf.errors)
+    try:
+        graph = compile_model(sf, coll)
+    except RecursionError:
+        coll.error(Span(name, 1, 1), "the spec nests too deeply to compile (an expression of thousands of terms?)")
+        coll.raise_if_any()
     for extra in sf.trains[1:]:
         coll.error(extra.span, "a file holds one train block; this is a second")
     cfg = train_config(sf.trains[0] if sf.trains else None, coll, None)
     if graph is not None and cfg is not None:
-        _check_trainable(graph, cfg, coll)
+        _check_training(sf, graph, cfg, coll)
     coll.raise_if_any()
     return Spec(text, name, graph, cfg)
 
 
 def load(path) -> Spec:
     path = Path(path)
+    problem = not_readable(path)
+    if problem is None and path.stat().st_size > MAX_SPEC_BYTES:
+        problem = f"{path.stat().st_size:,} bytes; a spec is at most {MAX_SPEC_BYTES:,}"
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        reason = "no such file" if isinstance(e, FileNotFoundError) else getattr(e, "strerror", None) or str(e)
+        if problem:
+            raise ValueError(problem)
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, ValueError) as e:              # UnicodeDecodeError is a ValueError
+        reason = getattr(e, "strerror", None) or str(e)
         raise SpecError([Diagnostic(str(path), 0, 0, f"cannot read spec: {reason}")]) from None
     return loads(text, str(path))
 
 
-def _check_trainable(graph: Graph, cfg: TrainConfig, coll: Collector) -> None:
-    """An op without a gradient may only sit where the loss absorbs it."""
+def _check_training(sf, graph: Graph, cfg: TrainConfig, coll: Collector) -> None:
+    """What the train block asks of the model, checked before any data is
+    read: one output, one the loss fits, and gradients everywhere the loss
+    needs them."""
     producer = graph.producer()
     last = producer.get(graph.outputs[0])
+    loss_span = cfg.spans.get("loss")
+    if len(graph.outputs) > 1:
+        stmt = next(st for st in sf.models[0].body if isinstance(st, S.Output))
+        names = ", ".join(f"`{n}`" for n in graph.output_names)
+        coll.error(stmt.span, f"the model has {len(graph.outputs)} outputs ({names}), but training "
+                              f"with one loss would train only the first and export the others "
+                              f"untrained; name one output to train, or leave out the train block to "
+                              f"only build and export the model")
+        return
+    problem = cfg.loss.output_problem(last, graph.values[graph.outputs[0]].shape)
+    if problem and (last is None or last.op.differentiable):      # else the error below says more
+        where = [f"the model's output comes from {last.span}"] if last is not None else []
+        coll.error(loss_span, problem, where)
     for n in graph.nodes:
         if n.op.differentiable:
             continue

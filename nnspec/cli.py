@@ -21,11 +21,14 @@ def positive_int(text: str) -> int:
     return n
 
 
-def whole(text: str) -> int:
+def seed_value(text: str) -> int:
     try:
-        return int(text)
+        n = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected a number 0 or more, got {n}")
+    return n
 
 
 def parser() -> argparse.ArgumentParser:
@@ -45,7 +48,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("file", metavar="FILE")
     t.add_argument("--epochs", type=positive_int, metavar="N", help="override the spec's epochs")
     t.add_argument("--batch", type=positive_int, metavar="N", help="override the spec's batch size")
-    t.add_argument("--seed", type=whole, metavar="N", help="override the spec's seed")
+    t.add_argument("--seed", type=seed_value, metavar="N", help="override the spec's seed")
     t.add_argument("-o", "--out", metavar="DIR", help="output folder (default: runs/MODEL_NAME)")
     t.add_argument("--quiet", action="store_true", help="no progress bar, only the final line")
 
@@ -96,13 +99,12 @@ def cmd_summary(args) -> int:
 
 
 def cmd_train(args) -> int:
-    import json
     from pathlib import Path
 
     from .api import load
-    from .engine import folder_problem
+    from .files import folder_problem
     from .progress import Progress
-    from .trainer import train
+    from .trainer import Diverged, train
 
     spec = load(args.file)
     out = Path(args.out or Path("runs") / spec.name)
@@ -112,13 +114,36 @@ def cmd_train(args) -> int:
         return 2
     progress = Progress(enabled=not args.quiet)
     started = time.perf_counter()
-    result = train(spec, epochs=args.epochs, batch=args.batch, seed=args.seed,
-                   on_batch=progress.batch, on_epoch=progress.epoch)
+    try:
+        result = train(spec, epochs=args.epochs, batch=args.batch, seed=args.seed,
+                       on_batch=progress.batch, on_epoch=progress.epoch)
+    except Diverged as e:
+        progress.close()
+        print(e.render(), file=sys.stderr)
+        if e.result.best_epoch:                  # the best finite weights, as after Ctrl-C
+            _write_run(out, args, spec, e.result)
+            print(f"wrote the run up to epoch {e.result.epochs_run} to {out}", file=sys.stderr)
+        else:
+            print("no epoch finished; nothing written", file=sys.stderr)
+        return 1
     progress.close()
     elapsed = time.perf_counter() - started
     if result.epochs_run == 0:
         print("interrupted before the first epoch ended; nothing written", file=sys.stderr)
         return 130
+    _write_run(out, args, spec, result)
+    final = "  ".join(f"{k} {_fmt(v)}" for k, v in result.final.items() if k != "lr")
+    why = ("interrupted; kept the best epoch so far" if result.interrupted else
+           "stopped early; kept the best epoch" if result.stopped_early else "last epoch")
+    print(f"final: epoch {result.best_epoch} of {result.epochs_run} ({why}), {elapsed:.1f}s  {final}")
+    print(f"wrote {out}/weights.npz, model.onnx, history.csv, spec.nn, resolved.json")
+    return 130 if result.interrupted else 0
+
+
+def _write_run(out, args, spec, result) -> None:
+    import json
+
+    from .files import write_atomic
     net = result.net
     net.save(out / "weights.npz")
     net.export_onnx(out / "model.onnx", spec.source)
@@ -126,17 +151,9 @@ def cmd_train(args) -> int:
     resolved = {"spec": str(args.file), "model": spec.name,
                 "train": result.settings,
                 "epochs_run": result.epochs_run, "kept_epoch": result.best_epoch,
-                "labels": net.labels}
-    from .engine import write_atomic
+                "labels": net.labels, "columns": net.columns}
     write_atomic(out / "spec.nn", spec.source.encode())
     write_atomic(out / "resolved.json", json.dumps(resolved, indent=2, default=str).encode())
-
-    final = "  ".join(f"{k} {_fmt(v)}" for k, v in result.final.items() if k != "lr")
-    why = ("interrupted; kept the best epoch so far" if result.interrupted else
-           "stopped early; kept the best epoch" if result.stopped_early else "last epoch")
-    print(f"final: epoch {result.best_epoch} of {result.epochs_run} ({why}), {elapsed:.1f}s  {final}")
-    print(f"wrote {out}/weights.npz, model.onnx, history.csv, spec.nn, resolved.json")
-    return 130 if result.interrupted else 0
 
 
 def cmd_export(args) -> int:
@@ -153,31 +170,53 @@ def cmd_predict(args) -> int:
     import csv
     import io
 
-    from .engine import write_atomic
+    from .files import write_atomic
     from .runtime import OnnxModel, predict_file
     model = OnnxModel(args.model, args.device)
     pred = predict_file(model, args.data)
+    header, columns = _prediction_columns(pred)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    probs = pred.labels is not None and pred.outputs.ndim == 2 and pred.outputs.shape[1] == len(pred.labels)
-    header = ["prediction"] + ([f"p_{label}" for label in pred.labels] if probs else [])
     w.writerow(header)
-    for i, value in enumerate(pred.predicted):
-        shown = value if not isinstance(value, list) else (value[0] if len(value) == 1 else " ".join(map(str, value)))
-        w.writerow([_fmt(shown)] + ([_fmt(p) for p in pred.outputs[i]] if probs else []))
+    for row in zip(*columns):
+        w.writerow([str(v) for v in row])       # numpy's shortest text that reads back the same float32
+    n = len(columns[0])
     if args.output:
         write_atomic(args.output, buf.getvalue().encode())
-        print(f"wrote {len(pred.predicted)} predictions to {args.output}")
+        print(f"wrote {n} predictions to {args.output}")
     else:
         sys.stdout.write(buf.getvalue())
     if pred.metrics:
-        print("metrics: " + "  ".join(f"{k} {_fmt(v)}" for k, v in pred.metrics.items()),
+        skipped = f" ({n - pred.scored} of {n} rows without a known target left out)" if pred.scored < n else ""
+        print("metrics: " + "  ".join(f"{k} {_fmt(v)}" for k, v in pred.metrics.items()) + skipped,
               file=sys.stderr if not args.output else sys.stdout)
     return 0
 
 
+def _prediction_columns(pred) -> tuple[list[str], list]:
+    """Column names and values: for a classifier the label and one probability
+    per class (a sigmoid's: of the second label); then every output's values,
+    one column each, named after the output."""
+    header, columns = [], []
+    outputs = list(pred.outputs.items())
+    if pred.predicted is not None:
+        header.append("prediction")
+        columns.append(pred.predicted)
+        probs = pred.probabilities
+        names = pred.labels if probs.shape[1] == len(pred.labels) else pred.labels[-1:]
+        header += [f"p_{label}" for label in names]
+        columns += list(probs.T)
+        outputs = outputs[1:]
+    for i, (name, y) in enumerate(outputs):
+        flat = y.reshape(len(y), -1)
+        base = "prediction" if i == 0 and pred.predicted is None else name
+        header += [base] if flat.shape[1] == 1 else [f"{base}_{j}" for j in range(flat.shape[1])]
+        columns += list(flat.T)
+    return header, columns
+
+
 def _write_history(path, history: dict) -> None:
-    from .engine import write_atomic
+    from .files import write_atomic
     keys = list(history)
     lines = [",".join(keys)]
     for i in range(len(history[keys[0]])):
@@ -196,6 +235,9 @@ COMMANDS = {"check": cmd_check, "summary": cmd_summary, "train": cmd_train,
 
 
 def main(argv=None) -> int:
+    # OpenBLAS's threads spin 2^28 cycles after each product by default, holding the cores
+    # nnspec's workers need (CNN steps 1.4x slower); 2^18 here. Read once, when NumPy loads: set before.
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "18")
     args, unknown = parser().parse_known_args(argv)
     if unknown:                    # said by the command's own parser, with its usage, not the top level's
         args.commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")

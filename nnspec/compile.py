@@ -17,7 +17,8 @@ from .options import EvalError, evaluate, gather, validate
 
 DTYPES = ("float32", "int64")
 PARAM_TYPES = {"int": int, "float": float, "bool": bool, "str": str}
-MAX_BLOCK_DEPTH = 32
+MAX_BLOCK_DEPTH = 64       # blocks inside blocks; deeper is surely a mistake (and Python's stack)
+MAX_DIM = 2**31 - 1        # the largest dimension: ONNX and BLAS index with 32-bit ints in places
 MAX_NODES = 100_000        # a typo such as `repeat 1000000` gets a message, not a hang
 # In the language but not in this engine yet: a clear message instead of "unknown".
 
@@ -31,7 +32,7 @@ class Scope:
     notes: list[str] = field(default_factory=list)
     current: str | None = None          # the value a flow starts from
     unknown: bool = False               # the current value came from an error
-    depth: int = 0
+    calls: tuple[str, ...] = ()         # the blocks being expanded, outermost first
 
 
 class Compiler:
@@ -45,11 +46,11 @@ class Compiler:
         self.validated: dict[tuple, object] = {}     # (layer, arguments) -> Params
 
     # -- reporting --------------------------------------------------------
-    def error(self, span: Span, message: str, scope: Scope | None = None) -> None:
+    def error(self, span: Span, message: str, scope: Scope | None = None, notes=None) -> None:
         key = (span.line, span.column, message)
         if key not in self.seen:           # a block expanded N times reports once
             self.seen.add(key)
-            self.coll.error(span, message, scope.notes if scope else ())
+            self.coll.error(span, message, notes if notes is not None else scope.notes if scope else ())
 
     # -- the model --------------------------------------------------------
     def model(self, m: S.Model) -> Graph | None:
@@ -106,8 +107,16 @@ class Compiler:
             if isinstance(n, bool) or not isinstance(n, int) or n < 1:
                 self.error(d.span, f"a dimension must be a positive whole number, got {n!r}")
                 return None
+            if n > MAX_DIM:
+                self.error(d.span, f"a dimension must be at most {MAX_DIM:,}, got {n:,}")
+                return None
             dims.append(n)
         if not self._bindable(st.name, st.span, scope):
+            return None
+        if st.name in self.values:
+            first = self.values[st.name]
+            self.error(st.span, f"input `{st.name}` is declared twice (first as "
+                                f"{first.dtype}{list(first.shape)}); give each input its own name")
             return None
         v = Value(st.name, tuple(dims), st.dtype)
         self.values[st.name] = v
@@ -257,6 +266,10 @@ class Compiler:
         except ShapeError as err:
             self.error(span, str(err), scope)
             return None
+        if any(d > MAX_DIM for d in out_shape):
+            self.error(span, f"`{op.kind}` would output {list(out_shape)}; a dimension must be at "
+                             f"most {MAX_DIM:,}", scope)
+            return None
         k = self.counters.get(scope.path + op.kind, 0)
         self.counters[scope.path + op.kind] = k + 1
         name = f"{scope.path}{op.kind}_{k}"
@@ -266,8 +279,13 @@ class Compiler:
 
     # -- blocks -----------------------------------------------------------
     def _expand(self, block: S.Block, call: S.Layer, inputs: list[str], scope: Scope) -> list[str] | None:
-        if scope.depth >= MAX_BLOCK_DEPTH:
-            self.error(call.span, f"block `{block.name}` calls itself (directly or through other blocks)", scope)
+        if block.name in scope.calls:
+            chain = " -> ".join((*scope.calls[scope.calls.index(block.name):], block.name))
+            self.error(call.span, f"block `{block.name}` calls itself ({chain}); a block cannot "
+                                  f"expand forever", notes=scope.notes[-1:])    # where it all began
+            return None
+        if len(scope.calls) >= MAX_BLOCK_DEPTH:
+            self.error(call.span, f"blocks nest more than {MAX_BLOCK_DEPTH} deep here", scope)
             return None
         params = self._block_args(block, call, scope)
         if params is None or inputs is None:
@@ -283,7 +301,7 @@ class Compiler:
         self.counters[scope.path + block.name] = k + 1
         inner = Scope(values={}, params=params, path=f"{scope.path}{block.name}_{k}/",
                       notes=[f"in block `{block.name}` called at {call.span}", *scope.notes],
-                      depth=scope.depth + 1)
+                      calls=(*scope.calls, block.name))
         feed = iter(inputs)
         for st in block.body:
             if isinstance(st, S.Input):

@@ -24,7 +24,7 @@ class TrainConfig(BaseModel):
     epochs: PositiveInt
     batch: PositiveInt
     validation: float | Any | None = None       # a fraction in (0, 1), or another data source
-    seed: int = 0
+    seed: int = Field(0, ge=0)
     schedule: Any = None
     early_stopping: PositiveInt | None = None     # patience in epochs
     clip_norm: float | None = Field(None, gt=0)

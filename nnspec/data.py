@@ -12,13 +12,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .lazy import np
-from pydantic import Field, PositiveInt
+from pydantic import Field, NonNegativeInt, PositiveInt, field_validator
 
 from .ops.base import Params
 from .registry import Registry
 
 SOURCES = Registry("data source")
 DATASETS = Registry("data set")
+
+
+class DataWarning(UserWarning):
+    """Data that trains but probably not as meant (a single class)."""
 
 
 class DataError(Exception):
@@ -40,6 +44,7 @@ class Table:
     y: np.ndarray | None                      # (N, ...) raw targets: numbers or labels
     labels: list | None = None                # class labels, if the source knows them
     origin: str = ""                          # for messages: "data/x.csv", "dataset digits"
+    columns: list[str] | None = None          # feature column names (a csv's header), in order
 
 
 # ---------------------------------------------------------------- sources
@@ -58,49 +63,84 @@ class CsvSource(Source):
     delimiter: str = Field(",", min_length=1, max_length=1)
     positional = ("path",)
 
+    @field_validator("delimiter", mode="before")
+    @classmethod
+    def _tab(cls, v):
+        # strings in a spec keep backslashes (Windows paths), so "\t" arrives as two characters
+        return "\t" if v in ("\\t", "tab") else v
+
     def load(self, base):
         path = _resolve(base, self.path)
-        try:
-            with open(path, newline="", encoding="utf-8") as f:
-                rows = list(csvlib.reader(f, delimiter=self.delimiter))
-        except (OSError, UnicodeDecodeError, csvlib.Error) as e:
-            raise DataError(f"cannot read `{self.path}`{_where(path, self.path)}: {_reason(e)}") from None
-        if not rows or not any(c.strip() for c in rows[0]):
-            raise DataError("the file is empty; expected a header row of column names", str(path), 1, 1)
-        header = [h.strip() for h in rows[0]]
-        body = [(i + 2, r) for i, r in enumerate(rows[1:]) if any(c.strip() for c in r)]
-        if not body:
-            raise DataError("the file has a header but no rows", str(path), 1, 1)
+        header, body = read_csv(path, self.delimiter, self.path)
         if self.target is not None and self.target not in header:
             from .errors import did_you_mean
             raise DataError(f"no column `{self.target}` (target); the header has "
                             f"{', '.join(header)}{did_you_mean(self.target, header)}", str(path), 1, 1)
         tcol = header.index(self.target) if self.target is not None else None
         feats = [j for j in range(len(header)) if j != tcol]
-        x = np.empty((len(body), len(feats)), np.float32)
+        x = csv_features(path, header, body, feats, self.delimiter)
+        if tcol is None:
+            return Table(x, None, origin=self.path, columns=[header[j] for j in feats])
         y = []
-        for n, (line, row) in enumerate(body):
-            if len(row) != len(header):
-                raise DataError(f"row has {len(row)} fields, the header has {len(header)}",
-                                str(path), line, 1)
-            for k, j in enumerate(feats):
-                value = _number(row[j])
-                if value is None or not math.isfinite(value):
-                    raise DataError(f"column `{header[j]}` holds {row[j]!r}, expected a "
-                                    f"{'finite ' if value is not None else ''}number",
-                                    str(path), line, self._column(row, j))
-                x[n, k] = value
-            if tcol is not None:
-                value = _number(row[tcol])
-                if value is not None and not math.isfinite(value):      # a number, but not one to learn
-                    raise DataError(f"target column `{header[tcol]}` holds {row[tcol]!r}, expected a "
-                                    f"finite number or a label", str(path), line, self._column(row, tcol))
-                y.append(row[tcol].strip())
-        return Table(x, _labels_or_numbers(y) if tcol is not None else None, origin=self.path)
+        for line, row in body:
+            text = row[tcol].strip()
+            value = _number(text)
+            if not text or (value is not None and not math.isfinite(value)):   # nothing, or a number not to learn
+                raise DataError(f"target column `{header[tcol]}` holds {row[tcol]!r}, expected a "
+                                f"finite number or a label", str(path), line,
+                                field_column(row, tcol, self.delimiter))
+            y.append(text)
+        return Table(x, _labels_or_numbers(y), origin=self.path, columns=[header[j] for j in feats])
 
-    def _column(self, row: list[str], j: int) -> int:
-        """The 1-based column where field j of a row starts."""
-        return len(self.delimiter.join(row[:j])) + (1 if j == 0 else 2)
+
+def read_csv(path: Path, delimiter: str, written: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """(header, [(line number, fields)]) of a csv file; blank rows skipped, a
+    UTF-8 byte-order mark (Excel's "CSV UTF-8") dropped, every row as long as
+    the header."""
+    from .files import not_readable
+    problem = not_readable(path)
+    if problem:
+        raise DataError(f"cannot read `{written}`{_where(path, written)}: {problem}")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = list(csvlib.reader(f, delimiter=delimiter))
+    except (OSError, UnicodeDecodeError, csvlib.Error) as e:
+        raise DataError(f"cannot read `{written}`{_where(path, written)}: {_reason(e)}") from None
+    if not rows or not any(c.strip() for c in rows[0]):
+        raise DataError("the file is empty; expected a header row of column names", str(path), 1, 1)
+    header = [h.strip() for h in rows[0]]
+    for other, name in ((";", "semicolons"), ("\t", "tabs")):
+        if len(header) == 1 and other != delimiter and other in rows[0][0]:
+            shown = "\\t" if other == "\t" else other
+            raise DataError(f"the header is one column, `{header[0]}`, holding {name}; for a file "
+                            f"separated by {name} write csv(\"{written}\", delimiter=\"{shown}\")",
+                            str(path), 1, 1)
+    body = [(i + 2, r) for i, r in enumerate(rows[1:]) if any(c.strip() for c in r)]
+    if not body:
+        raise DataError("the file has a header but no rows", str(path), 1, 1)
+    for line, row in body:
+        if len(row) != len(header):
+            raise DataError(f"row has {len(row)} fields, the header has {len(header)}", str(path), line, 1)
+    return header, body
+
+
+def csv_features(path: Path, header: list[str], body: list, cols: list[int], delimiter: str) -> np.ndarray:
+    """The numbers in columns `cols` of every row, (N, len(cols)) float32."""
+    x = np.empty((len(body), len(cols)), np.float32)
+    for n, (line, row) in enumerate(body):
+        for k, j in enumerate(cols):
+            value = _number(row[j])
+            if value is None or not math.isfinite(value):
+                raise DataError(f"column `{header[j]}` holds {row[j]!r}, expected a "
+                                f"{'finite ' if value is not None else ''}number",
+                                str(path), line, field_column(row, j, delimiter))
+            x[n, k] = value
+    return x
+
+
+def field_column(row: list[str], j: int, delimiter: str) -> int:
+    """The 1-based column where field j of a row starts."""
+    return len(delimiter.join(row[:j])) + (1 if j == 0 else 2)
 
 
 @SOURCES.register
@@ -113,11 +153,15 @@ class NpzSource(Source):
     positional = ("path",)
 
     def load(self, base):
+        from .files import not_readable
         path = _resolve(base, self.path)
+        problem = not_readable(path)
+        if problem:
+            raise DataError(f"cannot read `{self.path}`{_where(path, self.path)}: {problem}")
         try:
             with np.load(path, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
-        except (OSError, ValueError, EOFError) as e:
+        except Exception as e:      # zipfile, zlib and numpy each raise their own for a damaged file
             raise DataError(f"cannot read `{self.path}`{_where(path, self.path)}: {_reason(e)}") from None
         y = arrays.pop(self.y, None)
         labels = arrays.pop("labels", None)
@@ -208,7 +252,7 @@ class Xor(DatasetParams):
     kind: Literal["xor"] = "xor"
     n: PositiveInt = 4
     noise: float = Field(0.0, ge=0)
-    seed: int = 0
+    seed: NonNegativeInt = 0
 
     def make(self):
         rng = np.random.default_rng(self.seed)
@@ -229,7 +273,7 @@ class Blobs(DatasetParams):
     dims: PositiveInt = 2
     std: float = Field(1.0, gt=0)
     separable: bool = False
-    seed: int = 0
+    seed: NonNegativeInt = 0
 
     def make(self):
         rng = np.random.default_rng(self.seed)
@@ -257,7 +301,7 @@ class Spirals(DatasetParams):
     classes: int = Field(2, ge=2)
     noise: float = Field(0.2, ge=0)
     turns: float = Field(1.5, gt=0)
-    seed: int = 0
+    seed: NonNegativeInt = 0
 
     def make(self):
         rng = np.random.default_rng(self.seed)
@@ -278,7 +322,7 @@ class Sine(DatasetParams):
     n: PositiveInt = 1000
     noise: float = Field(0.1, ge=0)
     period: float = Field(20.0, gt=0)            # in steps
-    seed: int = 0
+    seed: NonNegativeInt = 0
 
     def make(self):
         rng = np.random.default_rng(self.seed)
@@ -296,7 +340,7 @@ class FirstEqualsLast(DatasetParams):
     length: int = Field(16, ge=2)
     vocab: int = Field(12, ge=2)
     n: PositiveInt = 16000
-    seed: int = 0
+    seed: NonNegativeInt = 0
 
     def make(self):
         rng = np.random.default_rng(self.seed)
@@ -315,7 +359,7 @@ class Parity(DatasetParams):
     kind: Literal["parity"] = "parity"
     length: PositiveInt = 8
     n: PositiveInt = 2000
-    seed: int = 0
+    seed: NonNegativeInt = 0
 
     def make(self):
         rng = np.random.default_rng(self.seed)
@@ -331,12 +375,13 @@ class Prepared:
     x: dict[str, np.ndarray]                  # input name -> (N, *input shape), float32
     y: np.ndarray | None                      # class indices (int64) or values (float32)
     labels: list | None
+    columns: dict[str, list[str]] | None = None   # input name -> its csv columns, in order
 
     def __len__(self) -> int:
         return len(self.y)
 
     def take(self, idx) -> "Prepared":
-        return Prepared({k: v[idx] for k, v in self.x.items()}, self.y[idx], self.labels)
+        return Prepared({k: v[idx] for k, v in self.x.items()}, self.y[idx], self.labels, self.columns)
 
 
 def prepare(table: Table, inputs, out_shape: tuple, task: str, labels: list | None = None,
@@ -354,6 +399,12 @@ def prepare(table: Table, inputs, out_shape: tuple, task: str, labels: list | No
             raise DataError(f"{table.origin} has no features for input `{v.name}` "
                             f"(it has {', '.join(xs)})")
         a = np.asarray(xs[v.name])
+        if a.ndim == 0 or a.shape[0] == 0:
+            raise DataError(f"{table.origin} has no samples for input `{v.name}` (an array of shape "
+                            f"{list(a.shape)}); expected one row a sample")
+        if a.dtype.kind not in "fiub":
+            raise DataError(f"{table.origin}: input `{v.name}` holds {_kind(a)} (such as "
+                            f"{a.reshape(-1)[0].item()!r}); expected numbers")
         n = a.shape[0]
         size = int(np.prod(v.shape))
         if a[0].size != size:
@@ -367,8 +418,9 @@ def prepare(table: Table, inputs, out_shape: tuple, task: str, labels: list | No
                             f"{value!r} in sample {row}, value {col}")
         _finite(a, f"{table.origin}: input `{v.name}`")
         out[v.name] = a.reshape(n, *v.shape).astype(v.dtype)
+    columns = {inputs[0].name: table.columns} if table.columns is not None and len(inputs) == 1 else None
     if table.y is None and not targets:
-        return Prepared(out, None, labels)
+        return Prepared(out, None, labels, columns)
     if table.y is None:
         raise DataError(f"{table.origin} has no targets; name the target column, as in "
                         f"csv(\"...\", target=\"label\")")
@@ -376,11 +428,20 @@ def prepare(table: Table, inputs, out_shape: tuple, task: str, labels: list | No
     lengths = {len(a) for a in out.values()} | {len(y)}
     if len(lengths) != 1:
         raise DataError(f"{table.origin}: features and targets have different numbers of rows ({sorted(lengths)})")
-    return Prepared(out, y, labels)
+    return Prepared(out, y, labels, columns)
+
+
+def _kind(a: np.ndarray) -> str:
+    return {"U": "strings", "S": "bytes", "O": "Python objects", "c": "complex numbers",
+            "M": "dates", "m": "time spans", "V": "records"}.get(a.dtype.kind, f"{a.dtype} values")
 
 
 def _targets(table: Table, out_shape: tuple, task: str, labels: list | None):
     y = np.asarray(table.y)
+    if y.ndim == 0 or len(y) == 0:
+        raise DataError(f"{table.origin} has no targets (an array of shape {list(y.shape)})")
+    if y.dtype.kind not in "fiubUS":
+        raise DataError(f"{table.origin}: the targets are {_kind(y)}; expected numbers or labels")
     if task == "regression":
         if y.dtype.kind not in "fiub":
             raise DataError(f"{table.origin}: a regression target must be numeric, got values such "
@@ -392,6 +453,15 @@ def _targets(table: Table, out_shape: tuple, task: str, labels: list | None):
         _finite(y, f"{table.origin}: the target")
         return y.reshape(len(y), *out_shape).astype(np.float32), None
     # classes: map labels to indices; known labels (from training) keep their order
+    classes = out_shape[-1] if out_shape else 1
+    if task == "classes" and _is_one_hot(y):
+        y = _from_one_hot(y, classes, table.origin)
+        labels = labels or table.labels or list(range(classes))
+    if y.dtype.kind == "f" and not np.all(y == np.round(y)):
+        value = y.reshape(-1)[np.flatnonzero(y.reshape(-1) != np.round(y.reshape(-1)))[0]]
+        raise DataError(f"{table.origin}: a class target must be a label or a whole number, got "
+                        f"{float(value)!r}; for values to predict use a regression loss such as "
+                        f"`mse` and no softmax")
     if labels is None:
         labels = table.labels
         if labels is None:
@@ -406,17 +476,36 @@ def _targets(table: Table, out_shape: tuple, task: str, labels: list | None):
         except KeyError as e:
             raise DataError(f"{table.origin}: label {e.args[0]!r} is not one of the model's "
                             f"labels {labels}") from None
-    classes = out_shape[-1] if out_shape else 1
-    needed = 2 if task == "binary" else len(labels)
     if task == "binary" and (classes != 1 or len(labels) > 2):
         raise DataError(f"{table.origin} has {len(labels)} classes; a binary loss needs two and "
                         f"one output unit, the model outputs {list(out_shape)}")
-    if task == "classes" and classes < needed:
-        raise DataError(f"{table.origin} has {needed} classes, but the model outputs {classes} "
-                        f"values a sample (output shape {list(out_shape)})")
+    if task == "classes" and len(labels) == 1:
+        raise DataError(f"{table.origin}: every target is {labels[0]!r}; a classifier needs at "
+                        f"least two classes to tell apart")
+    if task == "classes" and classes != len(labels):
+        shown = ", ".join(map(repr, labels[:12])) + (", ..." if len(labels) > 12 else "")
+        raise DataError(f"{table.origin} has {len(labels)} classes ({shown}), but the model outputs "
+                        f"{classes} values a sample (output shape {list(out_shape)}); make the "
+                        f"last layer before the softmax `dense({len(labels)})`")
+    bad = (idx < 0) | (idx >= len(labels))
+    if bad.any():
+        raise DataError(f"{table.origin}: class index {int(idx[bad][0])} is outside the "
+                        f"{len(labels)} labels {labels}")
     if task == "binary":
         return idx.reshape(len(idx), 1).astype(np.float32), labels
     return idx, labels
+
+
+def _is_one_hot(y: np.ndarray) -> bool:
+    return y.ndim == 2 and y.shape[1] > 1 and y.dtype.kind in "fiub"
+
+
+def _from_one_hot(y: np.ndarray, classes: int, origin: str) -> np.ndarray:
+    """One-hot rows (N, C) of zeros and a single one become class indices (N,)."""
+    if y.shape[1] != classes or not np.all((y == 0) | (y == 1)) or not np.all(y.sum(axis=1) == 1):
+        raise DataError(f"{origin}: targets of shape {list(y.shape)}; a class target is one label "
+                        f"a sample, or one-hot rows of {classes} values holding a single 1")
+    return y.argmax(axis=1)
 
 
 def first_fraction(a: np.ndarray) -> tuple[int, int, float] | None:

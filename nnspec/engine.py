@@ -6,53 +6,14 @@ loss may absorb the output activation (see losses.py), in which case the
 run stops before that node and the loss starts from its input."""
 from __future__ import annotations
 
-import errno
 import io
-import os
-import tempfile
-from pathlib import Path
 
 import numpy as np
 
 from .data import first_fraction
-from .errors import Diagnostic, SpecError
+from .files import file_error, not_readable, write_atomic
 from .graph import Graph
 from .ops.base import Ctx
-
-
-def file_error(file, message: str) -> SpecError:
-    return SpecError([Diagnostic(str(file), 0, 0, message)])
-
-
-def folder_problem(folder) -> str | None:
-    """Why files could not be written into `folder` (made if missing), or None."""
-    for p in (Path(folder), *Path(folder).parents):
-        if p.exists():
-            if not p.is_dir():
-                return f"{p} is a file; expected a folder"
-            if not os.access(p, os.W_OK | os.X_OK):
-                return f"cannot write in {p}"
-            return None
-    return None
-
-
-def write_atomic(path, data: bytes) -> None:
-    """Write a whole file or nothing: a temporary file beside it, then rename."""
-    path = Path(path)
-    if path.is_dir():
-        raise IsADirectoryError(errno.EISDIR, "is a folder; expected a file name", str(path))
-    problem = folder_problem(path.parent)
-    if problem:
-        raise OSError(errno.EINVAL, problem, str(path))        # a file on the way, or no permission
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class Network:
@@ -65,6 +26,7 @@ class Network:
         self.dtype = np.dtype(dtype)
         self.loss, self.norm, self.labels = loss, dict(norm or {}), labels
         self.target_column: str | None = None       # a csv target column, kept in the export
+        self.columns: dict[str, list[str]] | None = None   # input -> the csv columns it was trained on
         self.rng = np.random.default_rng(seed)
         # per node: its arrays by local name (the same objects the optimizer updates)
         by_node: dict[str, dict] = {}
@@ -217,22 +179,31 @@ class Network:
             out[f"normalize/{name}/mean"], out[f"normalize/{name}/std"] = mean, std
         if self.labels is not None:
             out["labels"] = np.array(self.labels)
+        for name, cols in (self.columns or {}).items():
+            out[f"columns/{name}"] = np.array(cols, dtype=str)
         return out
 
     def save(self, path) -> None:
+        """Weights, running statistics, normalisation, labels and columns;
+        never non-finite weights (a diverged run keeps its best finite epoch)."""
+        for k, a in {**self.params, **self.state}.items():
+            if not np.all(np.isfinite(a)):
+                raise ValueError(f"`{k}` holds NaN or infinite values; not saved")
         buf = io.BytesIO()
         np.savez(buf, **self.arrays())
         write_atomic(path, buf.getvalue())
 
     def load(self, path) -> None:
         """Weights from a file saved by `save`; names and shapes must match."""
+        problem = not_readable(path)
+        if problem:
+            raise file_error(path, f"cannot read weights: {problem}")
         try:
             with np.load(path, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
-        except FileNotFoundError:
-            raise file_error(path, "cannot read weights: no such file") from None
-        except (OSError, ValueError, EOFError):
-            raise file_error(path, "cannot read weights: not an .npz file written by `nnspec train`") from None
+        except Exception:           # zipfile, zlib and numpy each raise their own for a damaged file
+            raise file_error(path, "cannot read weights: not an .npz file written by `nnspec train`, "
+                                   "or a damaged one") from None
         for k, a in {**self.params, **self.state}.items():
             if k not in arrays:
                 raise file_error(path, f"no array `{k}`: these weights are for another model")
@@ -244,6 +215,7 @@ class Network:
                      for v in self.graph.inputs if f"normalize/{v.name}/mean" in arrays}
         if "labels" in arrays:
             self.labels = arrays["labels"].tolist()
+        self.columns = {k.split("/", 1)[1]: arrays[k].tolist() for k in arrays if k.startswith("columns/")} or None
 
     def export_onnx(self, path, source: str = "") -> None:
         from .onnx_export import export

@@ -35,12 +35,12 @@ class Diagnostic:
     source_line: str | None = None
 
     @classmethod
-    def at(cls, span: Span | None, message: str, notes=(), source: str | None = None):
+    def at(cls, span: Span | None, message: str, notes=(), source: str | list[str] | None = None):
         if span is None:
             return cls("<spec>", 0, 0, message, list(notes))
         line_text = None
         if source is not None and span.line >= 1:
-            lines = source.splitlines()
+            lines = source.splitlines() if isinstance(source, str) else source    # or already split
             if span.line <= len(lines):
                 line_text = lines[span.line - 1]
         end = span.end_column if span.end_line in (None, span.line) else None
@@ -51,15 +51,26 @@ class Diagnostic:
         out = [f"{where}: error: {self.message}"]
         if self.source_line is not None:
             gutter = f"{self.line:5d} | "
-            out.append(gutter + self.source_line.rstrip("\n"))
+            text, column = self.source_line.rstrip("\n"), self.column
             width = max(1, (self.end_column or self.column + 1) - self.column)
-            pad = "".join(c if c == "\t" else " " for c in self.source_line[: self.column - 1])
+            if len(text) > MAX_LINE:              # a window around the caret, not a screenful
+                start = max(0, min(column - 1 - MAX_LINE // 2, len(text) - MAX_LINE))
+                text = ("..." if start else "") + text[start:start + MAX_LINE] + (
+                    "..." if start + MAX_LINE < len(text) else "")
+                column = column - start + (3 if start else 0)
+                width = min(width, len(text) - column + 1)
+            out.append(gutter + text)
+            pad = "".join(c if c == "\t" else " " for c in text[: column - 1])
             out.append(" " * (len(gutter) - 2) + "| " + pad + "^" * width)
         out.extend(f"note: {n}" for n in self.notes)
         return "\n".join(out)
 
     def __str__(self) -> str:
         return self.render()
+
+
+MAX_LINE = 100         # source characters shown of a long line
+MAX_SHOWN = 50          # errors rendered; a file of 10,000 mistakes needs its first few fixed first
 
 
 class SpecError(Exception):
@@ -71,10 +82,14 @@ class SpecError(Exception):
         self.diagnostics = list(diagnostics)
         super().__init__(self.render())
 
-    def render(self) -> str:
+    def render(self, limit: int | None = None) -> str:
+        """Every diagnostic, or the first `limit` (default MAX_SHOWN) and a count of the rest."""
+        limit = MAX_SHOWN if limit is None else limit
         n = len(self.diagnostics)
-        text = "\n".join(d.render() for d in self.diagnostics)
-        return text + (f"\n{n} errors" if n > 1 else "")
+        text = "\n".join(d.render() for d in self.diagnostics[:limit])
+        if n > limit:
+            text += f"\n... and {n - limit:,} more"
+        return text + (f"\n{n:,} errors" if n > 1 else "")
 
 
 class Collector:
@@ -82,10 +97,11 @@ class Collector:
 
     def __init__(self, file: str, source: str | None):
         self.file, self.source = file, source
+        self.lines = source.splitlines() if source is not None else None
         self.diagnostics: list[Diagnostic] = []
 
     def error(self, span: Span | None, message: str, notes=()) -> None:
-        self.diagnostics.append(Diagnostic.at(span, message, notes, self.source))
+        self.diagnostics.append(Diagnostic.at(span, message, notes, self.lines))
 
     def extend(self, diagnostics) -> None:
         self.diagnostics.extend(diagnostics)
@@ -95,9 +111,27 @@ class Collector:
             raise SpecError(self.diagnostics)
 
 
+# Names from Keras and PyTorch that people type, and what nnspec calls them.
+ALIASES = {"learning_rate": "lr", "categorical_crossentropy": "cross_entropy",
+           "sparse_categorical_crossentropy": "cross_entropy", "crossentropy": "cross_entropy",
+           "cross_entropy_loss": "cross_entropy", "nll": "cross_entropy",
+           "binary_crossentropy": "binary_cross_entropy", "bce": "binary_cross_entropy",
+           "mean_squared_error": "mse", "mean_absolute_error": "mae", "linear_regression": "mse",
+           "smooth_l1": "huber", "batch_size": "batch", "num_epochs": "epochs", "n_epochs": "epochs",
+           "validation_split": "validation", "patience": "early_stopping", "weight_decay": "l2",
+           "acc": "accuracy", "fc": "dense", "linear": "dense", "conv2D": "conv2d",
+           "batch_norm": "batchnorm", "batchnorm2d": "batchnorm", "layer_norm": "layernorm",
+           "maxpool": "maxpool2d", "avgpool": "avgpool2d", "max_pooling2d": "maxpool2d"}
+
+
 def did_you_mean(word: str, choices) -> str:
-    """'; did you mean `x`?' for the closest choice, or ''."""
-    match = difflib.get_close_matches(str(word), sorted(map(str, choices)), n=1, cutoff=0.6)
+    """'; did you mean `x`?' for the closest choice (or the choice a Keras or
+    PyTorch name stands for), or ''."""
+    choices = list(map(str, choices))
+    alias = ALIASES.get(str(word)) or ALIASES.get(str(word).lower())
+    if alias in choices:
+        return f"; did you mean `{alias}`?"
+    match = difflib.get_close_matches(str(word), sorted(choices), n=1, cutoff=0.6)
     return f"; did you mean `{match[0]}`?" if match else ""
 
 

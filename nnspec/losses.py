@@ -20,12 +20,31 @@ class Loss(Params):
     task: ClassVar[str] = "regression"          # "classes": targets are class indices; "binary": 0/1
     pre_activation: ClassVar[str | None] = None
 
+    def output_problem(self, last, shape: tuple) -> str | None:
+        """Why this loss cannot train an output made by node `last` (None for
+        a model input) with this shape; None when it can. Checked by
+        `nnspec check`, before any data is read."""
+        if self.pre_activation and (last is None or last.kind != self.pre_activation):
+            ends = f"`{last.kind}`" if last is not None else "its input"
+            return (f"`{self.kind}` needs a model that ends in `-> {self.pre_activation}`"
+                    f"{self.pre_activation_why}; this one ends in {ends}")
+        return None
+
+    pre_activation_why: ClassVar[str] = ""
+
     def __call__(self, y: np.ndarray, t: np.ndarray) -> tuple[float, np.ndarray]:
         raise NotImplementedError
 
     def from_pre(self, z: np.ndarray, t: np.ndarray) -> tuple[float, np.ndarray]:
         """The loss of pre_activation(z), and its gradient with respect to z."""
         raise NotImplementedError
+
+
+def _one_unit(kind: str, shape: tuple, ending: str) -> str | None:
+    if tuple(shape) == (1,):
+        return None
+    return (f"`{kind}` is a yes/no loss: it needs one output unit (`{ending}`); the model outputs "
+            f"{list(shape)}; for several classes use `softmax` and `cross_entropy`")
 
 
 def _as(y, t):
@@ -70,13 +89,29 @@ class CrossEntropy(Loss):
     kind: Literal["cross_entropy"] = "cross_entropy"
     task = "classes"
     pre_activation = "softmax"
+    pre_activation_why = (" (the loss is then computed from the logits before it, stably, like "
+                          "PyTorch's CrossEntropyLoss)")
+
+    def output_problem(self, last, shape):
+        problem = super().output_problem(last, shape)
+        if problem:
+            return problem
+        if len(shape) != 1:
+            return (f"`cross_entropy` wants one class axis, an output of shape [classes]; the model "
+                    f"outputs {list(shape)} (flatten or pool it first)")
+        if last.p.axis not in (-1, 0):
+            return f"`cross_entropy` takes the softmax over the class axis (-1), not axis {last.p.axis}"
+        if shape[0] < 2:
+            return "`cross_entropy` needs at least two classes; for a yes/no target use " \
+                   "`dense(1) -> sigmoid` and `binary_cross_entropy`"
+        return None
 
     def __call__(self, p, t):                      # p: probabilities (B, ..., C)
         p2, t1 = p.reshape(-1, p.shape[-1]), np.asarray(t).reshape(-1)
         rows = np.arange(len(t1))
         picked = np.maximum(p2[rows, t1], np.finfo(p.dtype).tiny)
         dp = np.zeros_like(p2)
-        dp[rows, t1] = -1.0 / (picked * len(t1))
+        dp[rows, t1] = -1.0 / picked
         return float(-np.mean(np.log(picked))), dp.reshape(p.shape)
 
     def from_pre(self, z, t):                      # z: logits (B, ..., C)
@@ -98,6 +133,9 @@ class BinaryCrossEntropy(Loss):
     kind: Literal["binary_cross_entropy"] = "binary_cross_entropy"
     task = "binary"
     pre_activation = "sigmoid"
+
+    def output_problem(self, last, shape):
+        return super().output_problem(last, shape) or _one_unit(self.kind, shape, "dense(1) -> sigmoid")
 
     def __call__(self, p, t):
         t = _as(p, t)
@@ -123,6 +161,9 @@ class Perceptron(Loss):
     kind: Literal["perceptron"] = "perceptron"
     task = "binary"
     pre_activation = "step"
+
+    def output_problem(self, last, shape):
+        return super().output_problem(last, shape) or _one_unit(self.kind, shape, "dense(1) -> step")
 
     def __call__(self, z, t):
         return self.from_pre(z, t)

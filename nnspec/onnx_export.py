@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from .engine import write_atomic
+from .files import write_atomic
 
 OPSET = 17
 ELEM = {"float32": TensorProto.FLOAT, "int64": TensorProto.INT64}
@@ -96,6 +96,8 @@ def build_model(net, source: str = "") -> onnx.ModelProto:
     vocab = g.vocabularies()
     if vocab:
         meta["nnspec.vocab"] = json.dumps(vocab)
+    if net.columns:
+        meta["nnspec.columns"] = json.dumps(net.columns)
     target = getattr(net, "target_column", None)
     if target:
         meta["nnspec.target"] = target

@@ -105,6 +105,11 @@ def validate(cls: type[BaseModel], what: str, args: Args, call_span: Span, env: 
              extra: dict | None = None) -> tuple[BaseModel | None, list[tuple[Span, str]]]:
     """cls(**args) or the located errors; `what` names the thing in messages."""
     data = {k: str(v) if isinstance(v, Enum) else v for k, v in args.values.items()}
+    # pydantic takes `true` as 1 for a number; in a spec that is a mistake, not a count
+    bools = [(args.spans.get(k, call_span), f"`{what}`: `{k}` takes a number, got `{str(v).lower()}`")
+             for k, v in data.items() if isinstance(v, bool) and not _takes_bool(cls, k)]
+    if bools:
+        return None, bools
     try:
         return cls.model_validate({**data, **(extra or {})}), []
     except ValidationError as err:
@@ -158,6 +163,20 @@ def _explain(e: dict, cls, what: str, args: Args, call_span: Span, env: dict) ->
     msg = PLAIN.get(kind) or e["msg"][0].lower() + e["msg"][1:].replace(" after validation", "")
     hint = did_you_mean(got, list(env) + list(choices)) if key in args.enums else ""
     return span, f"`{what}`: `{path}`: {msg}, got {shown}{hint}"
+
+
+def _takes_bool(cls, key: str) -> bool:
+    """Whether field `key` accepts a bool as such (`nesterov=true`), or has no field (extra: reported later)."""
+    f = cls.model_fields.get(key)
+    if f is None:
+        return True
+    todo = [f.annotation]
+    while todo:
+        t = todo.pop()
+        if t is bool or t is typing.Any:
+            return True
+        todo += list(typing.get_args(t))
+    return False
 
 
 def literal_choices(cls, key: str) -> list[str]:

@@ -7,7 +7,8 @@ does for the matrix products; on two cores this halves a pool's backward.
 Memory-bound element-wise ops (relu) gain nothing and stay on one thread.
 
 The thread count is NNSPEC_THREADS, else OMP_NUM_THREADS, else the cores this
-process may use."""
+process may use. While training, nnspec/threads.py may limit it to one (a
+busy machine) through `limit`; the workers stay, idle."""
 from __future__ import annotations
 
 import os
@@ -16,6 +17,7 @@ import threading
 
 _threads: int | None = None
 _workers: Workers | None = None       # made on first use (`nnspec check` never needs them)
+_limit: int | None = None             # set by threads.py while training; None: no limit
 
 
 class Workers:
@@ -78,12 +80,23 @@ def set_threads(n: int) -> None:
     _threads, _workers = max(1, int(n)), None
 
 
+def limit(n: int | None) -> None:
+    """Use at most n threads until limit(None); the workers are kept."""
+    global _limit
+    _limit = None if n is None else max(1, int(n))
+
+
+def active() -> int:
+    """The threads a call may use now: threads(), under the limit if one is set."""
+    return threads() if _limit is None else min(threads(), _limit)
+
+
 def over_batch(fn, batch: int, min_rows: int = 8) -> None:
     """fn(rows) for slices `rows` that cover range(batch), one per thread, at
     least min_rows each; the calling thread takes the last. Each call must
     write only its own rows."""
     global _workers
-    n = min(threads(), batch // min_rows)
+    n = min(active(), batch // min_rows)
     if n <= 1:
         fn(slice(0, batch))
         return
@@ -109,7 +122,7 @@ def over_leading(fn, a, min_rows: int = 8) -> None:
     split the other way, two threads gained nothing (a max pool of a
     channel-major batch: 0.19 ms on one thread or two, 0.13 ms split by
     channel). Too few channels to share: the batch."""
-    wide = a.shape[1] >= min(threads(), 2) * min_rows
+    wide = a.shape[1] >= min(active(), 2) * min_rows
     axis = 1 if abs(a.strides[1]) > abs(a.strides[0]) and wide else 0
     lead = (slice(None),) * axis
     over_batch(lambda rows: fn(lead + (rows,)), a.shape[axis], min_rows)

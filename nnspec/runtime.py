@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .engine import file_error
+from .data import DataError
+from .files import file_error
 
 DEVICES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 
@@ -38,14 +39,16 @@ class OnnxModel:
             raise file_error(path, f"cannot load ONNX model: {str(e).splitlines()[0]}") from None
         self.device = device
         meta = self.session.get_modelmeta().custom_metadata_map
-        self.labels = json.loads(meta["labels"]) if "labels" in meta else None
+        self.labels = _json(meta, "labels", None, path)
+        self.columns = _json(meta, "nnspec.columns", None, path)
+        self.vocab = _json(meta, "nnspec.vocab", {}, path)
         self.loss = meta.get("nnspec.loss")
         self.target = meta.get("nnspec.target")
         self.source = meta.get("nnspec.source", "")
-        self.vocab = json.loads(meta.get("nnspec.vocab", "{}"))
         self.inputs = {i.name: [d if isinstance(d, int) else None for d in i.shape[1:]]
                        for i in self.session.get_inputs()}
         self.input_types = {i.name: i.type for i in self.session.get_inputs()}
+        self.output_names = [o.name for o in self.session.get_outputs()]
 
     def run(self, x: dict[str, np.ndarray]) -> list[np.ndarray]:
         feed = {k: np.ascontiguousarray(v, np.int64 if "int64" in self.input_types[k] else np.float32)
@@ -60,57 +63,134 @@ def missing_model(path: Path) -> str:
     return what + (f"; {folder} holds {', '.join(near)}" if near else "")
 
 
-def read_table(path, target: str | None):
-    """A csv or npz file of samples for prediction; targets used when present."""
-    from .data import CsvSource, DataError, NpzSource
-    path = Path(path)
-    if path.suffix.lower() == ".npz":
-        return NpzSource(path=str(path)).load(Path.cwd())
-    if path.suffix.lower() not in (".csv", ".txt", ".tsv"):
-        raise DataError(f"cannot tell the format of `{path}`: expected a .csv or .npz file")
-    header = []
+def _json(meta: dict, key: str, default, path):
+    if key not in meta:
+        return default
     try:
-        with open(path, encoding="utf-8") as f:
-            header = [h.strip() for h in f.readline().split(",")]
-    except (OSError, UnicodeDecodeError):
-        pass                        # CsvSource reports it, with the reason
-    has_target = target is not None and target in header
-    return CsvSource(path=str(path), target=target if has_target else None).load(Path.cwd())
+        return json.loads(meta[key])
+    except ValueError:
+        raise file_error(path, f"the model's metadata `{key}` is not JSON: {meta[key][:60]!r}") from None
+
+
+DELIMITERS = {".csv": ",", ".txt": ",", ".tsv": "\t"}
+
+
+@dataclass
+class Samples:
+    """A prediction file read: features, and the targets where it has them."""
+    table: object                        # data.Table of the features (no targets)
+    targets: list | None                 # raw target per row ("" where blank), or None
+
+
+def read_samples(path, model: OnnxModel) -> Samples:
+    """A csv/tsv (with a header) or npz file of samples. A csv's columns are
+    matched to the training columns by name when the model knows them; the
+    target column, if present, is kept for metrics."""
+    from .data import NpzSource, Table, csv_features, read_csv
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        table = NpzSource(path=str(path)).load(Path.cwd())
+        y = None if table.y is None else np.asarray(table.y)
+        if y is not None and table.labels is not None and y.dtype.kind in "iu" and y.ndim == 1:
+            y = np.asarray(table.labels)[y]              # indices into the file's own labels
+        return Samples(Table(table.x, None, None, table.origin), y)
+    if suffix not in DELIMITERS:
+        raise DataError(f"cannot tell the format of `{path}`: expected a .csv, .tsv or .npz file")
+    header, body = read_csv(path, DELIMITERS[suffix], str(path))
+    tcol = header.index(model.target) if model.target in header else None
+    names = list(model.columns.values())[0] if model.columns and len(model.columns) == 1 else None
+    if names is None:                    # trained on npz or a built-in set: columns in order
+        cols = [j for j in range(len(header)) if j != tcol]
+    else:
+        cols = _match_columns(path, header, names, tcol)
+    x = csv_features(path, header, body, cols, DELIMITERS[suffix])
+    targets = [row[tcol].strip() for _, row in body] if tcol is not None else None
+    return Samples(Table(x, None, origin=str(path), columns=[header[j] for j in cols]), targets)
+
+
+def _match_columns(path: Path, header: list[str], names: list[str], tcol: int | None) -> list[int]:
+    from .errors import did_you_mean
+    others = [h for j, h in enumerate(header) if j != tcol]
+    missing = [c for c in names if c not in header]
+    unknown = [h for h in others if h not in names]
+    if missing or unknown:
+        parts = []
+        if missing:
+            hint = did_you_mean(missing[0], unknown) if unknown else ""
+            parts.append(f"no column {', '.join(f'`{c}`' for c in missing)}{hint}")
+        if unknown:
+            parts.append(f"column{'s' * (len(unknown) > 1)} {', '.join(f'`{c}`' for c in unknown)} "
+                         f"{'are' if len(unknown) > 1 else 'is'} not among the model's")
+        raise DataError(f"{'; '.join(parts)}: the model was trained on columns {', '.join(names)}",
+                        str(path), 1, 1)
+    return [header.index(c) for c in names]
 
 
 @dataclass
 class Predictions:
-    outputs: np.ndarray                  # the model's first output, one row per sample
-    predicted: list                      # a label or value per row
+    outputs: dict[str, np.ndarray]       # every output of the model by name, one row per sample
+    predicted: list | None               # a class label per row, for classifiers
+    probabilities: np.ndarray | None     # (N, columns) class probabilities, for classifiers
     metrics: dict[str, float]
+    scored: int                          # rows with a known target (those the metrics are on)
     labels: list | None
 
 
 def predict_file(model: OnnxModel, data_path) -> Predictions:
-    from .data import DataError, check_tokens, prepare
+    from .data import check_tokens, prepare
     from .graph import Value
     from .losses import LOSSES
     from .metrics import METRICS, default_metrics, predicted_classes
     task = LOSSES[model.loss].task if model.loss in LOSSES else ("classes" if model.labels else "regression")
-    try:
-        table = read_table(data_path, model.target)
-    except DataError as e:
-        raise DataError(e.message, e.file or str(data_path), e.line, e.column) from None
     inputs = [Value(k, tuple(s), "int64" if "int64" in model.input_types[k] else "float32")
               for k, s in model.inputs.items()]
-    has_targets = table.y is not None
     out_shape = tuple(model.session.get_outputs()[0].shape[1:])
     try:
-        data = prepare(table, inputs, out_shape, task, model.labels, targets=False)
-        check_tokens(data, model.vocab, table.origin, str(data_path))
+        samples = read_samples(data_path, model)
+        data = prepare(samples.table, inputs, out_shape, task, model.labels, targets=False)
+        check_tokens(data, model.vocab, samples.table.origin, str(data_path))
     except DataError as e:
         raise DataError(e.message, e.file or str(data_path), e.line, e.column) from None
-    y = model.run(data.x)[0]
-    if task in ("classes", "binary") and model.labels is not None:
+    outs = model.run(data.x)
+    y = outs[0]
+    classifier = task in ("classes", "binary") and model.labels is not None
+    predicted = probabilities = None
+    if classifier:
         predicted = [model.labels[i] for i in predicted_classes(y).reshape(-1)]
-    else:
-        predicted = y.reshape(len(y), -1).tolist()
-    metrics = {}
-    if has_targets:
-        metrics = {m: METRICS[m](y, data.y) for m in default_metrics(task)}
-    return Predictions(y, predicted, metrics, model.labels)
+        probabilities = y.reshape(len(y), -1)
+    metrics, scored = {}, 0
+    if samples.targets is not None:
+        keep, t = _known_targets(samples.targets, task, model.labels)
+        scored = int(keep.sum())
+        if scored:
+            metrics = {m: METRICS[m](y[keep], t) for m in default_metrics(task)}
+    outputs = dict(zip(model.output_names, outs))
+    return Predictions(outputs, predicted, probabilities, metrics, scored, model.labels)
+
+
+def _known_targets(raw, task: str, labels: list | None):
+    """(mask of rows whose target is usable, their targets as the metrics want them):
+    a blank target, or a label the model never saw, is left out of the metrics."""
+    from .data import _plain
+    a = np.asarray(raw)
+    if task == "regression":
+        if a.dtype.kind in "US":                         # a csv column: text, maybe blank
+            a = np.array([float(v) if _is_number(v) else np.nan for v in a])
+        a = a.astype(np.float64).reshape(len(a), -1)
+        keep = np.isfinite(a).all(axis=1)
+        return keep, a[keep]
+    if a.ndim == 2 and a.shape[1] > 1:                   # one-hot rows
+        return np.ones(len(a), bool), a.argmax(axis=1)
+    index = {str(_plain(v)): i for i, v in enumerate(labels or [])}
+    keys = [str(_plain(float(v))) if _is_number(str(v)) else str(v).strip() for v in a.reshape(-1)]
+    keep = np.array([k in index for k in keys], bool)
+    return keep, np.array([index[k] for k in keys if k in index], np.int64)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False

@@ -180,4 +180,5 @@ class SpecFile(BaseModel):
     models: list[Model] = []
     blocks: list[Block] = []
     trains: list[Train] = []
+    errors: list = []              # diagnostics found while building the spec, reported with compile's
 

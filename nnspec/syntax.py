@@ -14,6 +14,7 @@ from . import spec as S
 from .errors import Collector, Diagnostic, Span, SpecError
 
 MAX_SYNTAX_ERRORS = 20
+MAX_NESTING = 100          # brackets inside brackets; deeper is no spec a person wrote
 OPENERS = {"LPAR": "RPAR", "LSQB": "RSQB"}
 CLOSERS = {"RPAR", "RSQB"}
 CONTINUES = {"->", "{", ","}       # a line ending in one of these goes on
@@ -30,6 +31,14 @@ def _grammar_text() -> str:
 
 
 _ESCAPE = re.compile(r"\\(.)")             # a backslash and the character after it
+
+
+class TooDeep(Exception):
+    """Brackets nested past MAX_NESTING, at this token."""
+
+    def __init__(self, token: Token):
+        super().__init__(token)
+        self.token = token
 
 
 class Newlines:
@@ -49,6 +58,8 @@ class Newlines:
                     continue
             elif tok.type in OPENERS:
                 self.unclosed.append(tok)
+                if len(self.unclosed) > MAX_NESTING:
+                    raise TooDeep(tok)
             elif tok.type in CLOSERS and self.unclosed:
                 self.unclosed.pop()
             elif tok.type == "RBRACE" and prev is not None and prev.type not in ("_NL", "LBRACE"):
@@ -67,7 +78,10 @@ def _parser() -> Lark:
 
 
 def parse(text: str, file: str = "<spec>") -> S.SpecFile:
-    """Parse and transform; raises SpecError with every syntax error found."""
+    """Parse and transform; raises SpecError with every syntax error found.
+    Problems found while building the spec (a flow inside a sum) are in the
+    result's `errors`, so that the compiler's errors are reported with them."""
+    text = text.removeprefix("\ufeff")            # a byte-order mark some editors write
     coll = Collector(file, text)
     tree = None
     attempt = text
@@ -80,13 +94,20 @@ def parse(text: str, file: str = "<spec>") -> S.SpecFile:
             attempt = _blank_statement(attempt, e)
             if attempt is None:
                 break
+        except TooDeep as e:
+            coll.error(_span(file, e.token), f"brackets nested more than {MAX_NESTING} deep")
+            break
     coll.raise_if_any()
+    builder = ToSpec(file, text)
     try:
-        return ToSpec(file, text).transform(tree)
-    except VisitError as e:       # a located problem found while building the spec
-        if isinstance(e.orig_exc, SpecError):
-            raise e.orig_exc from None
-        raise
+        sf = builder.transform(tree)
+    except (RecursionError, VisitError) as e:
+        if isinstance(e, VisitError) and not isinstance(e.orig_exc, RecursionError):
+            raise
+        raise SpecError([Diagnostic(file, 1, 1, "the spec nests too deeply to read (an expression "
+                                                "of thousands of terms?)")]) from None
+    sf.errors = builder.errors
+    return sf
 
 
 def _blank_statement(text: str, e: UnexpectedInput) -> str | None:
@@ -169,6 +190,10 @@ class ToSpec(Transformer):
     def __init__(self, file: str, source: str):
         super().__init__()
         self.file, self.source = file, source
+        self.errors: list[Diagnostic] = []
+
+    def error(self, span: Span, message: str) -> None:
+        self.errors.append(Diagnostic.at(span, message, source=self.source))
 
     def sp(self, m) -> Span:
         return _span(self.file, m)
@@ -223,10 +248,9 @@ class ToSpec(Transformer):
     # expressions
     def sum(self, meta, terms):
         for t in terms:
-            if isinstance(t, S.Chain):
-                raise SpecError([Diagnostic.at(
-                    t.span, "a flow inside a sum needs brackets: write `(a + b) -> f` "
-                            "or `a + (b -> f)`", source=self.source)])
+            if isinstance(t, S.Chain):      # reported; compiled as the parser grouped it, a + (b -> f)
+                self.error(t.span, "a flow inside a sum needs brackets: write `(a + b) -> f` "
+                                   "or `a + (b -> f)`")
         return S.Sum.model_construct(span=self.sp(meta), terms=terms)
 
     def chain(self, meta, ch):
@@ -251,9 +275,9 @@ class ToSpec(Transformer):
         kw = [a for a in args if isinstance(a, S.KwArg)]
         first_kw = next((i for i, a in enumerate(args) if isinstance(a, S.KwArg)), len(args))
         for a in args[first_kw:]:
-            if not isinstance(a, S.KwArg):
-                raise SpecError([Diagnostic.at(a.span, "a positional argument cannot follow a "
-                                               "keyword argument", source=self.source)])
+            if not isinstance(a, S.KwArg):          # reported, and left out
+                self.error(a.span, "a positional argument cannot follow a keyword argument")
+                pos.remove(a)
         return pos, kw
 
     # argument values

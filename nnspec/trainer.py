@@ -3,18 +3,32 @@ mini-batches → validation, schedule, early stopping. Reads top to bottom."""
 from __future__ import annotations
 
 import math
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 
-from .data import DataError, check_tokens, fit_standard, prepare, split
+from .data import DataError, DataWarning, check_tokens, fit_standard, prepare, split
 from .errors import Diagnostic, Span, SpecError
 from .metrics import METRICS, default_metrics
 from .optim import decays
+from .threads import batches as paced      # all threads or one, by timing (threads.py)
 
 EVAL_CHUNK = 1024
+# A batch loss this many times the first batch's (or 1e-3, if that was
+# smaller) is a run blowing up, not learning: treated like a non-finite loss.
+BLOWUP = 1e4
+
+
+class Diverged(SpecError):
+    """The loss became non-finite or blew up. `.result` holds the run up to
+    the last whole epoch, with the best finite weights restored."""
+
+    def __init__(self, diagnostics, result):
+        super().__init__(diagnostics)
+        self.result = result
 
 
 @dataclass
@@ -54,6 +68,10 @@ def load_data(spec):
             table = cfg.validation.load(spec.base_dir)
             val = prepare(table, g.inputs, out_shape, task, data.labels)
             check_tokens(val, g.vocabularies(), table.origin)
+    if task != "regression" and len(np.unique(data.y)) < 2:
+        label = data.labels[int(data.y.reshape(-1)[0])] if data.labels else data.y.reshape(-1)[0]
+        warnings.warn(DataWarning(f"every training target is {label!r}: the model can only learn to "
+                                  f"say that class, and its accuracy says nothing"), stacklevel=2)
     return data, val
 
 
@@ -86,6 +104,7 @@ def train(spec, epochs: int | None = None, batch: int | None = None, seed: int |
 
     net = spec.build(seed=seed)
     net.labels = train_set.labels
+    net.columns = train_set.columns
     if cfg.normalize == "standard":
         net.norm = fit_standard(train_set)
     x_train = net._inputs(train_set.x, normalize=True)
@@ -104,47 +123,54 @@ def train(spec, epochs: int | None = None, batch: int | None = None, seed: int |
     history: dict[str, list] = {}
     result = Result(net, history, settings={**cfg.resolved(), "epochs": epochs, "batch": batch, "seed": seed})
     best, best_weights, waited = math.inf, None, 0
-    monitored = None
-    try:
-        for epoch in range(epochs):
-            lr = schedule.lr(epoch, monitored) if schedule is not None else opt.lr
-            order = rng.permutation(n)
-            total, outs = 0.0, []
-            for start in range(0, n, batch):
-                idx = order[start:start + batch]
-                xb = {k: v[idx] for k, v in x_train.items()}
-                value, y = fit_batch(net, opt, xb, train_set.y[idx], loss, lr, cfg.l2, decay, cfg.clip_norm)
-                total += value * len(idx)
-                outs.append(y.copy())
-                if on_batch:
-                    on_batch(epoch, min(start + batch, n), n, total / min(start + batch, n))
-            row = {"epoch": epoch + 1, "loss": total / n}
-            row.update(_metrics(metrics, net.finish(loss, np.concatenate(outs)), train_set.y[order]))
-            if x_val is not None:
-                vloss, vy = evaluate(net, x_val, val_set.y, loss)
-                row["val_loss"] = vloss
-                row.update({f"val_{k}": v for k, v in _metrics(metrics, vy, val_set.y).items()})
-            row["lr"] = lr
-            for k, v in row.items():
-                history.setdefault(k, []).append(v)
-            result.epochs_run = epoch + 1
+    monitored, limit, first_val = None, None, None
+    # Overflow in a blowing-up run is caught below, by the loss it leads to;
+    # NumPy's own warnings (with nnspec's file paths) would only add noise.
+    with np.errstate(all="ignore"):
+        try:
+            for epoch in range(epochs):
+                lr = schedule.lr(epoch, monitored) if schedule is not None else opt.lr
+                order = rng.permutation(n)
+                total, outs = 0.0, []
+                for start in paced(range(0, n, batch)):
+                    idx = order[start:start + batch]
+                    xb = {k: v[idx] for k, v in x_train.items()}
+                    value, y = fit_batch(net, opt, xb, train_set.y[idx], loss, lr, cfg.l2, decay, cfg.clip_norm)
+                    limit = limit or BLOWUP * max(value, 1e-3)
+                    if not value <= limit:               # NaN fails this too
+                        _diverged(spec, result, best_weights, epoch, start // batch + 1, value, limit)
+                    total += value * len(idx)
+                    outs.append(y.copy())
+                    if on_batch:
+                        on_batch(epoch, min(start + batch, n), n, total / min(start + batch, n))
+                row = {"epoch": epoch + 1, "loss": total / n}
+                row.update(_metrics(metrics, net.finish(loss, np.concatenate(outs)), train_set.y[order]))
+                if x_val is not None:
+                    vloss, vy = evaluate(net, x_val, val_set.y, loss)
+                    row["val_loss"] = vloss
+                    row.update({f"val_{k}": v for k, v in _metrics(metrics, vy, val_set.y).items()})
+                row["lr"] = lr
+                if first_val is None:
+                    first_val = row.get("val_loss")
+                if "val_loss" in row and not row["val_loss"] <= BLOWUP * max(first_val, 1e-3):
+                    _diverged(spec, result, best_weights, epoch, None, row["val_loss"], None)
+                for k, v in row.items():
+                    history.setdefault(k, []).append(v)
+                result.epochs_run = epoch + 1
 
-            monitored = row.get("val_loss", row["loss"])
-            if monitored < best:
-                best, waited, result.best_epoch = monitored, 0, epoch + 1
-                best_weights = _snapshot(net)
-            else:
-                waited += 1
-            if on_epoch:
-                on_epoch(epoch, epochs, row)
-            if cfg.early_stopping is not None and waited >= cfg.early_stopping:
-                result.stopped_early = True
-                break
-            if not np.isfinite(row["loss"]):
-                raise SpecError([Diagnostic(spec.file, 0, 0, f"training diverged at epoch {epoch + 1} "
-                                            f"(loss {row['loss']}); try a smaller learning rate")])
-    except KeyboardInterrupt:
-        result.interrupted = True
+                monitored = row.get("val_loss", row["loss"])
+                if monitored < best:
+                    best, waited, result.best_epoch = monitored, 0, epoch + 1
+                    best_weights = _snapshot(net)
+                else:
+                    waited += 1
+                if on_epoch:
+                    on_epoch(epoch, epochs, row)
+                if cfg.early_stopping is not None and waited >= cfg.early_stopping:
+                    result.stopped_early = True
+                    break
+        except KeyboardInterrupt:
+            result.interrupted = True
     # Early stopping and Ctrl-C keep the best weights seen; a full run keeps the last.
     keep_best = result.stopped_early or result.interrupted
     if keep_best and best_weights is not None:
@@ -152,6 +178,26 @@ def train(spec, epochs: int | None = None, batch: int | None = None, seed: int |
     else:
         result.best_epoch = result.epochs_run
     return result
+
+
+def _diverged(spec, result, best_weights, epoch: int, batch: int | None, value: float, limit):
+    """Stop a run whose loss left the finite (or sane) range: the history up
+    to the last whole epoch and the best weights so far are kept."""
+    for k in result.history:
+        del result.history[k][result.epochs_run:]
+    if best_weights is not None:
+        _restore(result.net, best_weights)
+    what = (f"the loss is {value}" if not math.isfinite(value) else
+            f"the loss is {value:.3g}, over {BLOWUP:g} times the first batch's" if limit else
+            f"the validation loss is {value:.3g}, over {BLOWUP:g} times the first epoch's")
+    where = f"epoch {epoch + 1}, batch {batch}" if batch else f"epoch {epoch + 1}"
+    span = spec.train.spans.get("optimizer")
+    diag = Diagnostic.at(span, f"training diverged at {where}: {what}; try a smaller learning rate "
+                               f"(or `clip_norm`)", source=spec.source)
+    if result.epochs_run and best_weights is not None:
+        diag.notes.append(f"kept epoch {result.best_epoch}, the best of the {result.epochs_run} "
+                          f"finished before it")
+    raise Diverged([diag], result)
 
 
 def fit_batch(net, opt, xb: dict, yb, loss, lr: float, l2: float = 0.0, decay=(), clip_norm=None):

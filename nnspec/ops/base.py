@@ -123,7 +123,7 @@ def initializer(name: str, shape: tuple, fan_in: int, fan_out: int, rng, dtype) 
     limit = {"he": np.sqrt(6.0 / fan_in),
              "glorot": np.sqrt(6.0 / (fan_in + fan_out)),
              "lecun": np.sqrt(3.0 / fan_in)}[name]
-    return rng.uniform(-limit, limit, size=shape).astype(dtype)
+    return rng.uniform(-limit, limit, size=shape).astype(dtype, copy=False)
 
 
 INITS = ("he", "glorot", "lecun", "zeros")

@@ -38,7 +38,7 @@ class Embedding(Op):
         return p.vocab
 
     def init(self, p, shapes, rng, dtype, init_hint):
-        return {"W": rng.normal(0.0, 1.0 / np.sqrt(p.dim), (p.vocab, p.dim)).astype(dtype)}
+        return {"W": rng.normal(0.0, 1.0 / np.sqrt(p.dim), (p.vocab, p.dim)).astype(dtype, copy=False)}
 
     def forward(self, p, w, xs, ctx):
         (x,) = xs

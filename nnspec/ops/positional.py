@@ -34,7 +34,7 @@ class Positional(Op):
         return shapes[0]
 
     def init(self, p, shapes, rng, dtype, init_hint):
-        return {"P": rng.normal(0.0, 0.02, shapes[0]).astype(dtype)} if p.learned else {}
+        return {"P": rng.normal(0.0, 0.02, shapes[0]).astype(dtype, copy=False)} if p.learned else {}
 
     def forward(self, p, w, xs, ctx):
         (x,) = xs

@@ -26,6 +26,16 @@ def same_pads(size: int, k: int, s: int, d: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
+def channels_first_hint(shape: tuple) -> str:
+    """For a shape that looks channels-last (Keras's [H, W, C] with 1, 3 or 4
+    channels at the end), how to write it channels-first."""
+    if len(shape) >= 2 and shape[-1] in (1, 3, 4) and shape[0] > 4:
+        fixed = [shape[-1], *shape[:-1]]
+        return (f"; shapes here are channels-first ([C, H, W]): an image of {shape[-1]} channel"
+                f"{'s' * (shape[-1] > 1)} is float32{fixed}, not {list(shape)}")
+    return ""
+
+
 def plan(kind: str, shape: tuple, kernel: tuple, stride: tuple, dilation: tuple, padding,
          window: str = "kernel") -> tuple:
     """(output spatial sizes, pads before, pads after) — or a ShapeError that
@@ -45,7 +55,7 @@ def plan(kind: str, shape: tuple, kernel: tuple, stride: tuple, dilation: tuple,
         if extent > h + pl + pr:
             dil = f" (dilated to {extent})" if d > 1 else ""
             raise ShapeError(f"{kind}: {window} {k}{dil} is larger than the padded {name} {h + pl + pr} "
-                             f"of input {list(shape)}")
+                             f"of input {list(shape)}{channels_first_hint(shape)}")
         out.append((h + pl + pr - extent) // s + 1)
     return tuple(out), tuple(p[0] for p in pads), tuple(p[1] for p in pads)
 

@@ -1,0 +1,168 @@
+"""The thread policy of training: all threads, or one, chosen by timing.
+
+On an idle machine a training step runs fastest on every core (BLAS's
+threads for the products, nnspec's workers in parallel.py for the rest). On
+a busy one, a step that hands half of each product to a thread that must
+wait for a core can be many times slower than the same step on one thread
+(measured: see bench/README.md, "Busy machine"). Neither setting wins
+everywhere, so training times its own batches: a probe runs batches with
+all threads and with one, alternating, and the faster is kept; the probe is
+repeated when the kept setting's batches get much slower or faster than
+they were, and otherwise after a time chosen so that probing costs at most
+BUDGET of the run (a loser 30x slower is probed rarely, one 5% slower more
+often).
+
+`batches(iterable)` wraps the trainer's batch loop; the BLAS thread count
+and parallel.py's workers follow the choice for each batch, and are given
+back as they were when the loop ends. NNSPEC_THREADS=N turns the choice off:
+at most N threads for both, every batch (a fixed choice: the same results
+for the same seed, run after run).
+
+The choice is the process's: BLAS's thread count is one number per process.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from collections import deque
+
+from . import parallel
+
+BUDGET = 0.05          # the share of training time that probing may cost
+MIN_GAP = 2.0          # seconds between probes, at least ...
+MAX_GAP = 60.0         # ... and at most
+DRIFT = 1.5            # kept setting's batches this much slower or faster: probe again
+DECIDED = 1.5          # a first pair this far apart needs no second pair
+
+_blas = None           # threadpoolctl's BLAS controllers, found on first use
+
+
+def _blas_libs() -> list:
+    global _blas
+    if _blas is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+            _blas = ThreadpoolController().select(user_api="blas").lib_controllers
+        except Exception:          # no controllable BLAS (or threadpoolctl missing): workers only
+            _blas = []
+    return _blas
+
+
+def fixed() -> int | None:
+    """NNSPEC_THREADS as a number, or None: choose by timing."""
+    value = os.environ.get("NNSPEC_THREADS", "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
+class Policy:
+    """Which thread count the next batch runs with, from the times of the
+    batches before. `wide` is the all-threads count; the other choice is 1.
+    Feed it with `record(n, seconds)` for each batch run with `next()`."""
+
+    def __init__(self, wide: int, clock=time.perf_counter):
+        self.wide, self.clock = wide, clock
+        self.choice: int | None = None        # None until the first probe ends
+        self.plan: list[int] = []             # thread counts still to time in this probe
+        self.probe: dict[int, list[float]] = {}
+        self.pairs = 0
+        self.baseline = 0.0                   # the kept setting's batch time at the last probe
+        self.recent: deque = deque(maxlen=3)
+        self.next_probe = 0.0                 # clock time of the next probe
+        self.probes = 0
+
+    def untimed(self) -> int:
+        """For a batch that is not timed (the first of an epoch: buffers are
+        allocated; the last: often short): the choice, or 1 before there is one."""
+        return self.choice or 1
+
+    def next(self) -> int:
+        if not self.plan and (self.choice is None or self._due()):
+            self._start_probe()
+        return self.plan[0] if self.plan else self.choice
+
+    def _due(self) -> bool:
+        if self.clock() >= self.next_probe:
+            return True
+        if len(self.recent) == self.recent.maxlen:
+            now = statistics.median(self.recent)
+            return now > DRIFT * self.baseline or now * DRIFT < self.baseline
+        return False
+
+    def _start_probe(self) -> None:
+        self.probe, self.pairs = {1: [], self.wide: []}, 0
+        self._plan_pair()
+
+    def _plan_pair(self) -> None:
+        # alternate the order of each pair (ABBA), so that drift cancels
+        pair = [1, self.wide] if (self.probes + self.pairs) % 2 == 0 else [self.wide, 1]
+        self.plan, self.pairs = pair, self.pairs + 1
+
+    def record(self, n: int, seconds: float) -> None:
+        if self.plan and n == self.plan[0]:
+            self.plan.pop(0)
+            self.probe[n].append(seconds)
+            if not self.plan:
+                self._pair_done()
+        elif n == self.choice:
+            self.recent.append(seconds)
+
+    def _pair_done(self) -> None:
+        one, wide = (statistics.median(self.probe[k]) for k in (1, self.wide))
+        if self.pairs < 2 and max(one, wide) < DECIDED * min(one, wide):
+            self._plan_pair()                    # close: a second pair, in the other order
+            return
+        self.choice = 1 if one <= wide else self.wide
+        self.baseline = min(one, wide)
+        self.recent.clear()
+        self.probes += 1
+        cost = sum(t - self.baseline for t in self.probe[self.wide if self.choice == 1 else 1])
+        self.next_probe = self.clock() + min(MAX_GAP, max(MIN_GAP, cost / BUDGET))
+
+
+_policy: Policy | None = None
+
+
+def policy(wide: int) -> Policy:
+    """The process's policy (kept from one run and epoch to the next)."""
+    global _policy
+    if _policy is None or _policy.wide != wide:
+        _policy = Policy(wide)
+    return _policy
+
+
+def _apply(n: int, blas_start: list[int]) -> None:
+    for lib, start in zip(_blas_libs(), blas_start):
+        lib.set_num_threads(min(n, start))
+    parallel.limit(n)
+
+
+def batches(iterable):
+    """Yield the items of `iterable` (one per training batch), each run with
+    the thread count the policy chooses and timed for it; the thread
+    settings are given back as they were when the loop ends or is left."""
+    items = list(iterable)
+    libs = _blas_libs()
+    blas_start = [lib.get_num_threads() for lib in libs]
+    wide = max([parallel.threads(), *blas_start])
+    n_fixed = fixed()
+    if n_fixed is None and wide <= 1:
+        yield from items
+        return
+    chooser = None if n_fixed is not None else policy(wide)
+    try:
+        for i, item in enumerate(items):
+            timed = chooser is not None and 0 < i < len(items) - 1
+            if chooser is None:
+                n = n_fixed
+            else:
+                n = chooser.next() if timed else chooser.untimed()
+            _apply(n, blas_start)
+            t = time.perf_counter()
+            yield item
+            if timed:
+                chooser.record(n, time.perf_counter() - t)
+    finally:
+        for lib, start in zip(libs, blas_start):
+            lib.set_num_threads(start)
+        parallel.limit(None)
