@@ -131,6 +131,9 @@ def did_you_mean(word: str, choices) -> str:
     alias = ALIASES.get(str(word)) or ALIASES.get(str(word).lower())
     if alias in choices:
         return f"; did you mean `{alias}`?"
+    same = [c for c in choices if c.lower() == str(word).lower()]        # `AGE` for `age`
+    if same:
+        return f"; did you mean `{same[0]}`?"
     match = difflib.get_close_matches(str(word), sorted(choices), n=1, cutoff=0.6)
     return f"; did you mean `{match[0]}`?" if match else ""
 
