@@ -115,7 +115,8 @@ def test_a_model_path_that_is_not_a_file_names_the_models_beside_it(specs_dir, t
 
 def test_predict_with_wrong_feature_count(specs_dir, tmp_path):
     out = tmp_path / "run"
-    run_cli("train", specs_dir / "xor.nn", "--epochs", "2", "--out", out, "--quiet")
+    code, _, err = run_cli("train", specs_dir / "xor.nn", "--epochs", "2", "--out", out, "--quiet")
+    assert code == 0, err
     data = tmp_path / "three.csv"
     data.write_text("a,b,c\n1,2,3\n")
     code, _, err = run_cli("predict", out / "model.onnx", "--data", data)
@@ -124,7 +125,8 @@ def test_predict_with_wrong_feature_count(specs_dir, tmp_path):
 
 def test_predict_refuses_nan_features(specs_dir, tmp_path):
     out = tmp_path / "run"
-    run_cli("train", specs_dir / "xor.nn", "--epochs", "2", "--out", out, "--quiet")
+    code, _, err = run_cli("train", specs_dir / "xor.nn", "--epochs", "2", "--out", out, "--quiet")
+    assert code == 0, err
     np.savez(tmp_path / "x.npz", x=np.array([[0, 1], [np.nan, 1]], np.float32))
     code, printed, err = run_cli("predict", out / "model.onnx", "--data", tmp_path / "x.npz")
     assert code == 1 and "holds nan in sample 1, value 0" in err and "Traceback" not in err
@@ -136,7 +138,8 @@ def test_outputs_that_cannot_be_written_are_clear(specs_dir, tmp_path):
     code, printed, err = run_cli("train", specs_dir / "xor.nn", "--out", tmp_path / "file" / "run", "--quiet")
     assert code == 2 and "is a file; expected a folder" in err and "final:" not in printed   # before training
     out = tmp_path / "run"
-    run_cli("train", specs_dir / "xor.nn", "--epochs", "2", "--out", out, "--quiet")
+    code, _, err = run_cli("train", specs_dir / "xor.nn", "--epochs", "2", "--out", out, "--quiet")
+    assert code == 0, err
     code, _, err = run_cli("export", specs_dir / "xor.nn", "--weights", out / "weights.npz", "-o", tmp_path)
     assert code == 1 and "is a folder; expected a file name" in err and "Traceback" not in err
     code, _, err = run_cli("export", specs_dir / "xor.nn", "--weights", out / "weights.npz",
@@ -160,7 +163,8 @@ def test_out_of_memory_is_said_plainly(specs_dir, monkeypatch, capsys):
 def test_cuda_request_is_clear(specs_dir, tmp_path):
     import onnxruntime as ort
     out = tmp_path / "run"
-    run_cli("train", specs_dir / "xor.nn", "--epochs", "2", "--out", out, "--quiet")
+    code, _, err = run_cli("train", specs_dir / "xor.nn", "--epochs", "2", "--out", out, "--quiet")
+    assert code == 0, err
     data = tmp_path / "x.csv"
     data.write_text("a,b\n0,1\n")
     code, _, err = run_cli("predict", out / "model.onnx", "--data", data, "--device", "cuda")

@@ -114,7 +114,7 @@ def test_npz_source(tmp_path):
     np.savez(tmp_path / "d.npz", x=x, y=(x[:, 0] > 0).astype(np.int64))
     (tmp_path / "m.nn").write_text(MODEL.replace('csv("DATA", target="label")', 'npz("d.npz")'))
     result = nnspec.train(nnspec.load(tmp_path / "m.nn"))
-    assert result.history["val_accuracy"][-1] >= 0
+    assert result.history["val_accuracy"][-1] >= 0.8      # it learned y = (x0 > 0) from the arrays
 
 
 def test_builtin_datasets_have_their_documented_shapes():
