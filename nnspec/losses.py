@@ -111,7 +111,7 @@ class CrossEntropy(Loss):
         rows = np.arange(len(t1))
         picked = np.maximum(p2[rows, t1], np.finfo(p.dtype).tiny)
         dp = np.zeros_like(p2)
-        dp[rows, t1] = -1.0 / picked
+        dp[rows, t1] = -1.0 / (picked * len(t1))
         return float(-np.mean(np.log(picked))), dp.reshape(p.shape)
 
     def from_pre(self, z, t):                      # z: logits (B, ..., C)
