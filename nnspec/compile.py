@@ -64,8 +64,9 @@ class Compiler:
                 v = self._model_input(st, scope)
                 if v is not None:
                     inputs.append(v)
-                else:                      # reported; the flows after it stay quiet
+                else:                      # reported; the flows and names after it stay quiet
                     scope.current, scope.unknown = None, True
+                    scope.values.setdefault(st.name, None)
             elif isinstance(st, S.Output):
                 outputs, names = self._outputs(st, scope), st.names
             else:

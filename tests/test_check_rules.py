@@ -81,6 +81,13 @@ def test_true_is_not_a_number_of_units():
     nnspec.loads("model m {\n  input x: float32[4]\n  dense(3, bias=false)\n}\n")     # a real bool is fine
 
 
+def test_a_failed_input_keeps_its_uses_quiet():
+    (d,) = errors("model m {\n  input x: flaot32[4]\n  x -> dense(3)\n}\n")
+    assert d.line == 2 and "unknown dtype `flaot32`" in d.message
+    (d,) = errors("model m {\n  input x: float32[0]\n  dense(3)\n}\n")
+    assert d.line == 2
+
+
 def test_an_input_declared_twice():
     (d,) = errors("model m {\n  input x: float32[4]\n  input x: float32[5]\n  dense(3)\n}\n")
     assert d.line == 3 and "input `x` is declared twice (first as float32[4])" in d.message
