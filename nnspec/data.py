@@ -14,7 +14,7 @@ from typing import Any, Literal
 from .lazy import np
 from pydantic import Field, NonNegativeInt, PositiveInt, field_validator
 
-from .ops.base import Params
+from .params import Params
 from .registry import Registry
 
 SOURCES = Registry("data source")

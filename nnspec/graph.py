@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .errors import Span
-from .ops.base import Op, Params, Shape
+from .ops.base import Op, Shape
+from .params import Params
 
 
 @dataclass

@@ -10,7 +10,7 @@ from typing import ClassVar, Literal
 from .lazy import np
 from pydantic import Field
 
-from .ops.base import Params
+from .params import Params
 from .registry import Registry
 
 LOSSES = Registry("loss")

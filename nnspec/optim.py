@@ -7,7 +7,7 @@ from typing import Literal
 from .lazy import np
 from pydantic import Field
 
-from .ops.base import Params
+from .params import Params
 from .registry import Registry
 
 OPTIMIZERS = Registry("optimizer")

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field, PositiveInt
 
-from .ops.base import Params
+from .params import Params
 from .registry import Registry
 
 SCHEDULES = Registry("schedule")

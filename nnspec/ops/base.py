@@ -10,32 +10,18 @@ from dataclasses import dataclass, field
 from typing import Callable, ClassVar
 
 from ..lazy import np
-from pydantic import BaseModel, ConfigDict
+from ..params import NoParams, Params
+from ..registry import Registry
 
 Shape = tuple[int, ...]
 Backward = Callable[..., tuple[list, dict]]   # dy -> ([dx per input], {param: dW})
 
-REGISTRY: dict[str, "Op"] = {}
-
-
-def register(cls):
-    """Class decorator: one instance per op, found by its spec name."""
-    REGISTRY[cls.kind] = cls()
-    return cls
+REGISTRY = Registry("layer", instances=True)     # spec name -> the op (one instance each)
+register = REGISTRY.register                     # class decorator
 
 
 class ShapeError(ValueError):
     """Raised by a shape rule; compile reports it on the layer's line."""
-
-
-class Params(BaseModel):
-    """Base for every op's parameters: unknown keys are errors, not ignored."""
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)  # schemas built on first use
-    positional: ClassVar[tuple[str, ...]] = ()     # names of positional arguments, in order
-
-
-class NoParams(Params):
-    pass
 
 
 @dataclass
