@@ -6,11 +6,11 @@ Shapes never include the batch dimension; arrays always lead with it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, ClassVar
 
 from ..lazy import np
-from ..params import NoParams, Params
+from ..params import NoParams, Params  # noqa: F401 (the ops import Params from here)
 from ..registry import Registry
 
 Shape = tuple[int, ...]

@@ -25,17 +25,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from math import prod
-from typing import Literal, Union
+from typing import Literal
 
 from ..lazy import np
-from pydantic import NonNegativeInt, PositiveInt, conlist
+from pydantic import PositiveInt
 
 from ..parallel import over_leading, split
-from .base import INITS, Op, Params, ShapeError, initializer, register
-from .windows import pair, plan
-
-Size = Union[PositiveInt, conlist(PositiveInt, min_length=1, max_length=2)]
-Padding = Union[Literal["same", "valid"], NonNegativeInt, conlist(NonNegativeInt, min_length=1, max_length=2)]
+from .base import INITS, Op, Params, initializer, register
+from .windows import Padding, Size, geometry, pair
 
 
 class ConvParams(Params):
@@ -144,13 +141,8 @@ class Conv(Op):
     expects: str
 
     def _geometry(self, p, shape):
-        n = self.ndim
-        if len(shape) != n + 1:
-            raise ShapeError(f"{self.kind} expects {self.expects}, got {list(shape)}")
-        kernel, stride, dilation = (pair(v, n, name) for v, name in
-                                    ((p.kernel, "kernel"), (p.stride, "stride"), (p.dilation, "dilation")))
-        out, before, after = plan(self.kind, shape, kernel, stride, dilation, p.padding)
-        return kernel, stride, dilation, out, before, after
+        g = geometry(self.kind, self.expects, shape, self.ndim, p.kernel, p.stride, p.dilation, p.padding)
+        return g.window, g.stride, g.dilation, g.out, g.before, g.after
 
     def infer_shape(self, p, shapes):
         *_, out, _, _ = self._geometry(p, shapes[0])

@@ -9,22 +9,18 @@ because each slice touches a position at most once."""
 from __future__ import annotations
 
 from math import prod
-from typing import Literal, Union
+from typing import Literal
 
 from ..lazy import np
-from pydantic import NonNegativeInt, PositiveInt, conlist
-
 from ..parallel import over_leading
 from .base import Op, Params, ShapeError, register
-from .windows import crop, pad, pair, plan
-
-Size = Union[PositiveInt, conlist(PositiveInt, min_length=1, max_length=2)]
+from .windows import Pads, Size, crop, geometry, pad, pair
 
 
 class PoolParams(Params):
     size: Size = 2
     stride: Size | None = None                 # default: the window size (no overlap)
-    padding: Union[NonNegativeInt, conlist(NonNegativeInt, min_length=1, max_length=2)] = 0
+    padding: Pads = 0
     positional = ("size",)
 
 
@@ -35,15 +31,14 @@ class Pool(Op):
 
     def _geometry(self, p, shape):
         n = self.ndim
-        if len(shape) != n + 1:
-            raise ShapeError(f"{self.kind} expects {self.expects}, got {list(shape)}")
-        size = pair(p.size, n, "size")
-        stride = pair(p.stride if p.stride is not None else p.size, n, "stride")
-        padding = pair(p.padding, n, "padding")
-        if any(q >= k for q, k in zip(padding, size)):
-            raise ShapeError(f"{self.kind}: padding {list(padding)} must be smaller than the window {list(size)}")
-        out, before, after = plan(self.kind, shape, size, stride, (1,) * n, list(padding), window="window")
-        return size, stride, out, before, after
+        if len(shape) == n + 1:                   # (else geometry() says what was expected)
+            size, padding = pair(p.size, n, "size"), pair(p.padding, n, "padding")
+            if any(q >= k for q, k in zip(padding, size)):
+                raise ShapeError(f"{self.kind}: padding {list(padding)} must be smaller than the window "
+                                 f"{list(size)}")
+        stride = p.stride if p.stride is not None else p.size
+        g = geometry(self.kind, self.expects, shape, n, p.size, stride, 1, p.padding, name="window")
+        return g.window, g.stride, g.out, g.before, g.after
 
     def infer_shape(self, p, shapes):
         _, _, out, _, _ = self._geometry(p, shapes[0])

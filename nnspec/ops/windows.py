@@ -4,11 +4,44 @@ the convolutions and the pools: the output size rule, padding and cropping.
 Arrays are (B, C, *spatial) with one or two spatial axes."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal, Union
+
 from ..lazy import np
+from pydantic import NonNegativeInt, PositiveInt, conlist
 
 from .base import ShapeError
 
 AXIS_NAMES = {1: ("length",), 2: ("height", "width")}
+
+# argument types: one number for every spatial axis, or one per axis
+Size = Union[PositiveInt, conlist(PositiveInt, min_length=1, max_length=2)]
+Pads = Union[NonNegativeInt, conlist(NonNegativeInt, min_length=1, max_length=2)]
+Padding = Union[Literal["same", "valid"], Pads]
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Where a layer's windows lie, per spatial axis."""
+    window: tuple[int, ...]
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
+    out: tuple[int, ...]                # output spatial sizes
+    before: tuple[int, ...]             # padding before each axis
+    after: tuple[int, ...]              # and after
+
+
+def geometry(kind: str, expects: str, shape: tuple, n: int, window, stride, dilation, padding,
+             name: str = "kernel") -> Geometry:
+    """The windows of a conv or pool over an input of `shape` ([C, *spatial]),
+    or a ShapeError that says what does not fit; `name` is "kernel" or "window"."""
+    if len(shape) != n + 1:
+        raise ShapeError(f"{kind} expects {expects}, got {list(shape)}")
+    window, stride, dilation = (pair(v, n, what) for v, what in
+                                ((window, "kernel" if name == "kernel" else "size"),
+                                 (stride, "stride"), (dilation, "dilation")))
+    out, before, after = plan(kind, shape, window, stride, dilation, padding, window=name)
+    return Geometry(window, stride, dilation, out, before, after)
 
 
 def pair(value, n: int, what: str) -> tuple[int, ...]:
