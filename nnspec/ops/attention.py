@@ -17,6 +17,7 @@ from pydantic import PositiveInt
 
 from ..parallel import over_batch
 from .base import Op, Params, ShapeError, initializer, register
+from .dense import affine, affine_onnx
 
 MASKED = -1e9          # added to scores a causal query may not see (exp underflows to 0)
 
@@ -41,16 +42,6 @@ def _merge(x):                         # (B, H, T, d) -> (B, T, H * d)
 def _mask(Tq: int, Tk: int, dtype) -> np.ndarray:
     """Query i sees keys j <= i."""
     return np.triu(np.full((Tq, Tk), MASKED, dtype), k=1)
-
-
-def _project(x, W, b):                 # (B, T, Din) @ (Din, D) + b, as one 2-d product
-    return (x.reshape(-1, x.shape[-1]) @ W + b).reshape(*x.shape[:-1], W.shape[1])
-
-
-def _grad_projection(x, dy, W):
-    """Gradients of x @ W + b: (dx, dW, db)."""
-    x2, dy2 = x.reshape(-1, x.shape[-1]), dy.reshape(-1, dy.shape[-1])
-    return (dy2 @ W.T).reshape(x.shape), x2.T @ dy2, dy2.sum(axis=0)
 
 
 @register
@@ -87,9 +78,11 @@ class Attention(Op):
     def forward(self, p, w, xs, ctx):
         q_in, kv_in = xs[0], xs[-1]
         H = p.heads
-        Q = _split(_project(q_in, w["Wq"], w["bq"]), H)                 # (B, H, Tq, d)
-        K = _split(_project(kv_in, w["Wk"], w["bk"]), H)                # (B, H, Tk, d)
-        V = _split(_project(kv_in, w["Wv"], w["bv"]), H)
+        need_q, need_kv = ctx.need_dx[0], ctx.need_dx[-1]
+        q, back_q = affine(q_in, w["Wq"], w["bq"], ctx, "q", need_q)    # (B, Tq, D)
+        k, back_k = affine(kv_in, w["Wk"], w["bk"], ctx, "k", need_kv)  # (B, Tk, D)
+        v, back_v = affine(kv_in, w["Wv"], w["bv"], ctx, "v", need_kv)
+        Q, K, V = _split(q, H), _split(k, H), _split(v, H)              # (B, H, T, d)
         scale = np.asarray(1.0 / math.sqrt(Q.shape[-1]), q_in.dtype)
         # the (B, H, Tq, Tk) arrays live in buffers kept between steps: they are
         # the largest here, and re-allocating them costs page faults
@@ -107,10 +100,10 @@ class Attention(Op):
             a /= a.sum(axis=-1, keepdims=True)                          # softmax(S)
         over_batch(softmax, len(A), min_rows=4)
         O = _merge(A @ V)                                               # (B, Tq, D)
-        y = _project(O, w["Wo"], w["bo"])
+        y, back_o = affine(O, w["Wo"], w["bo"], ctx, "o")
 
         def backward(dy):
-            dO, dWo, dbo = _grad_projection(O, dy, w["Wo"])
+            dO, dWo, dbo = back_o(dy)
             dOh = _split(dO, H)
             dS = np.matmul(dOh, V.transpose(0, 1, 3, 2), out=ctx.buffer("dS", scores, dy.dtype))  # dA
             dV = A.transpose(0, 1, 3, 2) @ dOh
@@ -122,14 +115,15 @@ class Attention(Op):
                 s *= scale
             over_batch(softmax_back, len(dS), min_rows=4)
             dQ, dK = dS @ K, dS.transpose(0, 1, 3, 2) @ Q
-            dq_in, dWq, dbq = _grad_projection(q_in, _merge(dQ), w["Wq"])
-            dk_in, dWk, dbk = _grad_projection(kv_in, _merge(dK), w["Wk"])
-            dv_in, dWv, dbv = _grad_projection(kv_in, _merge(dV), w["Wv"])
+            dq_in, dWq, dbq = back_q(_merge(dQ))
+            dk_in, dWk, dbk = back_k(_merge(dK))
+            dv_in, dWv, dbv = back_v(_merge(dV))
             grads = {"Wq": dWq, "bq": dbq, "Wk": dWk, "bk": dbk, "Wv": dWv, "bv": dbv,
                      "Wo": dWo, "bo": dbo}
+            dkv = dk_in + dv_in if need_kv else None
             if len(xs) == 1:
-                return [dq_in + dk_in + dv_in], grads
-            return [dq_in, dk_in + dv_in], grads
+                return [dq_in + dkv if need_q else None], grads
+            return [dq_in, dkv], grads
 
         return y, backward
 
@@ -139,7 +133,7 @@ class Attention(Op):
         H, d = p.heads, D // p.heads
 
         def heads(x, W, bias, T, perm):           # (B, T, D) -> (B, H, T, d), or K^T (B, H, d, T)
-            y = b.node("Add", [b.node("MatMul", [x, w[W]]), w[bias]])
+            y = affine_onnx(b, x, w[W], w[bias])
             y = b.node("Reshape", [y, b.const(np.array([0, T, H, d], np.int64), "shape")])
             return b.node("Transpose", [y], perm=perm)
 
@@ -152,4 +146,4 @@ class Attention(Op):
         A = b.node("Softmax", [S], axis=-1)
         O = b.node("Transpose", [b.node("MatMul", [A, V])], perm=[0, 2, 1, 3])
         O = b.node("Reshape", [O, b.const(np.array([0, Tq, D], np.int64), "shape")])
-        return b.node("Add", [b.node("MatMul", [O, w["Wo"]]), w["bo"]])
+        return affine_onnx(b, O, w["Wo"], w["bo"])

@@ -40,27 +40,44 @@ class Dense(Op):
         return prod(out) * shapes[0][-1]
 
     def forward(self, p, w, xs, ctx):
-        (x,) = xs
-        W = w["W"]
-        x2 = x.reshape(-1, x.shape[-1])                       # (N, d), N = batch * leading axes
-        y2 = np.matmul(x2, W, out=ctx.buffer("y", (x2.shape[0], p.units), W.dtype))
-        if p.bias:
-            y2 += w["b"]
+        y, back = affine(xs[0], w["W"], w.get("b"), ctx, need_dx=ctx.need_dx[0])
 
         def backward(dy):
-            dy2 = dy.reshape(-1, p.units)                      # (N, units)
-            grads = {"W": np.matmul(x2.T, dy2, out=ctx.buffer("dW", W.shape, W.dtype))}
-            if p.bias:
-                # ones @ dy: much faster than dy.sum(axis=0) on tall, narrow arrays
-                ones = ctx.buffer("ones", (dy2.shape[0],), W.dtype, fill=1)
-                grads["b"] = np.matmul(ones, dy2, out=ctx.buffer("db", (p.units,), W.dtype))
-            dx = None
-            if ctx.need_dx[0]:
-                dx = np.matmul(dy2, W.T, out=ctx.buffer("dx", x2.shape, W.dtype)).reshape(x.shape)
-            return [dx], grads
-
-        return y2.reshape(*x.shape[:-1], p.units), backward
+            dx, dW, db = back(dy)
+            return [dx], ({"W": dW, "b": db} if p.bias else {"W": dW})
+        return y, backward
 
     def to_onnx(self, b, p, w, xs):
-        y = b.node("MatMul", [xs[0], w["W"]])
-        return b.node("Add", [y, w["b"]]) if p.bias else y
+        return affine_onnx(b, xs[0], w["W"], w.get("b"))
+
+
+def affine(x, W, bias, ctx, key: str = "", need_dx: bool = True):
+    """x @ W + bias on the last axis of x, whatever leads it: (y, backward),
+    backward(dy) -> (dx or None, dW, dbias or None). Every array lives in a
+    buffer of ctx kept between steps (`key` tells a layer's several products
+    apart: attention has four)."""
+    units = W.shape[1]
+    x2 = x.reshape(-1, x.shape[-1])                           # (N, d), N = batch * leading axes
+    y2 = np.matmul(x2, W, out=ctx.buffer(key + "y", (x2.shape[0], units), W.dtype))
+    if bias is not None:
+        y2 += bias
+
+    def backward(dy):
+        dy2 = dy.reshape(-1, units)                           # (N, units)
+        dW = np.matmul(x2.T, dy2, out=ctx.buffer(key + "dW", W.shape, W.dtype))
+        db = None
+        if bias is not None:
+            # ones @ dy: much faster than dy.sum(axis=0) on tall, narrow arrays
+            ones = ctx.buffer(key + "ones", (dy2.shape[0],), W.dtype, fill=1)
+            db = np.matmul(ones, dy2, out=ctx.buffer(key + "db", (units,), W.dtype))
+        dx = None
+        if need_dx:
+            dx = np.matmul(dy2, W.T, out=ctx.buffer(key + "dx", x2.shape, W.dtype)).reshape(x.shape)
+        return dx, dW, db
+
+    return y2.reshape(*x.shape[:-1], units), backward
+
+
+def affine_onnx(b, x: str, W: str, bias: str | None) -> str:
+    y = b.node("MatMul", [x, W])
+    return b.node("Add", [y, bias]) if bias is not None else y
