@@ -1,7 +1,15 @@
 """Optimizers: each updates the parameter arrays in place from their
-gradients, with its state kept in preallocated buffers of the same dtype."""
+gradients. The optimizer itself is its settings (frozen, as the spec wrote
+them); what changes while training (moments, the step count) lives in an
+OptimState that `start` makes and `step` updates, so that a checkpoint can
+save it and a resumed run go on from it.
+
+    state = opt.start(net.params)
+    opt.step(net.params, grads, lr, state)      # every batch
+"""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Literal
 
 from .lazy import np
@@ -13,14 +21,43 @@ from .registry import Registry
 OPTIMIZERS = Registry("optimizer")
 
 
+@dataclass
+class OptimState:
+    """An optimizer's running state: per buffer name (`m`, `v`, ...) one
+    array per parameter, and the number of steps taken."""
+    buffers: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    t: int = 0
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Flat name -> array, for a checkpoint: `m/dense_0.W`, ..., `t`."""
+        out = {f"{b}/{k}": a for b, per in self.buffers.items() for k, a in per.items()}
+        out["t"] = np.array(self.t)
+        return out
+
+    def load(self, arrays: dict[str, np.ndarray]) -> None:
+        """Back from `arrays()`: every buffer must be there, with its shape."""
+        for b, per in self.buffers.items():
+            for k, a in per.items():
+                saved = arrays[f"{b}/{k}"]
+                if saved.shape != a.shape:
+                    raise ValueError(f"optimizer state `{b}/{k}` has shape {list(saved.shape)}, "
+                                     f"expected {list(a.shape)}")
+                a[...] = saved
+        self.t = int(arrays["t"])
+
+
 class Optimizer(Params):
     lr: float = Field(0.01, gt=0)
     positional = ("lr",)
 
-    def start(self, params: dict[str, np.ndarray]) -> None:
-        """Allocate state for these parameters (called once, before training)."""
+    def start(self, params: dict[str, np.ndarray]) -> OptimState:
+        """Fresh state for these parameters (zeros of their shapes and dtypes)."""
+        return OptimState({b: {k: np.zeros_like(w) for k, w in params.items()} for b in self.state_buffers()})
 
-    def step(self, params: dict, grads: dict, lr: float) -> None:
+    def state_buffers(self) -> tuple[str, ...]:
+        return ()
+
+    def step(self, params: dict, grads: dict, lr: float, state: OptimState) -> None:
         """Update params in place. grads are scratch: a step may overwrite them
         (the trainer's gradient buffers are refilled every step)."""
         raise NotImplementedError
@@ -37,14 +74,15 @@ class SGD(Optimizer):
     momentum: float = Field(0.0, ge=0, lt=1)
     nesterov: bool = False
 
-    def start(self, params):
-        self._v = {k: np.zeros_like(w) for k, w in params.items()} if self.momentum else {}
+    def state_buffers(self):
+        return ("v",) if self.momentum else ()
 
-    def step(self, params, grads, lr):
+    def step(self, params, grads, lr, state):
+        state.t += 1
         for k, w in params.items():
             g = grads[k]
             if self.momentum:
-                v = self._v[k]
+                v = state.buffers["v"][k]
                 v *= self.momentum
                 v += g                                      # v = m v + g
                 if self.nesterov:
@@ -65,30 +103,28 @@ class Adam(Optimizer):
     beta2: float = Field(0.999, ge=0, lt=1)
     eps: float = Field(1e-8, gt=0)
 
-    def start(self, params):
-        self._m = {k: np.zeros_like(w) for k, w in params.items()}
-        self._v = {k: np.zeros_like(w) for k, w in params.items()}
-        self._tmp = {k: np.empty_like(w) for k, w in params.items()}
-        self._t = 0
+    def state_buffers(self):
+        return ("m", "v")
 
-    def step(self, params, grads, lr):
-        self._t += 1
+    def step(self, params, grads, lr, state):
+        state.t += 1
         b1, b2 = self.beta1, self.beta2
-        step = lr * np.sqrt(1 - b2 ** self._t) / (1 - b1 ** self._t)
+        step = lr * np.sqrt(1 - b2 ** state.t) / (1 - b1 ** state.t)
+        ms, vs = state.buffers["m"], state.buffers["v"]
         for k, w in params.items():
             self._decay(w, lr)
-            g, m, v, tmp = grads[k], self._m[k], self._v[k], self._tmp[k]
+            g, m, v = grads[k], ms[k], vs[k]
             m *= b1
             m += (1 - b1) * g                               # m = b1 m + (1 - b1) g
-            np.multiply(g, g, out=tmp)
-            tmp *= 1 - b2
+            g *= g                                          # grads are scratch: g² in place
+            g *= 1 - b2
             v *= b2
-            v += tmp                                        # v = b2 v + (1 - b2) g²
-            np.sqrt(v, out=tmp)
-            tmp += self.eps
-            np.divide(m, tmp, out=tmp)
-            tmp *= step
-            w -= tmp
+            v += g                                          # v = b2 v + (1 - b2) g²
+            np.sqrt(v, out=g)
+            g += self.eps
+            np.divide(m, g, out=g)
+            g *= step
+            w -= g
 
     def _decay(self, w, lr):
         pass
@@ -112,12 +148,13 @@ class RMSprop(Optimizer):
     rho: float = Field(0.9, ge=0, lt=1)
     eps: float = Field(1e-7, gt=0)
 
-    def start(self, params):
-        self._s = {k: np.zeros_like(w) for k, w in params.items()}
+    def state_buffers(self):
+        return ("s",)
 
-    def step(self, params, grads, lr):
+    def step(self, params, grads, lr, state):
+        state.t += 1
         for k, w in params.items():
-            g, s = grads[k], self._s[k]
+            g, s = grads[k], state.buffers["s"][k]
             s *= self.rho
             s += (1 - self.rho) * g * g
             w -= lr * g / (np.sqrt(s) + self.eps)

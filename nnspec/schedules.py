@@ -1,9 +1,16 @@
-"""Learning-rate schedules, evaluated once per epoch. `lr(epoch, monitored)`
-gives the rate for that epoch (0-based); `monitored` is the last epoch's
-validation loss (or training loss), which only `plateau` reads."""
+"""Learning-rate schedules, evaluated once per epoch. A schedule is its
+settings; `start` makes its running state (a plain object a checkpoint can
+save), and `lr(epoch, monitored, state)` gives the rate for that epoch
+(0-based). `monitored` is the last epoch's validation loss (or training
+loss), which only `plateau` reads.
+
+    state = schedule.start(base_lr, epochs)
+    lr = schedule.lr(epoch, monitored, state)   # every epoch
+"""
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass
 from typing import Literal
 
 from pydantic import Field, PositiveInt
@@ -14,11 +21,27 @@ from .registry import Registry
 SCHEDULES = Registry("schedule")
 
 
-class Schedule(Params):
-    def start(self, base_lr: float, epochs: int) -> None:
-        self._base, self._epochs = base_lr, epochs
+@dataclass
+class ScheduleState:
+    base: float                  # the optimizer's rate
+    epochs: int                  # of the whole run
+    lr: float                    # plateau: the rate now
+    best: float = math.inf       # plateau: the best monitored loss so far
+    wait: int = 0                # plateau: epochs since it improved (or since the last cut)
 
-    def lr(self, epoch: int, monitored: float | None) -> float:
+    def arrays(self) -> dict[str, float]:
+        return asdict(self)
+
+    @classmethod
+    def load(cls, values: dict) -> "ScheduleState":
+        return cls(**{k: type(v)(values[k]) for k, v in asdict(cls(0.0, 0, 0.0)).items()})
+
+
+class Schedule(Params):
+    def start(self, base_lr: float, epochs: int) -> ScheduleState:
+        return ScheduleState(base_lr, epochs, base_lr)
+
+    def lr(self, epoch: int, monitored: float | None, state: ScheduleState) -> float:
         raise NotImplementedError
 
 
@@ -30,8 +53,8 @@ class StepDecay(Schedule):
     factor: float = Field(0.5, gt=0, le=1)
     positional = ("every",)
 
-    def lr(self, epoch, monitored):
-        return self._base * self.factor ** (epoch // self.every)
+    def lr(self, epoch, monitored, state):
+        return state.base * self.factor ** (epoch // self.every)
 
 
 @SCHEDULES.register
@@ -41,8 +64,8 @@ class Exponential(Schedule):
     rate: float = Field(0.95, gt=0, le=1)
     positional = ("rate",)
 
-    def lr(self, epoch, monitored):
-        return self._base * self.rate ** epoch
+    def lr(self, epoch, monitored, state):
+        return state.base * self.rate ** epoch
 
 
 @SCHEDULES.register
@@ -52,12 +75,12 @@ class Cosine(Schedule):
     warmup: int = Field(0, ge=0)
     min_lr: float = Field(0.0, ge=0)
 
-    def lr(self, epoch, monitored):
+    def lr(self, epoch, monitored, state):
         if epoch < self.warmup:
-            return self._base * (epoch + 1) / (self.warmup + 1)
-        span = max(1, self._epochs - self.warmup)
+            return state.base * (epoch + 1) / (self.warmup + 1)
+        span = max(1, state.epochs - self.warmup)
         progress = min(1.0, (epoch - self.warmup) / span)
-        return self.min_lr + (self._base - self.min_lr) * 0.5 * (1 + math.cos(math.pi * progress))
+        return self.min_lr + (state.base - self.min_lr) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 @SCHEDULES.register
@@ -69,16 +92,12 @@ class Plateau(Schedule):
     factor: float = Field(0.5, gt=0, lt=1)
     min_lr: float = Field(0.0, ge=0)
 
-    def start(self, base_lr, epochs):
-        super().start(base_lr, epochs)
-        self._lr, self._best, self._wait = base_lr, math.inf, 0
-
-    def lr(self, epoch, monitored):
+    def lr(self, epoch, monitored, state):
         if monitored is not None:
-            if monitored < self._best:
-                self._best, self._wait = monitored, 0
+            if monitored < state.best:
+                state.best, state.wait = monitored, 0
             else:
-                self._wait += 1
-                if self._wait >= self.patience:
-                    self._lr, self._wait = max(self.min_lr, self._lr * self.factor), 0
-        return self._lr
+                state.wait += 1
+                if state.wait >= self.patience:
+                    state.lr, state.wait = max(self.min_lr, state.lr * self.factor), 0
+        return state.lr

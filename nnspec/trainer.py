@@ -110,11 +110,9 @@ def train(spec, epochs: int | None = None, batch: int | None = None, seed: int |
     x_train = net._inputs(train_set.x, normalize=True)
     x_val = net._inputs(val_set.x, normalize=True) if val_set is not None else None
 
-    opt = cfg.optimizer.model_copy()
-    opt.start(net.params)
-    schedule = cfg.schedule.model_copy() if cfg.schedule is not None else None
-    if schedule is not None:
-        schedule.start(opt.lr, epochs)
+    opt, schedule = cfg.optimizer, cfg.schedule
+    opt_state = opt.start(net.params)
+    sched_state = schedule.start(opt.lr, epochs) if schedule is not None else None
     metrics = cfg.metrics if cfg.metrics is not None else default_metrics(loss.task)
     decay = [k for k, w in net.params.items() if decays(w)] if cfg.l2 else []
 
@@ -129,13 +127,14 @@ def train(spec, epochs: int | None = None, batch: int | None = None, seed: int |
     with np.errstate(all="ignore"):
         try:
             for epoch in range(epochs):
-                lr = schedule.lr(epoch, monitored) if schedule is not None else opt.lr
+                lr = schedule.lr(epoch, monitored, sched_state) if schedule is not None else opt.lr
                 order = rng.permutation(n)
                 total, outs = 0.0, []
                 for start in paced(range(0, n, batch)):
                     idx = order[start:start + batch]
                     xb = {k: v[idx] for k, v in x_train.items()}
-                    value, y = fit_batch(net, opt, xb, train_set.y[idx], loss, lr, cfg.l2, decay, cfg.clip_norm)
+                    value, y = fit_batch(net, opt, opt_state, xb, train_set.y[idx], loss, lr, cfg.l2, decay,
+                                             cfg.clip_norm)
                     limit = limit or BLOWUP * max(value, 1e-3)
                     if not value <= limit:               # NaN fails this too
                         _diverged(spec, result, best_weights, epoch, start // batch + 1, value, limit)
@@ -200,14 +199,14 @@ def _diverged(spec, result, best_weights, epoch: int, batch: int | None, value: 
     raise Diverged([diag], result)
 
 
-def fit_batch(net, opt, xb: dict, yb, loss, lr: float, l2: float = 0.0, decay=(), clip_norm=None):
+def fit_batch(net, opt, opt_state, xb: dict, yb, loss, lr: float, l2: float = 0.0, decay=(), clip_norm=None):
     """One optimisation step on one mini-batch: (loss, raw output; see Network.train_step)."""
     value, grads, y = net.train_step(xb, yb, True, loss)
     for k in decay:                                      # l2: λ/2·‖w‖² in the loss
         grads[k] += l2 * net.params[k]
     if clip_norm is not None:
         _clip(grads, clip_norm)
-    opt.step(net.params, grads, lr)
+    opt.step(net.params, grads, lr, opt_state)
     return value, y
 
 

@@ -23,10 +23,10 @@ def run_steps(src, params, grads, lrs):
                         " epochs = 1\n batch = 1\n}\n")
     opt = spec.train.optimizer.model_copy()
     p = {k: np.array(v, np.float32) for k, v in params.items()}
-    opt.start(p)
+    state = opt.start(p)
     out = []
     for g, lr in zip(grads, lrs):
-        opt.step(p, {k: np.array(v, np.float32) for k, v in g.items()}, lr)
+        opt.step(p, {k: np.array(v, np.float32) for k, v in g.items()}, lr, state)
         out.append({k: v.astype(np.float64).copy() for k, v in p.items()})
     return out
 

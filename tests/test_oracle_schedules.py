@@ -29,8 +29,8 @@ def schedule_lrs(src, base, epochs, monitored):
                         f'train {{\n data = dataset("xor")\n loss = mse\n optimizer = sgd(lr={base})\n'
                         f" schedule = {src}\n epochs = {epochs}\n batch = 1\n}}\n")
     s = spec.train.schedule.model_copy()
-    s.start(base, epochs)
-    return [s.lr(e, m) for e, m in enumerate(monitored)]
+    state = s.start(base, epochs)
+    return [s.lr(e, m, state) for e, m in enumerate(monitored)]
 
 
 # ---------------------------------------------------------------- formulas

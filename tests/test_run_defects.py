@@ -76,9 +76,9 @@ def test_divergence_after_good_epochs_keeps_the_best_of_them(tmp_path, monkeypat
     step = nnspec.trainer.fit_batch
     seen = []
 
-    def boosted(net, opt, xb, yb, loss, lr, *rest):
+    def boosted(net, opt, state, xb, yb, loss, lr, *rest):
         seen.append(lr)
-        return step(net, opt, xb, yb, loss, lr * (1e6 if len(seen) > 20 else 1), *rest)
+        return step(net, opt, state, xb, yb, loss, lr * (1e6 if len(seen) > 20 else 1), *rest)
     monkeypatch.setattr(nnspec.trainer, "fit_batch", boosted)      # 150 samples: 10 batches an epoch
     code = main(["train", str(p), "-o", str(tmp_path / "run"), "--quiet"])
     err = capsys.readouterr().err

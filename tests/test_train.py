@@ -114,16 +114,16 @@ def test_every_optimizer_and_schedule_lowers_the_loss(opt, options):
 def test_schedules_follow_their_formulas():
     from nnspec.schedules import SCHEDULES
     cos = SCHEDULES["cosine"](warmup=2)
-    cos.start(1.0, 12)
-    lrs = [cos.lr(e, None) for e in range(12)]
+    st = cos.start(1.0, 12)
+    lrs = [cos.lr(e, None, st) for e in range(12)]
     assert lrs[0] == pytest.approx(1 / 3) and lrs[2] == pytest.approx(1.0)
     assert all(a >= b for a, b in zip(lrs[2:], lrs[3:])) and lrs[-1] < 0.05
     step = SCHEDULES["step"](every=10, factor=0.5)
-    step.start(0.2, 30)
-    assert [step.lr(e, None) for e in (0, 9, 10, 25)] == pytest.approx([0.2, 0.2, 0.1, 0.05])
+    st = step.start(0.2, 30)
+    assert [step.lr(e, None, st) for e in (0, 9, 10, 25)] == pytest.approx([0.2, 0.2, 0.1, 0.05])
     plateau = SCHEDULES["plateau"](patience=2, factor=0.5)
-    plateau.start(1.0, 10)
-    assert [plateau.lr(e, m) for e, m in enumerate([None, 1.0, 1.0, 1.0, 0.5])] == [1.0, 1.0, 1.0, 0.5, 0.5]
+    st = plateau.start(1.0, 10)
+    assert [plateau.lr(e, m, st) for e, m in enumerate([None, 1.0, 1.0, 1.0, 0.5])] == [1.0, 1.0, 1.0, 0.5, 0.5]
 
 
 def test_optimizer_updates_follow_their_formulas():
@@ -131,14 +131,58 @@ def test_optimizer_updates_follow_their_formulas():
     g = np.array([[0.5, -1.0]], np.float32)
     w = {"w": np.array([[1.0, 2.0]], np.float32)}
     adam = OPTIMIZERS["adam"](lr=0.1)
-    adam.start(w)
-    adam.step(w, {"w": g.copy()}, 0.1)
+    st = adam.start(w)
+    adam.step(w, {"w": g.copy()}, 0.1, st)
     # first Adam step: m̂ = g, v̂ = g², so w -= lr * g / (|g| + eps)
     np.testing.assert_allclose(w["w"], [[0.9, 2.1]], rtol=1e-5)
     w = {"w": np.array([[1.0, 2.0]], np.float32)}
     sgd = OPTIMIZERS["sgd"](lr=0.1, momentum=0.5, nesterov=True)
-    sgd.start(w)
-    sgd.step(w, {"w": g.copy()}, 0.1)
-    sgd.step(w, {"w": g.copy()}, 0.1)
+    st = sgd.start(w)
+    sgd.step(w, {"w": g.copy()}, 0.1, st)
+    sgd.step(w, {"w": g.copy()}, 0.1, st)
     # v1 = g, step g + 0.5 g; v2 = 1.5 g, step g + 0.75 g: total 3.25 g * lr
     np.testing.assert_allclose(w["w"], [[1.0, 2.0]] - 0.325 * g, rtol=1e-5)
+
+
+@pytest.mark.parametrize("src", ["sgd(lr=0.1, momentum=0.9)", "adam(lr=0.1)", "adamw(lr=0.1)", "rmsprop(lr=0.1)"])
+def test_optimizer_state_saved_and_restored_goes_on_the_same(src):
+    """Three steps, the state through its arrays into a fresh one, three more:
+    the same weights as six steps in one go (what a resumed run relies on)."""
+    from nnspec.config import train_config  # noqa: F401  (the registries' home)
+    from nnspec.optim import OPTIMIZERS
+    name, args = src.split("(")
+    kw = {k: float(v) for k, v in (a.split("=") for a in args.rstrip(")").split(", "))}
+    opt = OPTIMIZERS[name](**kw)
+    rng = np.random.default_rng(0)
+    grads = [{"w": rng.normal(size=(2, 3)).astype(np.float32), "b": rng.normal(size=3).astype(np.float32)}
+             for _ in range(6)]
+    start = {"w": np.ones((2, 3), np.float32), "b": np.zeros(3, np.float32)}
+    whole = {k: v.copy() for k, v in start.items()}
+    state = opt.start(whole)
+    for g in grads:
+        opt.step(whole, {k: v.copy() for k, v in g.items()}, 0.1, state)
+    parts = {k: v.copy() for k, v in start.items()}
+    state = opt.start(parts)
+    for g in grads[:3]:
+        opt.step(parts, {k: v.copy() for k, v in g.items()}, 0.1, state)
+    saved = {k: v.copy() for k, v in state.arrays().items()}
+    state = opt.start(parts)
+    state.load(saved)
+    for g in grads[3:]:
+        opt.step(parts, {k: v.copy() for k, v in g.items()}, 0.1, state)
+    assert state.t == 6
+    for k in whole:
+        np.testing.assert_array_equal(parts[k], whole[k])
+
+
+def test_plateau_state_saved_and_restored_goes_on_the_same():
+    from nnspec.schedules import SCHEDULES, ScheduleState
+    plateau = SCHEDULES["plateau"](patience=2, factor=0.5)
+    losses = [None, 1.0, 1.0, 0.9, 0.9, 0.9, 0.9, 0.95]
+    st = plateau.start(1.0, 8)
+    whole = [plateau.lr(e, m, st) for e, m in enumerate(losses)]
+    st = plateau.start(1.0, 8)
+    first = [plateau.lr(e, m, st) for e, m in enumerate(losses[:5])]      # stopped while waiting
+    st = ScheduleState.load(dict(st.arrays()))
+    assert first + [plateau.lr(e, m, st) for e, m in enumerate(losses[5:], 5)] == whole
+    assert whole[-1] < whole[0]
