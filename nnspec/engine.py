@@ -10,7 +10,7 @@ import io
 
 import numpy as np
 
-from .data import first_fraction
+from .data import first_non_whole
 from .files import file_error, not_readable, write_atomic
 from .graph import Graph
 from .ops.base import Ctx
@@ -56,7 +56,7 @@ class Network:
             if tuple(a.shape[1:]) != v.shape:
                 raise ValueError(f"input `{v.name}` is {list(v.shape)} a sample; got an array of shape "
                                  f"{list(a.shape)} (batch first)")
-            fraction = first_fraction(a) if v.dtype == "int64" else None
+            fraction = first_non_whole(a) if v.dtype == "int64" else None
             if fraction:
                 raise ValueError(f"input `{v.name}` takes whole-number token ids (int64); got "
                                  f"{fraction[2]} in sample {fraction[0]}, value {fraction[1]}")

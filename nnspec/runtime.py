@@ -172,7 +172,7 @@ def predict_file(model: OnnxModel, data_path) -> Predictions:
 def _known_targets(raw, task: str, labels: list | None):
     """(mask of rows whose target is usable, their targets as the metrics want them):
     a blank target, or a label the model never saw, is left out of the metrics."""
-    from .data import _plain
+    from .data import plain_label
     a = np.asarray(raw)
     if task == "regression":
         if a.dtype.kind in "US":                         # a csv column: text, maybe blank
@@ -182,8 +182,8 @@ def _known_targets(raw, task: str, labels: list | None):
         return keep, a[keep]
     if a.ndim == 2 and a.shape[1] > 1:                   # one-hot rows
         return np.ones(len(a), bool), a.argmax(axis=1)
-    index = {str(_plain(v)): i for i, v in enumerate(labels or [])}
-    keys = [str(_plain(float(v))) if _is_number(str(v)) else str(v).strip() for v in a.reshape(-1)]
+    index = {str(plain_label(v)): i for i, v in enumerate(labels or [])}
+    keys = [str(plain_label(float(v))) if _is_number(str(v)) else str(v).strip() for v in a.reshape(-1)]
     keep = np.array([k in index for k in keys], bool)
     return keep, np.array([index[k] for k in keys if k in index], np.int64)
 

@@ -10,7 +10,7 @@ from typing import Callable
 
 import numpy as np
 
-from .data import DataError, DataWarning, check_tokens, fit_standard, prepare, split
+from .data import DataError, DataWarning, check_tokens, fit_standard, prepare, validation_split
 from .errors import Diagnostic, Span, SpecError
 from .metrics import METRICS, default_metrics
 from .optim import decays
@@ -62,7 +62,7 @@ def load_data(spec):
     val = None
     if isinstance(cfg.validation, float):
         with _located(spec, "validation"):
-            data, val = split(data, cfg.validation, cfg.seed, stratify=task != "regression")
+            data, val = validation_split(data, cfg.validation, cfg.seed, stratify=task != "regression")
     elif cfg.validation is not None:
         with _located(spec, "validation"):
             table = cfg.validation.load(spec.base_dir)

@@ -135,10 +135,10 @@ def test_separable_blobs_are_linearly_separable():
 
 
 def test_stratified_validation_split_keeps_class_balance():
-    from nnspec.data import Prepared, split
+    from nnspec.data import Prepared, validation_split
     y = np.array([0] * 80 + [1] * 20)
     data = Prepared({"x": np.arange(100, dtype=np.float32)[:, None]}, y, [0, 1])
-    train, val = split(data, 0.2, seed=0, stratify=True)
+    train, val = validation_split(data, 0.2, seed=0, stratify=True)
     assert len(val) == 20 and int((val.y == 1).sum()) == 4
     assert not set(train.x["x"][:, 0]) & set(val.x["x"][:, 0])
 

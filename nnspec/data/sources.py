@@ -1,0 +1,177 @@
+"""The sources a train block names: `csv(PATH, target=COL)`,
+`npz(PATH)` and `dataset(NAME, ...)`. Every problem with a file is a
+DataError naming the file, row and column."""
+from __future__ import annotations
+
+import csv as csvlib
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+from ..lazy import np
+from pydantic import Field, field_validator
+
+from ..errors import did_you_mean
+from ..files import not_readable
+from ..params import Params
+from .table import SOURCES, DataError, Table
+
+
+class Source(Params):
+    def load(self, base: Path) -> Table:
+        raise NotImplementedError
+
+
+@SOURCES.register
+class CsvSource(Source):
+    """csv(PATH, target=COL): a header row, then one row per sample."""
+    kind: Literal["csv"] = "csv"
+    path: str
+    target: str | None = None
+    delimiter: str = Field(",", min_length=1, max_length=1)
+    positional = ("path",)
+
+    @field_validator("delimiter", mode="before")
+    @classmethod
+    def _tab(cls, v):
+        # strings in a spec keep backslashes (Windows paths), so "\t" arrives as two characters
+        return "\t" if v in ("\\t", "tab") else v
+
+    def load(self, base):
+        path = _resolve(base, self.path)
+        header, body = read_csv(path, self.delimiter, self.path)
+        if self.target is not None and self.target not in header:
+            raise DataError(f"no column `{self.target}` (target); the header has "
+                            f"{', '.join(header)}{did_you_mean(self.target, header)}", str(path), 1, 1)
+        tcol = header.index(self.target) if self.target is not None else None
+        feats = [j for j in range(len(header)) if j != tcol]
+        x = csv_features(path, header, body, feats, self.delimiter)
+        if tcol is None:
+            return Table(x, None, origin=self.path, columns=[header[j] for j in feats])
+        y = []
+        for line, row in body:
+            text = row[tcol].strip()
+            value = _number(text)
+            if not text or (value is not None and not math.isfinite(value)):   # nothing, or a number not to learn
+                raise DataError(f"target column `{header[tcol]}` holds {row[tcol]!r}, expected a "
+                                f"finite number or a label", str(path), line,
+                                field_column(row, tcol, self.delimiter))
+            y.append(text)
+        return Table(x, _labels_or_numbers(y), origin=self.path, columns=[header[j] for j in feats])
+
+
+def read_csv(path: Path, delimiter: str, written: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """(header, [(line number, fields)]) of a csv file; blank rows skipped, a
+    UTF-8 byte-order mark (Excel's "CSV UTF-8") dropped, every row as long as
+    the header."""
+    problem = not_readable(path)
+    if problem:
+        raise DataError(f"cannot read `{written}`{_where(path, written)}: {problem}")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = list(csvlib.reader(f, delimiter=delimiter))
+    except (OSError, UnicodeDecodeError, csvlib.Error) as e:
+        raise DataError(f"cannot read `{written}`{_where(path, written)}: {_reason(e)}") from None
+    if not rows or not any(c.strip() for c in rows[0]):
+        raise DataError("the file is empty; expected a header row of column names", str(path), 1, 1)
+    header = [h.strip() for h in rows[0]]
+    for other, name in ((";", "semicolons"), ("\t", "tabs")):
+        if len(header) == 1 and other != delimiter and other in rows[0][0]:
+            shown = "\\t" if other == "\t" else other
+            raise DataError(f"the header is one column, `{header[0]}`, holding {name}; for a file "
+                            f"separated by {name} write csv(\"{written}\", delimiter=\"{shown}\")",
+                            str(path), 1, 1)
+    body = [(i + 2, r) for i, r in enumerate(rows[1:]) if any(c.strip() for c in r)]
+    if not body:
+        raise DataError("the file has a header but no rows", str(path), 1, 1)
+    for line, row in body:
+        if len(row) != len(header):
+            raise DataError(f"row has {len(row)} fields, the header has {len(header)}", str(path), line, 1)
+    return header, body
+
+
+def csv_features(path: Path, header: list[str], body: list, cols: list[int], delimiter: str) -> np.ndarray:
+    """The numbers in columns `cols` of every row, (N, len(cols)) float32."""
+    x = np.empty((len(body), len(cols)), np.float32)
+    for n, (line, row) in enumerate(body):
+        for k, j in enumerate(cols):
+            value = _number(row[j])
+            if value is None or not math.isfinite(value):
+                raise DataError(f"column `{header[j]}` holds {row[j]!r}, expected a "
+                                f"{'finite ' if value is not None else ''}number",
+                                str(path), line, field_column(row, j, delimiter))
+            x[n, k] = value
+    return x
+
+
+def field_column(row: list[str], j: int, delimiter: str) -> int:
+    """The 1-based column where field j of a row starts."""
+    return len(delimiter.join(row[:j])) + (1 if j == 0 else 2)
+
+
+@SOURCES.register
+class NpzSource(Source):
+    """npz(PATH): arrays `x` (or one per model input, by name) and `y`."""
+    kind: Literal["npz"] = "npz"
+    path: str
+    x: str = "x"
+    y: str = "y"
+    positional = ("path",)
+
+    def load(self, base):
+        path = _resolve(base, self.path)
+        problem = not_readable(path)
+        if problem:
+            raise DataError(f"cannot read `{self.path}`{_where(path, self.path)}: {problem}")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except Exception as e:      # zipfile, zlib and numpy each raise their own for a damaged file
+            raise DataError(f"cannot read `{self.path}`{_where(path, self.path)}: {_reason(e)}") from None
+        y = arrays.pop(self.y, None)
+        labels = arrays.pop("labels", None)
+        x = arrays[self.x] if self.x in arrays else arrays
+        if not isinstance(x, np.ndarray) and not x:
+            raise DataError(f"`{self.path}` holds no feature array `{self.x}`", str(path))
+        return Table(x, y, labels.tolist() if labels is not None else None, origin=self.path)
+
+
+@SOURCES.register
+class DatasetSource(Source):
+    """dataset(NAME, ...): a data set that ships with nnspec, or a generator."""
+    kind: Literal["dataset"] = "dataset"
+    name: str
+    options: Any = None                       # the named data set's own Params, validated
+    positional = ("name",)
+
+    def load(self, base):
+        return self.options.make()
+
+
+def _resolve(base: Path, path: str) -> Path:
+    return (base / path) if not Path(path).is_absolute() else Path(path)
+
+
+def _where(path: Path, written: str) -> str:
+    return f" ({path})" if str(path) != written else ""
+
+
+def _reason(e: Exception) -> str:
+    if isinstance(e, FileNotFoundError):
+        return "no such file"
+    return getattr(e, "strerror", None) or str(e)
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _labels_or_numbers(values: list[str]) -> np.ndarray:
+    """Numbers stay numbers (regression targets, integer labels); anything else is a string label."""
+    try:
+        return np.array([float(v) for v in values])
+    except ValueError:
+        return np.array(values)

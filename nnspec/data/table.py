@@ -1,0 +1,38 @@
+"""What every data source gives and every consumer reads: a Table of
+samples as the source has them, the errors and warnings about data, and the
+registries of sources and data sets."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..lazy import np
+from ..errors import Diagnostic
+from ..registry import Registry
+
+SOURCES = Registry("data source")
+DATASETS = Registry("data set")
+
+
+class DataWarning(UserWarning):
+    """Data that trains but probably not as meant (a single class)."""
+
+
+class DataError(Exception):
+    """A problem with data, at a place in a data file when there is one."""
+
+    def __init__(self, message: str, file: str | None = None, line: int = 0, column: int = 0):
+        super().__init__(message)
+        self.message, self.file, self.line, self.column = message, file, line, column
+
+    def diagnostic(self):
+        return Diagnostic(self.file or "<data>", self.line, self.column, self.message)
+
+
+@dataclass
+class Table:
+    """Rows of features and their targets, as a source gives them."""
+    x: dict[str, np.ndarray] | np.ndarray     # (N, ...) per input, or one array for a single input
+    y: np.ndarray | None                      # (N, ...) raw targets: numbers or labels
+    labels: list | None = None                # class labels, if the source knows them
+    origin: str = ""                          # for messages: "data/x.csv", "dataset digits"
+    columns: list[str] | None = None          # feature column names (a csv's header), in order
