@@ -6,14 +6,13 @@ loss may absorb the output activation (see losses.py), in which case the
 run stops before that node and the loss starts from its input."""
 from __future__ import annotations
 
-import io
-
 import numpy as np
 
-from .data import first_non_whole
-from .files import file_error, not_readable, write_atomic
 from .graph import Graph
+from .inputs import feed_inputs
+from .losses import absorbed_node
 from .ops.base import Ctx
+from .weights import load_weights, save_weights, weight_arrays
 
 
 class Network:
@@ -44,38 +43,17 @@ class Network:
         return self._w
 
     # ------------------------------------------------------------ running
-    def _inputs(self, x, normalize: bool) -> dict[str, np.ndarray]:
-        names = [v.name for v in self.graph.inputs]
-        if not isinstance(x, dict):
-            if len(names) != 1:
-                raise ValueError(f"this model has inputs {names}: pass a dict by input name")
-            x = {names[0]: x}
-        out = {}
-        for v in self.graph.inputs:
-            a = np.asarray(x[v.name])
-            if tuple(a.shape[1:]) != v.shape:
-                raise ValueError(f"input `{v.name}` is {list(v.shape)} a sample; got an array of shape "
-                                 f"{list(a.shape)} (batch first)")
-            fraction = first_non_whole(a) if v.dtype == "int64" else None
-            if fraction:
-                raise ValueError(f"input `{v.name}` takes whole-number token ids (int64); got "
-                                 f"{fraction[2]} in sample {fraction[0]}, value {fraction[1]}")
-            a = a.astype(self.dtype if v.dtype.startswith("float") else v.dtype, copy=False)
-            if normalize and v.name in self.norm:
-                mean, std = self.norm[v.name]
-                a = (a - mean.astype(self.dtype)) / std.astype(self.dtype)
-            out[v.name] = a
-        return out
+    def feed(self, x, normalize: bool = True) -> dict[str, np.ndarray]:
+        """Raw inputs (an array, or a dict by input name) checked against the
+        graph and normalised as trained: what forward and train_step take."""
+        return feed_inputs(self.graph, x, self.dtype, self.norm if normalize else {})
 
     def _absorbed(self, loss):
         """The output node the loss absorbs (softmax before cross-entropy...), or None."""
-        g = self.graph
-        if loss is None or loss.pre_activation is None or len(g.outputs) != 1:
+        if loss is None or loss.pre_activation is None:
             return None
         if loss.pre_activation not in self._absorbs:
-            node = g.producer().get(g.outputs[0])
-            fits = node is not None and node.kind == loss.pre_activation and not g.consumers().get(node.output)
-            self._absorbs[loss.pre_activation] = node if fits else None
+            self._absorbs[loss.pre_activation] = absorbed_node(self.graph, loss)
         return self._absorbs[loss.pre_activation]
 
     def _forward(self, xs: dict, training: bool, reuse: bool, stop: object = None):
@@ -121,13 +99,13 @@ class Network:
 
     def forward(self, x, training: bool = False):
         """Outputs for a batch of raw inputs (normalisation applied)."""
-        values, _ = self._forward(self._inputs(x, True), training, reuse=False)
+        values, _ = self._forward(self.feed(x), training, reuse=False)
         return self._outputs(values)
 
     def loss_and_grads(self, x, target, training: bool = False, loss=None):
         """The loss on a batch and its gradient for every parameter."""
         loss = self._loss(loss)
-        xs = self._inputs(x, True)
+        xs = self.feed(x)
         n, t = len(next(iter(xs.values()))), np.asarray(target)
         if t.ndim == 0 or len(t) != n:
             raise ValueError(f"target has shape {list(t.shape)}, the inputs {n} rows; one target a sample")
@@ -137,7 +115,7 @@ class Network:
     def train_step(self, xs: dict, target, training: bool, loss, reuse: bool = True):
         """One forward and backward pass on inputs already normalised:
         (loss, {parameter: gradient}, raw output). The raw output stops
-        before an activation the loss absorbed; `finish(loss, raw)` applies
+        before an activation the loss absorbed; `output_from(raw, loss)` applies
         it (the trainer does that once per epoch, not once per batch)."""
         absorbed = self._absorbed(loss)
         values, backs = self._forward(xs, training, reuse, stop=absorbed)
@@ -146,10 +124,11 @@ class Network:
         value, draw = loss.from_pre(raw, target) if absorbed is not None else loss(raw, target)
         return value, self._backward(backs, start, draw), raw
 
-    def finish(self, loss, raw):
-        """The model's output from a raw output of train_step."""
+    def output_from(self, raw, loss):
+        """The model's output from a raw output of train_step (the absorbed
+        activation applied, if the loss absorbed one)."""
         absorbed = self._absorbed(loss)
-        return raw if absorbed is None else self._finish(absorbed, raw)
+        return raw if absorbed is None else self._run_absorbed(absorbed, raw)
 
     def eval_step(self, xs: dict, target, loss):
         """Loss and output in inference mode, with no gradients."""
@@ -157,9 +136,9 @@ class Network:
         values, _ = self._forward(xs, False, reuse=False, stop=absorbed)
         raw = values[absorbed.inputs[0] if absorbed is not None else self.graph.outputs[0]]
         value = loss.from_pre(raw, target)[0] if absorbed is not None else loss(raw, target)[0]
-        return value, self.finish(loss, raw)
+        return value, self.output_from(raw, loss)
 
-    def _finish(self, node, z):
+    def _run_absorbed(self, node, z):
         """Run the node the loss absorbed, for the output itself."""
         i = self.graph.nodes.index(node)
         return node.op.forward(node.p, self._w[i], [z], Ctx(False, None, (False,), None, node.out_shape))[0]
@@ -174,48 +153,13 @@ class Network:
 
     # ------------------------------------------------------------ files
     def arrays(self) -> dict[str, np.ndarray]:
-        out = {**self.params, **self.state}
-        for name, (mean, std) in self.norm.items():
-            out[f"normalize/{name}/mean"], out[f"normalize/{name}/std"] = mean, std
-        if self.labels is not None:
-            out["labels"] = np.array(self.labels)
-        for name, cols in (self.columns or {}).items():
-            out[f"columns/{name}"] = np.array(cols, dtype=str)
-        return out
+        return weight_arrays(self)
 
     def save(self, path) -> None:
-        """Weights, running statistics, normalisation, labels and columns;
-        never non-finite weights (a diverged run keeps its best finite epoch)."""
-        for k, a in {**self.params, **self.state}.items():
-            if not np.all(np.isfinite(a)):
-                raise ValueError(f"`{k}` holds NaN or infinite values; not saved")
-        buf = io.BytesIO()
-        np.savez(buf, **self.arrays())
-        write_atomic(path, buf.getvalue())
+        save_weights(self, path)
 
     def load(self, path) -> None:
-        """Weights from a file saved by `save`; names and shapes must match."""
-        problem = not_readable(path)
-        if problem:
-            raise file_error(path, f"cannot read weights: {problem}")
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
-        except Exception:           # zipfile, zlib and numpy each raise their own for a damaged file
-            raise file_error(path, "cannot read weights: not an .npz file written by `nnspec train`, "
-                                   "or a damaged one") from None
-        for k, a in {**self.params, **self.state}.items():
-            if k not in arrays:
-                raise file_error(path, f"no array `{k}`: these weights are for another model")
-            if arrays[k].shape != a.shape:
-                raise file_error(path, f"`{k}` has shape {list(arrays[k].shape)}, the model needs "
-                                       f"{list(a.shape)}")
-            a[...] = arrays[k]
-        self.norm = {v.name: (arrays[f"normalize/{v.name}/mean"], arrays[f"normalize/{v.name}/std"])
-                     for v in self.graph.inputs if f"normalize/{v.name}/mean" in arrays}
-        if "labels" in arrays:
-            self.labels = arrays["labels"].tolist()
-        self.columns = {k.split("/", 1)[1]: arrays[k].tolist() for k in arrays if k.startswith("columns/")} or None
+        load_weights(self, path)
 
     def export_onnx(self, path, source: str = "") -> None:
         from .onnx_export import export

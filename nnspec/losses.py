@@ -40,6 +40,17 @@ class Loss(Params):
         raise NotImplementedError
 
 
+def absorbed_node(graph, loss):
+    """The node whose activation the loss takes over (the final softmax
+    before cross_entropy, ...), or None: the loss's pre-activation, making
+    the graph's one output and feeding nothing else."""
+    if loss is None or loss.pre_activation is None or len(graph.outputs) != 1:
+        return None
+    node = graph.producer().get(graph.outputs[0])
+    fits = node is not None and node.kind == loss.pre_activation and not graph.consumers().get(node.output)
+    return node if fits else None
+
+
 def _one_unit(kind: str, shape: tuple, ending: str) -> str | None:
     if tuple(shape) == (1,):
         return None

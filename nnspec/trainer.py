@@ -107,8 +107,8 @@ def train(spec, epochs: int | None = None, batch: int | None = None, seed: int |
     net.columns = train_set.columns
     if cfg.normalize == "standard":
         net.norm = fit_standard(train_set)
-    x_train = net._inputs(train_set.x, normalize=True)
-    x_val = net._inputs(val_set.x, normalize=True) if val_set is not None else None
+    x_train = net.feed(train_set.x)
+    x_val = net.feed(val_set.x) if val_set is not None else None
 
     opt, schedule = cfg.optimizer, cfg.schedule
     opt_state = opt.start(net.params)
@@ -143,7 +143,7 @@ def train(spec, epochs: int | None = None, batch: int | None = None, seed: int |
                     if on_batch:
                         on_batch(epoch, min(start + batch, n), n, total / min(start + batch, n))
                 row = {"epoch": epoch + 1, "loss": total / n}
-                row.update(_metrics(metrics, net.finish(loss, np.concatenate(outs)), train_set.y[order]))
+                row.update(_metrics(metrics, net.output_from(np.concatenate(outs), loss), train_set.y[order]))
                 if x_val is not None:
                     vloss, vy = evaluate(net, x_val, val_set.y, loss)
                     row["val_loss"] = vloss

@@ -1,0 +1,58 @@
+"""A network's weights on disk: `weights.npz` holds the parameters and
+running statistics by name (`dense_0.W`), the normalisation fitted on the
+training split (`normalize/INPUT/mean`, `.../std`), the class labels and the
+csv columns each input was trained on (`columns/INPUT`)."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+from .files import file_error, not_readable, write_atomic
+
+
+def weight_arrays(net) -> dict[str, np.ndarray]:
+    out = {**net.params, **net.state}
+    for name, (mean, std) in net.norm.items():
+        out[f"normalize/{name}/mean"], out[f"normalize/{name}/std"] = mean, std
+    if net.labels is not None:
+        out["labels"] = np.array(net.labels)
+    for name, cols in (net.columns or {}).items():
+        out[f"columns/{name}"] = np.array(cols, dtype=str)
+    return out
+
+
+def save_weights(net, path) -> None:
+    """Written atomically; never non-finite weights (a diverged run keeps
+    its best finite epoch)."""
+    for k, a in {**net.params, **net.state}.items():
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"`{k}` holds NaN or infinite values; not saved")
+    buf = io.BytesIO()
+    np.savez(buf, **weight_arrays(net))
+    write_atomic(path, buf.getvalue())
+
+
+def load_weights(net, path) -> None:
+    """Weights from a file saved by `save_weights`; names and shapes must match."""
+    problem = not_readable(path)
+    if problem:
+        raise file_error(path, f"cannot read weights: {problem}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except Exception:           # zipfile, zlib and numpy each raise their own for a damaged file
+        raise file_error(path, "cannot read weights: not an .npz file written by `nnspec train`, "
+                               "or a damaged one") from None
+    for k, a in {**net.params, **net.state}.items():
+        if k not in arrays:
+            raise file_error(path, f"no array `{k}`: these weights are for another model")
+        if arrays[k].shape != a.shape:
+            raise file_error(path, f"`{k}` has shape {list(arrays[k].shape)}, the model needs "
+                                   f"{list(a.shape)}")
+        a[...] = arrays[k]
+    net.norm = {v.name: (arrays[f"normalize/{v.name}/mean"], arrays[f"normalize/{v.name}/std"])
+                for v in net.graph.inputs if f"normalize/{v.name}/mean" in arrays}
+    if "labels" in arrays:
+        net.labels = arrays["labels"].tolist()
+    net.columns = {k.split("/", 1)[1]: arrays[k].tolist() for k in arrays if k.startswith("columns/")} or None
