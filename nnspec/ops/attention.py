@@ -29,12 +29,12 @@ class AttentionParams(Params):
     positional = ("heads",)
 
 
-def _split(x, H):                      # (B, T, D) -> (B, H, T, D/H)
+def _to_heads(x, H):                      # (B, T, D) -> (B, H, T, D/H)
     B, T, D = x.shape
     return x.reshape(B, T, H, D // H).transpose(0, 2, 1, 3)
 
 
-def _merge(x):                         # (B, H, T, d) -> (B, T, H * d)
+def _from_heads(x):                         # (B, H, T, d) -> (B, T, H * d)
     B, H, T, d = x.shape
     return x.transpose(0, 2, 1, 3).reshape(B, T, H * d)
 
@@ -82,7 +82,7 @@ class Attention(Op):
         q, back_q = affine(q_in, w["Wq"], w["bq"], ctx, "q", need_q)    # (B, Tq, D)
         k, back_k = affine(kv_in, w["Wk"], w["bk"], ctx, "k", need_kv)  # (B, Tk, D)
         v, back_v = affine(kv_in, w["Wv"], w["bv"], ctx, "v", need_kv)
-        Q, K, V = _split(q, H), _split(k, H), _split(v, H)              # (B, H, T, d)
+        Q, K, V = _to_heads(q, H), _to_heads(k, H), _to_heads(v, H)              # (B, H, T, d)
         scale = np.asarray(1.0 / math.sqrt(Q.shape[-1]), q_in.dtype)
         # the (B, H, Tq, Tk) arrays live in buffers kept between steps: they are
         # the largest here, and re-allocating them costs page faults
@@ -99,12 +99,12 @@ class Attention(Op):
             np.exp(a, out=a)
             a /= a.sum(axis=-1, keepdims=True)                          # softmax(S)
         over_batch(softmax, len(A), min_rows=4)
-        O = _merge(A @ V)                                               # (B, Tq, D)
+        O = _from_heads(A @ V)                                               # (B, Tq, D)
         y, back_o = affine(O, w["Wo"], w["bo"], ctx, "o")
 
         def backward(dy):
             dO, dWo, dbo = back_o(dy)
-            dOh = _split(dO, H)
+            dOh = _to_heads(dO, H)
             dS = np.matmul(dOh, V.transpose(0, 1, 3, 2), out=ctx.buffer("dS", scores, dy.dtype))  # dA
             dV = A.transpose(0, 1, 3, 2) @ dOh
 
@@ -115,9 +115,9 @@ class Attention(Op):
                 s *= scale
             over_batch(softmax_back, len(dS), min_rows=4)
             dQ, dK = dS @ K, dS.transpose(0, 1, 3, 2) @ Q
-            dq_in, dWq, dbq = back_q(_merge(dQ))
-            dk_in, dWk, dbk = back_k(_merge(dK))
-            dv_in, dWv, dbv = back_v(_merge(dV))
+            dq_in, dWq, dbq = back_q(_from_heads(dQ))
+            dk_in, dWk, dbk = back_k(_from_heads(dK))
+            dv_in, dWv, dbv = back_v(_from_heads(dV))
             grads = {"Wq": dWq, "bq": dbq, "Wk": dWk, "bk": dbk, "Wv": dWv, "bv": dbv,
                      "Wo": dWo, "bo": dbo}
             dkv = dk_in + dv_in if need_kv else None

@@ -195,7 +195,7 @@ class Conv(Op):
         framed = yF.reshape(F, B, *fr.shape)
         if fr.widened:
             # the valid columns copied out: the ops after a conv read dense
-            # memory (relu is 2.5x slower on the strided view)
+            # memory (relu is slower on the strided view; bench/README.md)
             y = ctx.buffer("y", (F, B, *out), x.dtype).swapaxes(0, 1)       # (B, F, *out), channel-major
             valid = fr.valid(framed).swapaxes(0, 1)
             over_leading(lambda part: np.copyto(y[part], valid[part]), y)

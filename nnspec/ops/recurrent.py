@@ -10,8 +10,8 @@ order i, o, f, c (LSTM) and z, r, h (GRU, linear_before_reset=1).
 Inside, each step is one matrix product M @ [h; x_t; 1], with M packed
 once per call from W, R and the biases, then the gates' nonlinearities.
 Arrays are transposed and gate-major, (rows, B), so that every gate is a
-contiguous block (NumPy is 3-4x slower on the column blocks of a (B, 4H)
-array). The loop over time steps (forward, and backward through time) is
+contiguous block (NumPy is much slower on the column blocks of a (B, 4H)
+array: bench/README.md, "Measurements behind the code"). The loop over time steps (forward, and backward through time) is
 the only Python loop, each step vectorised over the batch; the weights'
 gradients are one product over all steps after it."""
 

@@ -28,8 +28,9 @@ def back_in_order(dx: np.ndarray, x: np.ndarray, ctx) -> np.ndarray:
     """dx laid out in memory as x is. A channel-major x (a convolution's
     output, through relu and pooling) was copied batch-first by reshape; its
     gradient goes back channel-major in one copy here, rather than mixing
-    orders in every element-wise op before it (a max pool's backward with a
-    batch-first gradient: 2.0 ms; copy and backward: 0.6-0.9 ms)."""
+    orders in every element-wise op before it (a max pool's backward is
+    several times slower on a gradient in the other order: bench/README.md,
+    "Measurements behind the code")."""
     if x.flags.c_contiguous:
         return dx
     out = ctx.buffer("dx", dx.shape, dx.dtype, like=x)
