@@ -62,7 +62,12 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--data", required=True, metavar="FILE", help="a .csv (with a header) or .npz file")
     r.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     r.add_argument("-o", "--output", metavar="OUT.csv", help="write predictions here instead of printing")
-    p.set_defaults(commands={"check": c, "summary": s, "train": t, "export": e, "predict": r})
+
+    f = sub.add_parser("fmt", help="rewrite specs in the canonical layout (comments kept)")
+    f.add_argument("files", nargs="+", metavar="FILE", help="spec files or folders; - reads stdin")
+    f.add_argument("--check", action="store_true", help="write nothing; exit 1 if a file would change")
+    f.add_argument("--diff", action="store_true", help="write nothing; print a unified diff of the changes")
+    p.set_defaults(commands={"check": c, "summary": s, "train": t, "export": e, "predict": r, "fmt": f})
     return p
 
 
@@ -230,8 +235,13 @@ def _fmt(v, digits: int = 4) -> str:
     return str(v)
 
 
+def cmd_fmt(args) -> int:
+    from .tools.fmt import format_files
+    return format_files(args.files, check=args.check, diff=args.diff)
+
+
 COMMANDS = {"check": cmd_check, "summary": cmd_summary, "train": cmd_train,
-            "export": cmd_export, "predict": cmd_predict}
+            "export": cmd_export, "predict": cmd_predict, "fmt": cmd_fmt}
 
 
 def main(argv=None) -> int:

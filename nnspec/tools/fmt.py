@@ -23,8 +23,12 @@ The layout:
 """
 from __future__ import annotations
 
+import difflib
+import os
 import re
+import stat
 from dataclasses import dataclass, field
+from pathlib import Path
 
 WIDTH = 88
 INDENT = "    "
@@ -308,6 +312,86 @@ def _gaps(toks: list[Tok], key_width: int) -> list[str]:
         else:
             gaps.append(" ")
     return gaps
+
+
+# ------------------------------------------------------------------ files (`nnspec fmt`)
+
+def format_files(paths: list[str], check: bool = False, diff: bool = False) -> int:
+    """Format files in place (`-`: stdin to stdout); a folder means its .nn
+    files. With `check` or `diff` nothing is written. Exit code as black's:
+    1 when a file has errors or, with `check`, would change; else 0."""
+    import sys
+
+    from nnspec.errors import SpecError
+    from nnspec.files import write_atomic
+
+    changed = unchanged = failed = 0
+    for path in _expand(paths):
+        try:
+            old = sys.stdin.read() if path == "-" else _read(path)
+            new = format_text(old, "<stdin>" if path == "-" else path)
+        except SpecError as e:
+            print(e.render(), file=sys.stderr)
+            failed += 1
+            continue
+        if new == old:
+            unchanged += 1
+            if path == "-" and not (check or diff):
+                sys.stdout.write(new)
+            continue
+        changed += 1
+        if diff:
+            sys.stdout.writelines(difflib.unified_diff(
+                old.splitlines(keepends=True), new.splitlines(keepends=True),
+                f"{path}\t(original)", f"{path}\t(formatted)"))
+        if check or diff:
+            print(f"would reformat {path}", file=sys.stderr)
+        elif path == "-":
+            sys.stdout.write(new)
+        else:
+            mode = os.stat(path).st_mode
+            write_atomic(path, new.encode())
+            os.chmod(path, stat.S_IMODE(mode))
+            print(f"reformatted {path}", file=sys.stderr)
+    print(_summary(changed, unchanged, failed, check or diff), file=sys.stderr)
+    return 1 if failed or (check and changed) else 0
+
+
+def _expand(paths: list[str]) -> list[str]:
+    out = []
+    for p in paths:
+        if p != "-" and os.path.isdir(p):
+            out += sorted(str(f) for f in Path(p).rglob("*.nn") if f.is_file())
+        else:
+            out.append(p)
+    return out
+
+
+def _read(path: str) -> str:
+    from nnspec.files import MAX_SPEC_BYTES, file_error, not_readable
+    problem = not_readable(path)
+    if problem is None and os.stat(path).st_size > MAX_SPEC_BYTES:
+        problem = f"{os.stat(path).st_size:,} bytes; a spec is at most {MAX_SPEC_BYTES:,}"
+    if problem is None:
+        try:
+            with open(path, "rb") as f:
+                return f.read().decode("utf-8")
+        except (OSError, ValueError) as e:            # UnicodeDecodeError is a ValueError
+            problem = getattr(e, "strerror", None) or str(e)
+    raise file_error(path, f"cannot read spec: {problem}")
+
+
+def _summary(changed: int, unchanged: int, failed: int, dry: bool) -> str:
+    def files(n):
+        return f"{n} file{'' if n == 1 else 's'}"
+    parts = []
+    if changed:
+        parts.append(f"{files(changed)} {'would be reformatted' if dry else 'reformatted'}")
+    if unchanged:
+        parts.append(f"{files(unchanged)} {'would be left' if dry else 'left'} unchanged")
+    if failed:
+        parts.append(f"{files(failed)} with errors, left as they are")
+    return ", ".join(parts) or "no files"
 
 
 # ------------------------------------------------------------------ the safety check
