@@ -7,11 +7,12 @@ from .lazy import np
 
 from . import spec as S
 from . import syntax
-from .compile import compile_model
+from .compile import compile_model, model_parameters
 from .config import TrainConfig, train_config
-from .errors import Collector, Diagnostic, Span, SpecError
+from .errors import Collector, Diagnostic, Span, SpecError, did_you_mean
 from .files import MAX_SPEC_BYTES, not_readable
 from .graph import Graph
+from .overrides import as_setting, parse_overrides
 
 
 class Spec:
@@ -20,6 +21,7 @@ class Spec:
     def __init__(self, source: str, file: str, graph: Graph, train: TrainConfig | None):
         self.source, self.file = source, file
         self.graph, self.train = graph, train
+        self.parameters: dict = {}          # the model's parameters as compiled (defaults and --set)
 
     @property
     def name(self) -> str:
@@ -52,27 +54,50 @@ class Spec:
         return net
 
 
-def loads(text: str, name: str = "<spec>") -> Spec:
-    """Parse, validate and compile spec text; raises SpecError with every error found."""
+def loads(text: str, name: str = "<spec>", overrides=None) -> Spec:
+    """Parse, validate and compile spec text; raises SpecError with every
+    error found. `overrides`: {name: value} or ["name=value", ...] for model
+    parameters and train settings, as `--set` gives them (overrides.py)."""
     text = text.removeprefix("\ufeff")            # a byte-order mark some editors write
+    sets = parse_overrides(overrides or {})
     sf = syntax.parse(text, name)
     coll = Collector(name, text)
     coll.extend(sf.errors)
-    try:
-        graph = compile_model(sf, coll)
-    except RecursionError:
-        coll.error(Span(name, 1, 1), "the spec nests too deeply to compile (an expression of thousands of terms?)")
-        coll.raise_if_any()
+    model = sf.models[0] if sf.models else None
+    train = sf.trains[0] if sf.trains else None
+    known = {p.name for p in model.params} if model else set()
+    for key, value in sets.items():
+        if key in known:
+            continue
+        if key not in TrainConfig.model_fields:
+            coll.error(value.span, f"no model parameter or train setting `{key}`"
+                                   f"{did_you_mean(key, [*known, *TrainConfig.model_fields])}")
+        elif train is None:
+            coll.error(value.span, f"`{key}` is a train setting, and this spec has no train block")
+        else:                                       # the spec's own setting gives way
+            kept = [st for st in train.settings if st.key != key]
+            train = S.Train.model_construct(span=train.span, settings=[*kept, as_setting(key, value)])
+    params = model_parameters(model, sets, coll, TrainConfig.model_fields) if model else {}
+    graph = None
+    if params is not None:
+        try:
+            graph = compile_model(sf, coll, params)
+        except RecursionError:
+            coll.error(Span(name, 1, 1), "the spec nests too deeply to compile (an expression of thousands of terms?)")
+            coll.raise_if_any()
     for extra in sf.trains[1:]:
         coll.error(extra.span, "a file holds one train block; this is a second")
-    cfg = train_config(sf.trains[0] if sf.trains else None, coll, None)
+    # a parameter that failed would fail every use of it too: the train block waits for it
+    cfg = train_config(train, coll, None, params) if params is not None else None
     if graph is not None and cfg is not None:
         _check_training(sf, graph, cfg, coll)
     coll.raise_if_any()
-    return Spec(text, name, graph, cfg)
+    spec = Spec(text, name, graph, cfg)
+    spec.parameters = params
+    return spec
 
 
-def load(path) -> Spec:
+def load(path, overrides=None) -> Spec:
     path = Path(path)
     problem = not_readable(path)
     if problem is None and path.stat().st_size > MAX_SPEC_BYTES:
@@ -84,7 +109,7 @@ def load(path) -> Spec:
     except (OSError, ValueError) as e:              # UnicodeDecodeError is a ValueError
         reason = getattr(e, "strerror", None) or str(e)
         raise SpecError([Diagnostic(str(path), 0, 0, f"cannot read spec: {reason}")]) from None
-    return loads(text, str(path))
+    return loads(text, str(path), overrides)
 
 
 def _check_training(sf, graph: Graph, cfg: TrainConfig, coll: Collector) -> None:

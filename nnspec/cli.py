@@ -40,9 +40,11 @@ def parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("check", help="parse, validate and infer shapes; report every error")
     c.add_argument("files", nargs="+", metavar="FILE")
+    _set_option(c)
 
     s = sub.add_parser("summary", help="layers, output shapes, parameters and multiply-adds")
     s.add_argument("file", metavar="FILE")
+    _set_option(s)
 
     t = sub.add_parser("train", help="train with the spec's train block; write weights, ONNX and history")
     t.add_argument("file", metavar="FILE")
@@ -51,6 +53,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=seed_value, metavar="N", help="override the spec's seed")
     t.add_argument("-o", "--out", metavar="DIR", help="output folder (default: runs/MODEL_NAME)")
     t.add_argument("--quiet", action="store_true", help="no progress bar, only the final line")
+    _set_option(t)
 
     e = sub.add_parser("export", help="write an ONNX model from a spec and trained weights")
     e.add_argument("file", metavar="FILE")
@@ -67,8 +70,25 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("files", nargs="+", metavar="FILE", help="spec files or folders; - reads stdin")
     f.add_argument("--check", action="store_true", help="write nothing; exit 1 if a file would change")
     f.add_argument("--diff", action="store_true", help="write nothing; print a unified diff of the changes")
-    p.set_defaults(commands={"check": c, "summary": s, "train": t, "export": e, "predict": r, "fmt": f})
+
+    g = sub.add_parser("graph", help="the model as a picture: SVG (no Graphviz needed), DOT or Mermaid")
+    g.add_argument("file", metavar="SPEC")
+    g.add_argument("-o", "--output", metavar="FILE",
+                   help="model.svg, model.dot or model.mmd (default: MODEL_NAME.svg; - prints it)")
+    g.add_argument("--format", choices=["svg", "dot", "mermaid"], help="instead of the output's extension")
+    g.add_argument("--collapse", action="store_true", help="each block and repeat as one box")
+
+    ls = sub.add_parser("lsp", help="a language server for editors, over stdio (needs nnspec[lsp])")
+    ls.add_argument("--stdio", action="store_true", help="accepted for editors that pass it; stdio is the only transport")
+    p.set_defaults(commands={"check": c, "summary": s, "train": t, "export": e, "predict": r, "fmt": f,
+                             "graph": g, "lsp": ls})
     return p
+
+
+def _set_option(p) -> None:
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="overrides",
+                   help="a model parameter or train setting, in the .nn syntax: --set width=256 "
+                        "--set \"optimizer=sgd(lr=0.1)\" (repeatable)")
 
 
 def _version() -> str:
@@ -84,7 +104,7 @@ def cmd_check(args) -> int:
     failed = 0
     for f in args.files:
         try:
-            spec = load(f)
+            spec = load(f, args.overrides)
         except SpecError as e:
             print(e.render(), file=sys.stderr)
             failed += 1
@@ -98,7 +118,7 @@ def cmd_check(args) -> int:
 def cmd_summary(args) -> int:
     from .api import load
     from .summary import summary_table
-    spec = load(args.file)
+    spec = load(args.file, args.overrides)
     print(summary_table(spec))
     return 0
 
@@ -111,7 +131,7 @@ def cmd_train(args) -> int:
     from .progress import Progress
     from .trainer import Diverged, train
 
-    spec = load(args.file)
+    spec = load(args.file, args.overrides)
     out = Path(args.out or Path("runs") / spec.name)
     problem = folder_problem(out)
     if problem:                                  # said now, not after the training
@@ -154,6 +174,7 @@ def _write_run(out, args, spec, result) -> None:
     net.export_onnx(out / "model.onnx", spec.source)
     _write_history(out / "history.csv", result.history)
     resolved = {"spec": str(args.file), "model": spec.name,
+                "parameters": spec.parameters, "overrides": args.overrides,
                 "train": result.settings,
                 "epochs_run": result.epochs_run, "kept_epoch": result.best_epoch,
                 "labels": net.labels, "columns": net.columns}
@@ -240,8 +261,42 @@ def cmd_fmt(args) -> int:
     return format_files(args.files, check=args.check, diff=args.diff)
 
 
+def cmd_graph(args) -> int:
+    from pathlib import Path
+
+    from .api import load
+    from .files import write_atomic
+    from .report.graph import FORMATS, render
+    spec = load(args.file)
+    out = args.output or f"{spec.name}.svg"
+    fmt = args.format or FORMATS.get(Path(out).suffix.lower(), "svg" if out == "-" else None)
+    if fmt is None:
+        args.commands["graph"].error(f"cannot tell the format of {out}: name it .svg, .dot or .mmd, "
+                                     f"or give --format")
+    text = render(spec, fmt, collapse=args.collapse)
+    if out == "-":
+        sys.stdout.write(text)
+    else:
+        write_atomic(out, text.encode())
+        print(f"wrote {out} ({fmt}, {len(spec.graph.nodes)} layers)")
+    return 0
+
+
+def cmd_lsp(args) -> int:
+    try:
+        from .tools.lsp import serve
+    except ImportError as e:
+        if (e.name or "").split(".")[0] not in ("pygls", "lsprotocol"):
+            raise
+        print("nnspec lsp: error: the language server needs pygls; install it with "
+              "pip install 'nnspec[lsp]' (or pip install pygls)", file=sys.stderr)
+        return 1
+    return serve()
+
+
 COMMANDS = {"check": cmd_check, "summary": cmd_summary, "train": cmd_train,
-            "export": cmd_export, "predict": cmd_predict, "fmt": cmd_fmt}
+            "export": cmd_export, "predict": cmd_predict, "fmt": cmd_fmt,
+            "graph": cmd_graph, "lsp": cmd_lsp}
 
 
 def main(argv=None) -> int:

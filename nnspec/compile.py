@@ -53,9 +53,10 @@ class Compiler:
             self.coll.error(span, message, notes if notes is not None else scope.notes if scope else ())
 
     # -- the model --------------------------------------------------------
-    def model(self, m: S.Model) -> Graph | None:
+    def model(self, m: S.Model, params: dict[str, Any]) -> Graph | None:
+        """The graph of model m, its parameters bound to `params`."""
         self._check_blocks()
-        scope = Scope(values={}, params={})
+        scope = Scope(values={}, params=params)
         outputs: list[str] | None = None
         names = ["output"]
         inputs: list[Value] = []
@@ -337,13 +338,12 @@ class Compiler:
             else:
                 errors.append((call.name_span, f"block `{block.name}` needs `{prm.name}`"))
                 continue
-            typ = PARAM_TYPES.get(prm.type)
-            if typ is None:
+            if prm.type not in PARAM_TYPES:
                 continue       # reported once, by _check_blocks
-            if typ is float and isinstance(value, int) and not isinstance(value, bool):
-                value = float(value)
-            if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
-                errors.append((span, f"block `{block.name}`: `{prm.name}` is {prm.type}, got {value!r}"))
+            value = typed(value, prm.type)
+            if value is WRONG_TYPE:
+                errors.append((span, f"block `{block.name}`: `{prm.name}` is {prm.type}, got "
+                                     f"{_shown(args.values.get(prm.name))}"))
                 continue
             bound[prm.name] = value
         for span, msg in errors:
@@ -359,11 +359,73 @@ class Compiler:
                 n.init_hint = "he"
 
 
-def compile_model(sf: S.SpecFile, coll: Collector) -> Graph | None:
+WRONG_TYPE = object()
+
+
+def typed(value, type_name: str):
+    """value as a parameter of that type (an int serves as a float), or WRONG_TYPE."""
+    typ = PARAM_TYPES[type_name]
+    if typ is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
+        return WRONG_TYPE
+    return value
+
+
+def _shown(value) -> str:
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    return f"`{value}`" if isinstance(value, str) else repr(value)
+
+
+def model_parameters(m: S.Model, overrides: dict[str, S.Value], coll: Collector,
+                     settings=()) -> dict[str, Any] | None:
+    """The model's parameters: each one's default, or its override (--set);
+    typed as declared. None when one is wrong (reported: then the model is
+    not compiled, since every use of it would fail too). `settings`: the
+    train settings' names, which a parameter may not take."""
+    values, ok = {}, True
+    for prm in m.params:
+        given = overrides.get(prm.name)
+        if prm.type not in PARAM_TYPES:
+            coll.error(prm.type_span, f"unknown parameter type `{prm.type}`; expected one of "
+                                      f"{one_of(PARAM_TYPES)}{did_you_mean(prm.type, PARAM_TYPES)}")
+            ok = False
+            continue
+        if prm.name in settings:
+            coll.error(prm.span, f"model parameter `{prm.name}` has the name of a train setting; "
+                                 f"rename it (and write `{prm.name} = NEW_NAME` in the train block)")
+            ok = False
+            continue
+        source = given if given is not None else prm.default
+        if source is None:
+            coll.error(prm.span, f"model parameter `{prm.name}` needs a default, as in "
+                                 f"`{prm.name}: {prm.type} = ...` (--set can change it)")
+            ok = False
+            continue
+        try:
+            value = evaluate(source, {})
+        except EvalError as e:
+            coll.error(e.span, e.message)
+            ok = False
+            continue
+        checked = typed(value, prm.type)
+        if checked is WRONG_TYPE:
+            article = "an" if prm.type[0] in "aeiou" else "a"
+            what = f"expected {article} {prm.type}" if given is not None else \
+                f"model parameter `{prm.name}` is {prm.type}"
+            coll.error(source.span, f"{what}, got {_shown(value)}")
+            ok = False
+            continue
+        values[prm.name] = checked
+    return values if ok else None
+
+
+def compile_model(sf: S.SpecFile, coll: Collector, params: dict[str, Any] | None = None) -> Graph | None:
     if not sf.models:
         coll.error(Span(sf.file, 1, 1), "no `model` in this file; a spec needs `model NAME { ... }`")
         return None
     for extra in sf.models[1:]:
         coll.error(extra.span, f"a file holds one model; `{extra.name}` is a second "
                                f"(`{sf.models[0].name}` came first)")
-    return Compiler(sf, coll).model(sf.models[0])
+    return Compiler(sf, coll).model(sf.models[0], params or {})

@@ -52,7 +52,10 @@ OPTION_KEYS = {"data": SOURCES, "validation": SOURCES, "loss": LOSSES, "optimize
 REQUIRED = ("data", "loss", "optimizer", "epochs", "batch")
 
 
-def train_config(block: S.Train | None, coll: Collector, model_span: Span | None) -> TrainConfig | None:
+def train_config(block: S.Train | None, coll: Collector, model_span: Span | None,
+                 env: dict | None = None) -> TrainConfig | None:
+    """The train block validated; `env`: the model's parameters, which values may name."""
+    env = env or {}
     if block is None:
         return None
     raw: dict[str, Any] = {}
@@ -69,7 +72,7 @@ def train_config(block: S.Train | None, coll: Collector, model_span: Span | None
             ok = False
             continue
         spans[st.key] = st.span
-        value = _setting(st, coll)
+        value = _setting(st, coll, env)
         if value is _FAILED:
             ok = False
             raw[st.key] = None
@@ -97,14 +100,18 @@ def train_config(block: S.Train | None, coll: Collector, model_span: Span | None
 _FAILED = object()
 
 
-def _setting(st: S.Setting, coll: Collector):
+def _setting(st: S.Setting, coll: Collector, env: dict):
     v = st.value
     registry = OPTION_KEYS.get(st.key)
     if registry is not None and isinstance(v, (S.Call, S.Ident)) and not (
             st.key == "validation" and isinstance(v, S.Num)):
-        return _option(st.key, registry, v, coll)
+        if isinstance(v, S.Ident) and v.name in env:
+            coll.error(v.span, f"`{st.key}` names its {registry.what} itself (`{st.key} = ...`), not through "
+                               f"the parameter `{v.name}`; `--set {st.key}=...` changes it")
+            return _FAILED
+        return _option(st.key, registry, v, coll, env)
     try:
-        value = evaluate(v, {})
+        value = evaluate(v, env)
     except EvalError as e:
         coll.error(e.span, e.message)
         return _FAILED
@@ -124,7 +131,7 @@ def _setting(st: S.Setting, coll: Collector):
     return value
 
 
-def _option(key: str, registry, v, coll: Collector):
+def _option(key: str, registry, v, coll: Collector, env: dict):
     """`adam(lr=0.001)` or a bare `adam` → the registered option model."""
     name = v.name
     cls = registry.get(name)
@@ -135,15 +142,15 @@ def _option(key: str, registry, v, coll: Collector):
     args = v.args if isinstance(v, S.Call) else []
     kwargs = v.kwargs if isinstance(v, S.Call) else []
     if cls is DatasetSource:
-        return _dataset(v, args, kwargs, coll)
-    got, errors = gather(name, cls.positional, args, kwargs, {}, v.span)
+        return _dataset(v, args, kwargs, coll, env)
+    got, errors = gather(name, cls.positional, args, kwargs, env, v.span)
     obj, more = validate(cls, name, got, v.span) if not errors else (None, [])
     for span, msg in errors + more:
         coll.error(span, msg)
     return _FAILED if obj is None else obj
 
 
-def _dataset(v, args, kwargs, coll: Collector):
+def _dataset(v, args, kwargs, coll: Collector, env: dict):
     """dataset(NAME, options...): options are checked against that data set's own model."""
     if not args or not isinstance(args[0], S.Str):
         coll.error(v.span, f"`dataset` needs a name in quotes, one of {one_of(DATASETS)}")
@@ -154,7 +161,7 @@ def _dataset(v, args, kwargs, coll: Collector):
         coll.error(args[0].span, f"unknown data set `{name}`; expected one of {one_of(DATASETS)}"
                                  f"{did_you_mean(name, DATASETS)}")
         return _FAILED
-    got, errors = gather(f'dataset("{name}")', cls.positional, args[1:], kwargs, {}, v.span)
+    got, errors = gather(f'dataset("{name}")', cls.positional, args[1:], kwargs, env, v.span)
     obj, more = validate(cls, f'dataset("{name}")', got, v.span) if not errors else (None, [])
     for span, msg in errors + more:
         coll.error(span, msg)

@@ -156,6 +156,7 @@ class Param(Node):
 class Model(Node):
     name: str
     body: list[Stmt]
+    params: list[Param] = []          # `model m(width: int = 64)`: settable with --set
 
 
 class Block(Node):

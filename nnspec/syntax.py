@@ -206,7 +206,10 @@ class ToSpec(Transformer):
         return f
 
     def model(self, meta, ch):
-        return S.Model.model_construct(span=self.sp(meta), name=str(ch[0]), body=ch[1:])
+        name, *rest = ch
+        params = [c for c in rest if isinstance(c, S.Param)]
+        body = [c for c in rest if c is not None and not isinstance(c, S.Param)]
+        return S.Model.model_construct(span=self.sp(meta), name=str(name), params=params, body=body)
 
     def block(self, meta, ch):
         name, *rest = ch
