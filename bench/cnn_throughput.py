@@ -48,7 +48,7 @@ def nnspec_step(batch):
     import nnspec
     from nnspec.losses import LOSSES
     from nnspec.optim import OPTIMIZERS
-    from nnspec.trainer import fit_batch
+    from nnspec.training import fit_batch
     x, y = data()
     net = nnspec.loads(SPEC).build(seed=0)
     opt = OPTIMIZERS["sgd"](lr=0.01)

@@ -54,7 +54,7 @@ def nnspec_steps(which):
     import nnspec
     from nnspec.losses import LOSSES
     from nnspec.optim import OPTIMIZERS
-    from nnspec.trainer import fit_batch
+    from nnspec.training import fit_batch
     x, y = data(which)
     net = nnspec.loads(SPECS[which]).build(seed=0)
     opt = OPTIMIZERS["adam"](lr=0.001)

@@ -12,7 +12,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 __all__ = ["load", "loads", "train", "Spec", "SpecError", "Diagnostic", "Network"]
 
-_WHERE = {"load": "api", "loads": "api", "Spec": "api", "train": "trainer",
+_WHERE = {"load": "api", "loads": "api", "Spec": "api", "train": "training",
           "SpecError": "errors", "Diagnostic": "errors", "Network": "engine"}
 
 

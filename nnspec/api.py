@@ -131,6 +131,11 @@ def _check_training(sf, graph: Graph, cfg: TrainConfig, coll: Collector) -> None
     if problem and (last is None or last.op.differentiable):      # else the error below says more
         where = [f"the model's output comes from {last.span}"] if last is not None else []
         coll.error(loss_span, problem, where)
+    names = {"/".join(n.name.split("/")[:i]) for n in graph.nodes for i in range(1, n.name.count("/") + 2)}
+    for name in cfg.freeze or ():
+        if name not in names:
+            coll.error(cfg.spans.get("freeze"), f"`freeze`: no layer or block `{name}`"
+                                                f"{did_you_mean(name, names)}")
     for n in graph.nodes:
         if n.op.differentiable:
             continue

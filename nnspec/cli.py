@@ -80,8 +80,18 @@ def parser() -> argparse.ArgumentParser:
 
     ls = sub.add_parser("lsp", help="a language server for editors, over stdio (needs nnspec[lsp])")
     ls.add_argument("--stdio", action="store_true", help="accepted for editors that pass it; stdio is the only transport")
+    v = sub.add_parser("eval", help="a trained model's metrics on a data file, through onnxruntime")
+    v.add_argument("model", metavar="RUN_DIR|MODEL.onnx", help="a run folder (its model.onnx) or an ONNX model")
+    v.add_argument("--data", required=True, metavar="FILE",
+                   help='a .csv/.tsv (with a header) or .npz file, or a built-in set: \'dataset("digits")\'')
+    v.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    v.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    rp = sub.add_parser("report", help="(re)make a run folder's report.html")
+    rp.add_argument("run", metavar="RUN_DIR", help="a folder written by `nnspec train`")
     p.set_defaults(commands={"check": c, "summary": s, "train": t, "export": e, "predict": r, "fmt": f,
-                             "graph": g, "lsp": ls})
+                             "graph": g, "lsp": ls,
+                             "eval": v, "report": rp})
     return p
 
 
@@ -129,7 +139,7 @@ def cmd_train(args) -> int:
     from .api import load
     from .files import folder_problem
     from .progress import Progress
-    from .trainer import Diverged, train
+    from .training import Diverged, train
 
     spec = load(args.file, args.overrides)
     out = Path(args.out or Path("runs") / spec.name)
@@ -161,7 +171,8 @@ def cmd_train(args) -> int:
     why = ("interrupted; kept the best epoch so far" if result.interrupted else
            "stopped early; kept the best epoch" if result.stopped_early else "last epoch")
     print(f"final: epoch {result.best_epoch} of {result.epochs_run} ({why}), {elapsed:.1f}s  {final}")
-    print(f"wrote {out}/weights.npz, model.onnx, history.csv, spec.nn, resolved.json")
+    report = ", report.html" if (out / "report.html").is_file() else ""
+    print(f"wrote {out}/weights.npz, model.onnx, history.csv, spec.nn, resolved.json{report}")
     return 130 if result.interrupted else 0
 
 
@@ -180,6 +191,20 @@ def _write_run(out, args, spec, result) -> None:
                 "labels": net.labels, "columns": net.columns}
     write_atomic(out / "spec.nn", spec.source.encode())
     write_atomic(out / "resolved.json", json.dumps(resolved, indent=2, default=str).encode())
+    _write_report(out)
+
+
+def _write_report(out) -> None:
+    """report.html beside the run's files; a report that fails never loses the run."""
+    try:
+        from .report.curves import HINT, have_matplotlib
+        from .report.run import write_report
+        write_report(out)
+        if not have_matplotlib():
+            print(f"note: {out}/report.html has no curves; {HINT}", file=sys.stderr)
+    except Exception as e:          # noqa: BLE001 -- the run is written; the report is a bonus
+        print(f"warning: no report.html: {type(e).__name__}: {e} (`nnspec report {out}` tries again)",
+              file=sys.stderr)
 
 
 def cmd_export(args) -> int:
@@ -294,9 +319,38 @@ def cmd_lsp(args) -> int:
     return serve()
 
 
+def cmd_eval(args) -> int:
+    import json
+
+    from .evaluate import data_argument, evaluate_file, model_path, render_text
+    from .runtime import OnnxModel
+    path = model_path(args.model)
+    result = evaluate_file(OnnxModel(path, args.device), data_argument(args.data))
+    result["model"] = str(path)
+    print(json.dumps(result, indent=2) if args.json else render_text(result))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from pathlib import Path
+
+    from .report.curves import HINT, have_matplotlib
+    from .report.run import write_report
+    run = Path(args.run)
+    if not (run / "history.csv").is_file() and not (run / "resolved.json").is_file():
+        print(f"nnspec report: error: {run}: not a run folder (no history.csv or resolved.json); "
+              f"give a folder written by `nnspec train`", file=sys.stderr)
+        return 1
+    print(f"wrote {write_report(run)}")
+    if not have_matplotlib():
+        print(f"note: no curves; {HINT}", file=sys.stderr)
+    return 0
+
+
 COMMANDS = {"check": cmd_check, "summary": cmd_summary, "train": cmd_train,
             "export": cmd_export, "predict": cmd_predict, "fmt": cmd_fmt,
-            "graph": cmd_graph, "lsp": cmd_lsp}
+            "graph": cmd_graph, "lsp": cmd_lsp,
+            "eval": cmd_eval, "report": cmd_report}
 
 
 def main(argv=None) -> int:

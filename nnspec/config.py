@@ -31,6 +31,8 @@ class TrainConfig(BaseModel):
     l2: float = Field(0.0, ge=0)
     normalize: Literal["standard", "none"] = "none"
     metrics: list[str] | None = None
+    init_weights: str | None = None               # a weights.npz to start from (relative to the spec)
+    freeze: list[str] | None = None               # layers (or blocks) whose parameters stay as loaded
     _spans: dict = PrivateAttr(default_factory=dict)     # setting -> where it was written
 
     @property
@@ -117,6 +119,12 @@ def _setting(st: S.Setting, coll: Collector, env: dict):
         return _FAILED
     if st.key == "metrics":
         return _metrics(v, value, coll)
+    if st.key == "freeze":                        # names, bare or quoted (`residual_0/dense_0`)
+        items = value if isinstance(value, list) else [value]
+        if not all(isinstance(i, str) for i in items):
+            coll.error(v.span, f"`freeze` takes layer names, such as [dense_0, dense_1], got {value!r}")
+            return _FAILED
+        return [str(i) for i in items]
     if st.key == "normalize" and isinstance(value, Enum) and value not in ("standard", "none"):
         coll.error(v.span, f"`normalize` must be `standard` or `none`, got `{value}`"
                            f"{did_you_mean(value, ['standard', 'none'])}")

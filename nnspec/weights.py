@@ -33,17 +33,22 @@ def save_weights(net, path) -> None:
     write_atomic(path, buf.getvalue())
 
 
-def load_weights(net, path) -> None:
-    """Weights from a file saved by `save_weights`; names and shapes must match."""
+def read_arrays(path) -> dict[str, np.ndarray]:
+    """Every array of a weights file, or a located error saying why not."""
     problem = not_readable(path)
     if problem:
         raise file_error(path, f"cannot read weights: {problem}")
     try:
         with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
+            return {k: z[k] for k in z.files}
     except Exception:           # zipfile, zlib and numpy each raise their own for a damaged file
         raise file_error(path, "cannot read weights: not an .npz file written by `nnspec train`, "
                                "or a damaged one") from None
+
+
+def load_weights(net, path) -> None:
+    """Weights from a file saved by `save_weights`; names and shapes must match."""
+    arrays = read_arrays(path)
     for k, a in {**net.params, **net.state}.items():
         if k not in arrays:
             raise file_error(path, f"no array `{k}`: these weights are for another model")

@@ -12,7 +12,7 @@ import pytest
 
 import nnspec
 from nnspec.ops.base import Ctx
-from nnspec.trainer import load_data
+from nnspec.training import load_data
 
 from conftest import ROOT, run_cli
 from op_cases import all_cases, case_spec

@@ -145,7 +145,7 @@ def test_stratified_validation_split_keeps_class_balance():
 
 def test_normalisation_is_fitted_on_the_training_split_only(specs_dir):
     from nnspec.data import fit_standard
-    from nnspec.trainer import load_data
+    from nnspec.training import load_data
     spec = nnspec.load(specs_dir / "two_towers.nn")
     train, val = load_data(spec)
     result = nnspec.train(spec, epochs=1)

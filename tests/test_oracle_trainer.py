@@ -18,7 +18,7 @@ from oracle_ref import (SGD, Adam, RefNet, assert_same_weights, initial_weights,
 
 def held_out(spec):
     """The validation rows the trainer holds out, as (x, y) (trainer.load_data)."""
-    from nnspec.trainer import load_data
+    from nnspec.training import load_data
     train, val = load_data(spec)
     return val.x["x"], val.y
 

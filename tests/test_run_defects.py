@@ -13,12 +13,12 @@ import onnxruntime as ort
 import pytest
 
 import nnspec
-import nnspec.trainer
+import nnspec.training.loop
 from conftest import run_cli
 from nnspec.cli import main
 from nnspec.data import CsvSource, DataWarning
 from nnspec.files import write_atomic
-from nnspec.trainer import Diverged
+from nnspec.training import Diverged
 
 MODEL = "model m {{\n    input x: float32[{n}]\n{body}\n}}\n"
 TRAIN = """train {{
@@ -73,13 +73,13 @@ def test_a_diverged_run_with_early_stopping_is_no_success(tmp_path):
 def test_divergence_after_good_epochs_keeps_the_best_of_them(tmp_path, monkeypatch, capsys):
     # sgd at 0.05 learns; from epoch 3 on each step's learning rate is a million times that
     p = spec(tmp_path, opt="sgd(lr=0.05)", epochs=6, extra="    normalize = standard\n")
-    step = nnspec.trainer.fit_batch
+    step = nnspec.training.loop.fit_batch
     seen = []
 
     def boosted(net, opt, state, xb, yb, loss, lr, *rest):
         seen.append(lr)
         return step(net, opt, state, xb, yb, loss, lr * (1e6 if len(seen) > 20 else 1), *rest)
-    monkeypatch.setattr(nnspec.trainer, "fit_batch", boosted)      # 150 samples: 10 batches an epoch
+    monkeypatch.setattr(nnspec.training.loop, "fit_batch", boosted)      # 150 samples: 10 batches an epoch
     code = main(["train", str(p), "-o", str(tmp_path / "run"), "--quiet"])
     err = capsys.readouterr().err
     assert code == 1 and "training diverged at epoch 3" in err and "kept epoch 2, the best of the 2" in err

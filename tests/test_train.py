@@ -55,7 +55,7 @@ def test_early_stopping_restores_the_best_weights(specs_dir):
     assert r.stopped_early and r.best_epoch < r.epochs_run
     best = int(np.argmin(r.history["val_loss"])) + 1
     assert r.best_epoch == best
-    from nnspec.trainer import evaluate, load_data
+    from nnspec.training import evaluate, load_data
     _, val = load_data(spec)
     vloss, _ = evaluate(r.net, r.net.feed(val.x), val.y, spec.train.loss)
     assert vloss == pytest.approx(r.history["val_loss"][best - 1], rel=1e-5)

@@ -1,0 +1,260 @@
+"""The training loop: data → splits → normalisation → epochs of shuffled
+mini-batches → validation, schedule, early stopping, a checkpoint. Reads top
+to bottom; what it changes lives in one RunState (state.py), so that a run
+can be checkpointed between epochs and resumed exactly."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..data import fit_standard
+from ..errors import Diagnostic, SpecError
+from ..metrics import METRICS, default_metrics
+from ..optim import decays
+from ..threads import batches as paced      # all threads or one, by timing (threads.py)
+from .load import load_data
+from .state import RunState, Writer, capture, describe, restore
+
+EVAL_CHUNK = 1024
+# A batch loss this many times the first batch's (or 1e-3, if that was
+# smaller) is a run blowing up, not learning: treated like a non-finite loss.
+BLOWUP = 1e4
+
+
+class Diverged(SpecError):
+    """The loss became non-finite or blew up. `.result` holds the run up to
+    the last whole epoch, with the best finite weights restored."""
+
+    def __init__(self, diagnostics, result):
+        super().__init__(diagnostics)
+        self.result = result
+
+
+@dataclass
+class Result:
+    net: object
+    history: dict[str, list] = field(default_factory=dict)
+    best_epoch: int = 0                    # 1-based; the epoch whose weights `net` holds
+    epochs_run: int = 0
+    stopped_early: bool = False
+    interrupted: bool = False
+    settings: dict = field(default_factory=dict)   # the train settings as run, overrides applied
+    resumed_from: int = 0                  # epochs a resumed run found done
+
+    @property
+    def final(self) -> dict[str, float]:
+        """The metrics of the epoch whose weights the network holds."""
+        i = self.best_epoch - 1
+        return {k: v[i] for k, v in self.history.items() if k not in ("epoch",)}
+
+
+def train(spec, epochs: int | None = None, batch: int | None = None, seed: int | None = None,
+          on_batch: Callable | None = None, on_epoch: Callable | None = None,
+          checkpoint: Path | None = None, resume: Path | None = None) -> Result:
+    """Train `spec`; with `checkpoint`, write the run's state there between
+    epochs (throttled: state.BUDGET); with `resume`, start from the state in
+    that checkpoint instead of from the beginning."""
+    cfg = spec.train
+    if cfg is None:
+        raise SpecError([Diagnostic(spec.file, 0, 0, "this spec has no `train { ... }` block")])
+    epochs = epochs or cfg.epochs
+    batch = batch or cfg.batch
+    seed = cfg.seed if seed is None else seed
+    loss = cfg.loss
+    train_set, val_set = load_data(spec)
+
+    net = spec.build(seed=seed)
+    net.labels = train_set.labels
+    net.columns = train_set.columns
+    if cfg.normalize == "standard":
+        net.norm = fit_standard(train_set)
+    if cfg.init_weights is not None:
+        load_initial(net, spec, cfg.init_weights)
+    x_train = net.feed(train_set.x)
+    x_val = net.feed(val_set.x) if val_set is not None else None
+
+    opt, schedule = cfg.optimizer, cfg.schedule
+    trainable = {k: w for k, w in net.params.items() if not frozen(k, cfg.freeze)}
+    st = RunState(opt.start(trainable), schedule.start(opt.lr, epochs) if schedule is not None else None,
+                  np.random.default_rng(seed))
+    description = describe(spec, batch, seed)
+    if resume is not None:
+        restore(Path(resume), st, net, description)
+        if st.sched_state is not None:
+            st.sched_state.epochs = epochs           # a resumed run may be given more epochs
+    metrics = cfg.metrics if cfg.metrics is not None else default_metrics(loss.task)
+    decay = [k for k, w in trainable.items() if decays(w)] if cfg.l2 else []
+    writer = Writer(Path(checkpoint) if checkpoint is not None else None)
+
+    n = len(train_set)
+    result = Result(net, st.history, settings={**cfg.resolved(), "epochs": epochs, "batch": batch, "seed": seed},
+                    epochs_run=st.epoch, best_epoch=st.best_epoch, stopped_early=st.stopped_early,
+                    resumed_from=st.epoch)
+    saved = capture(st, net, description)            # the state at the last epoch's end
+    # Overflow in a blowing-up run is caught below, by the loss it leads to;
+    # NumPy's own warnings (with nnspec's file paths) would only add noise.
+    with np.errstate(all="ignore"):
+        try:
+            for epoch in range(st.epoch, epochs):
+                if st.stopped_early:
+                    break
+                lr = schedule.lr(epoch, st.monitored, st.sched_state) if schedule is not None else opt.lr
+                order = st.rng.permutation(n)
+                total, outs = 0.0, []
+                for start in paced(range(0, n, batch)):
+                    idx = order[start:start + batch]
+                    xb = {k: v[idx] for k, v in x_train.items()}
+                    value, y = fit_batch(net, opt, st.opt_state, xb, train_set.y[idx], loss, lr, cfg.l2,
+                                         decay, cfg.clip_norm, trainable)
+                    st.limit = st.limit or BLOWUP * max(value, 1e-3)
+                    if not value <= st.limit:               # NaN fails this too
+                        _diverged(spec, result, st, epoch, start // batch + 1, value, st.limit)
+                    total += value * len(idx)
+                    outs.append(y.copy())
+                    if on_batch:
+                        on_batch(epoch, min(start + batch, n), n, total / min(start + batch, n))
+                row = {"epoch": epoch + 1, "loss": total / n}
+                row.update(_metrics(metrics, net.output_from(np.concatenate(outs), loss), train_set.y[order]))
+                if x_val is not None:
+                    vloss, vy = evaluate(net, x_val, val_set.y, loss)
+                    row["val_loss"] = vloss
+                    row.update({f"val_{k}": v for k, v in _metrics(metrics, vy, val_set.y).items()})
+                row["lr"] = lr
+                if st.first_val is None:
+                    st.first_val = row.get("val_loss")
+                if "val_loss" in row and not row["val_loss"] <= BLOWUP * max(st.first_val, 1e-3):
+                    _diverged(spec, result, st, epoch, None, row["val_loss"], None)
+                for k, v in row.items():
+                    st.history.setdefault(k, []).append(v)
+
+                st.monitored = row.get("val_loss", row["loss"])
+                if st.monitored < st.best:
+                    st.best, st.waited, st.best_epoch = st.monitored, 0, epoch + 1
+                    st.best_weights = _snapshot(net)
+                else:
+                    st.waited += 1
+                st.stopped_early = cfg.early_stopping is not None and st.waited >= cfg.early_stopping
+                st.epoch = result.epochs_run = epoch + 1
+                saved = capture(st, net, description)
+                writer.offer(saved, force=st.epoch == epochs or st.stopped_early)
+                if on_epoch:
+                    on_epoch(epoch, epochs, row)
+        except KeyboardInterrupt:
+            result.interrupted = True
+            writer.offer(saved, force=True)          # the last whole epoch: a resume goes on from there
+    result.stopped_early = st.stopped_early
+    # Early stopping and Ctrl-C keep the best weights seen; a full run keeps the last.
+    keep_best = result.stopped_early or result.interrupted
+    result.best_epoch = st.best_epoch
+    if keep_best and st.best_weights is not None:
+        _restore(net, st.best_weights)
+    else:
+        result.best_epoch = result.epochs_run
+    return result
+
+
+def frozen(param: str, freeze) -> bool:
+    """Whether a parameter (`block_0/dense_1.W`) is in a layer or block named in `freeze`."""
+    node = param.rsplit(".", 1)[0]
+    return any(node == f or node.startswith(f + "/") for f in freeze or ())
+
+
+def load_initial(net, spec, path) -> None:
+    """Weights to start from (`init_weights`): every parameter of the file
+    whose name and shape match is loaded; a frozen layer must be among them."""
+    from ..weights import read_arrays
+    arrays = read_arrays(spec.base_dir / path if not Path(path).is_absolute() else Path(path))
+    where = spec.train.spans.get("init_weights")
+    found = [k for k in {**net.params, **net.state} if k in arrays]
+    problems = []
+    if not found:
+        problems.append(f"`init_weights`: no parameter of {path} is one of this model's (it has "
+                        f"{', '.join(sorted(arrays)[:6])}{', ...' if len(arrays) > 6 else ''})")
+    for k in found:
+        a = {**net.params, **net.state}[k]
+        if arrays[k].shape != a.shape:
+            problems.append(f"`init_weights`: `{k}` has shape {list(arrays[k].shape)} in {path}, the "
+                            f"model needs {list(a.shape)}")
+    missing = [k for k in net.params if frozen(k, spec.train.freeze) and k not in arrays]
+    if missing:
+        problems.append(f"`freeze`: {', '.join(f'`{k}`' for k in missing)} would stay at its random "
+                        f"initialisation: {path} does not hold it")
+    if problems:
+        raise SpecError([Diagnostic.at(where, p, source=spec.source) for p in problems])
+    for k in found:
+        {**net.params, **net.state}[k][...] = arrays[k]
+
+
+def _diverged(spec, result, st, epoch: int, batch: int | None, value: float, limit):
+    """Stop a run whose loss left the finite (or sane) range: the history up
+    to the last whole epoch and the best weights so far are kept."""
+    for k in result.history:
+        del result.history[k][result.epochs_run:]
+    if st.best_weights is not None:
+        _restore(result.net, st.best_weights)
+    result.best_epoch = st.best_epoch
+    what = (f"the loss is {value}" if not math.isfinite(value) else
+            f"the loss is {value:.3g}, over {BLOWUP:g} times the first batch's" if limit else
+            f"the validation loss is {value:.3g}, over {BLOWUP:g} times the first epoch's")
+    where = f"epoch {epoch + 1}, batch {batch}" if batch else f"epoch {epoch + 1}"
+    span = spec.train.spans.get("optimizer")
+    diag = Diagnostic.at(span, f"training diverged at {where}: {what}; try a smaller learning rate "
+                               f"(or `clip_norm`)", source=spec.source)
+    if result.epochs_run and st.best_weights is not None:
+        diag.notes.append(f"kept epoch {result.best_epoch}, the best of the {result.epochs_run} "
+                          f"finished before it")
+    raise Diverged([diag], result)
+
+
+def fit_batch(net, opt, opt_state, xb: dict, yb, loss, lr: float, l2: float = 0.0, decay=(), clip_norm=None,
+              trainable: dict | None = None):
+    """One optimisation step on one mini-batch: (loss, raw output; see
+    Network.train_step). `trainable`: the parameters to update (all of
+    them by default; `freeze` leaves some out)."""
+    value, grads, y = net.train_step(xb, yb, True, loss)
+    params = net.params if trainable is None else trainable
+    if len(params) != len(grads):
+        grads = {k: grads[k] for k in params}
+    for k in decay:                                      # l2: λ/2·‖w‖² in the loss
+        grads[k] += l2 * net.params[k]
+    if clip_norm is not None:
+        _clip(grads, clip_norm)
+    opt.step(params, grads, lr, opt_state)
+    return value, y
+
+
+def evaluate(net, xs: dict, y: np.ndarray, loss) -> tuple[float, np.ndarray]:
+    """Loss and outputs in inference mode, in chunks, on inputs already normalised."""
+    total, outs = 0.0, []
+    n = len(y)
+    for start in range(0, n, EVAL_CHUNK):
+        sl = slice(start, start + EVAL_CHUNK)
+        value, out = net.eval_step({k: v[sl] for k, v in xs.items()}, y[sl], loss)
+        total += value * len(y[sl])
+        outs.append(out)
+    return total / n, np.concatenate(outs)
+
+
+def _metrics(names, y, t) -> dict[str, float]:
+    return {name: METRICS[name](y, t) for name in names}
+
+
+def _clip(grads: dict, max_norm: float) -> None:
+    norm = math.sqrt(sum(float(np.vdot(g, g)) for g in grads.values()))
+    if norm > max_norm:
+        scale = max_norm / (norm + 1e-12)
+        for g in grads.values():
+            g *= scale
+
+
+def _snapshot(net) -> dict:
+    return {k: a.copy() for k, a in {**net.params, **net.state}.items()}
+
+
+def _restore(net, weights: dict) -> None:
+    for k, a in {**net.params, **net.state}.items():
+        a[...] = weights[k]
