@@ -6,6 +6,7 @@ place); 2 a usage error; 130 interrupted."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 import os
 import sys
 import time
@@ -53,7 +54,16 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=seed_value, metavar="N", help="override the spec's seed")
     t.add_argument("-o", "--out", metavar="DIR", help="output folder (default: runs/MODEL_NAME)")
     t.add_argument("--quiet", action="store_true", help="no progress bar, only the final line")
+    t.add_argument("--overwrite", action="store_true", help="replace the run in --out DIR")
+    t.add_argument("--resume", metavar="DIR", help="go on with the run in DIR from its last checkpoint")
+    t.add_argument("--init-weights", metavar="W.npz", help="start from these weights (matched by layer name)")
     _set_option(t)
+
+    rs = sub.add_parser("resume", help="go on with a run from its last checkpoint (after Ctrl-C, a kill, "
+                                       "or with --epochs to train longer)")
+    rs.add_argument("folder", metavar="DIR")
+    rs.add_argument("--epochs", type=positive_int, metavar="N", help="train up to N epochs in all")
+    rs.add_argument("--quiet", action="store_true", help="no progress bar, only the final line")
 
     e = sub.add_parser("export", help="write an ONNX model from a spec and trained weights")
     e.add_argument("file", metavar="FILE")
@@ -89,7 +99,7 @@ def parser() -> argparse.ArgumentParser:
 
     rp = sub.add_parser("report", help="(re)make a run folder's report.html")
     rp.add_argument("run", metavar="RUN_DIR", help="a folder written by `nnspec train`")
-    p.set_defaults(commands={"check": c, "summary": s, "train": t, "export": e, "predict": r, "fmt": f,
+    p.set_defaults(commands={"check": c, "summary": s, "train": t, "resume": rs, "export": e, "predict": r, "fmt": f,
                              "graph": g, "lsp": ls,
                              "eval": v, "report": rp})
     return p
@@ -134,64 +144,112 @@ def cmd_summary(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from pathlib import Path
-
     from .api import load
-    from .files import folder_problem
+    from .training.runs import RunFolderError, new_run_folder, read_info
+
+    if args.resume:
+        try:
+            read_info(Path(args.resume))
+        except RunFolderError as e:
+            print(f"nnspec train: error: --resume {args.resume}: {e}", file=sys.stderr)
+            return 2
+    overrides = list(args.overrides)
+    if args.init_weights:
+        overrides.append(f'init_weights="{Path(args.init_weights).resolve()}"')
+    spec = load(args.file, overrides)
+    if args.resume:
+        return _train(spec, Path(args.resume), args, overrides, resume=True)
+    try:
+        folder = new_run_folder(args.out, spec.name, args.overwrite)
+    except RunFolderError as e:                 # said now, not after the training
+        print(f"nnspec train: error: --out {args.out or Path('runs') / spec.name}: {e}", file=sys.stderr)
+        return 2
+    return _train(spec, folder, args, overrides, resume=False)
+
+
+def cmd_resume(args) -> int:
+    from .api import load
+    from .training.runs import RunFolderError, read_info
+    folder = Path(args.folder)
+    try:
+        info = read_info(folder)
+    except RunFolderError as e:
+        print(f"nnspec resume: error: {e}", file=sys.stderr)
+        return 2
+    spec = load(folder / "spec.nn", info["overrides"])
+    args.batch, args.seed = info["batch"], info["seed"]
+    args.epochs = args.epochs or info["epochs"]
+    return _train(spec, folder, args, info["overrides"], resume=True)
+
+
+def _train(spec, folder: Path, args, overrides: list, resume: bool) -> int:
+    """Train into a run folder (a checkpoint each epoch, throttled), and write
+    its files as one set; Ctrl-C and SIGTERM stop after the current batch."""
     from .progress import Progress
     from .training import Diverged, train
+    from .training.runs import CHECKPOINT, sigterm_as_interrupt, write_info
 
-    spec = load(args.file, args.overrides)
-    out = Path(args.out or Path("runs") / spec.name)
-    problem = folder_problem(out)
-    if problem:                                  # said now, not after the training
-        print(f"nnspec train: error: --out {out}: {problem}", file=sys.stderr)
-        return 2
+    cfg = spec.train
+    epochs, batch = args.epochs or cfg.epochs, args.batch or cfg.batch
+    seed = cfg.seed if args.seed is None else args.seed
+    write_info(folder, spec, overrides, epochs, batch, seed)       # (a resume may have more epochs)
     progress = Progress(enabled=not args.quiet)
     started = time.perf_counter()
     try:
-        result = train(spec, epochs=args.epochs, batch=args.batch, seed=args.seed,
-                       on_batch=progress.batch, on_epoch=progress.epoch)
+        with sigterm_as_interrupt():
+            result = train(spec, epochs=epochs, batch=batch, seed=seed, on_batch=progress.batch,
+                           on_epoch=progress.epoch, checkpoint=folder / CHECKPOINT,
+                           resume=folder / CHECKPOINT if resume else None)
     except Diverged as e:
         progress.close()
         print(e.render(), file=sys.stderr)
         if e.result.best_epoch:                  # the best finite weights, as after Ctrl-C
-            _write_run(out, args, spec, e.result)
-            print(f"wrote the run up to epoch {e.result.epochs_run} to {out}", file=sys.stderr)
+            _write_run(folder, spec, e.result, overrides)
+            print(f"wrote the run up to epoch {e.result.epochs_run} to {folder}", file=sys.stderr)
         else:
             print("no epoch finished; nothing written", file=sys.stderr)
+            _forget(folder, resume)
         return 1
     progress.close()
     elapsed = time.perf_counter() - started
     if result.epochs_run == 0:
         print("interrupted before the first epoch ended; nothing written", file=sys.stderr)
+        _forget(folder, resume)
         return 130
-    _write_run(out, args, spec, result)
+    stopped = _write_run(folder, spec, result, overrides)
     final = "  ".join(f"{k} {_fmt(v)}" for k, v in result.final.items() if k != "lr")
     why = ("interrupted; kept the best epoch so far" if result.interrupted else
            "stopped early; kept the best epoch" if result.stopped_early else "last epoch")
-    print(f"final: epoch {result.best_epoch} of {result.epochs_run} ({why}), {elapsed:.1f}s  {final}")
-    report = ", report.html" if (out / "report.html").is_file() else ""
-    print(f"wrote {out}/weights.npz, model.onnx, history.csv, spec.nn, resolved.json{report}")
-    return 130 if result.interrupted else 0
+    went_on = f", resumed after epoch {result.resumed_from}" if resume else ""
+    print(f"final: epoch {result.best_epoch} of {result.epochs_run} ({why}{went_on}), {elapsed:.1f}s  {final}")
+    report = ", report.html" if (folder / "report.html").is_file() else ""
+    print(f"wrote {folder}/weights.npz, model.onnx, history.csv, spec.nn, resolved.json{report}")
+    if result.interrupted:
+        print(f"go on with: nnspec resume {folder}", file=sys.stderr)
+    return 130 if result.interrupted or stopped else 0
 
 
-def _write_run(out, args, spec, result) -> None:
-    import json
+def _forget(folder: Path, resume: bool) -> None:
+    """A new run that ended before its first checkpoint leaves no folder behind."""
+    import shutil
 
-    from .files import write_atomic
+    from .training.runs import CHECKPOINT
+    if not resume and not (folder / CHECKPOINT).exists():
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _write_run(folder: Path, spec, result, overrides: list) -> bool:
+    """The run's files as one set; True when Ctrl-C or SIGTERM came while they were written."""
+    from .training.runs import signals_deferred, write_run
     net = result.net
-    net.save(out / "weights.npz")
-    net.export_onnx(out / "model.onnx", spec.source)
-    _write_history(out / "history.csv", result.history)
-    resolved = {"spec": str(args.file), "model": spec.name,
-                "parameters": spec.parameters, "overrides": args.overrides,
+    resolved = {"spec": str(spec.file), "model": spec.name,
+                "parameters": spec.parameters, "overrides": overrides,
                 "train": result.settings,
                 "epochs_run": result.epochs_run, "kept_epoch": result.best_epoch,
                 "labels": net.labels, "columns": net.columns}
-    write_atomic(out / "spec.nn", spec.source.encode())
-    write_atomic(out / "resolved.json", json.dumps(resolved, indent=2, default=str).encode())
-    _write_report(out)
+    with signals_deferred() as got:
+        write_run(folder, spec, result, resolved, _write_history, _write_report)
+    return bool(got)
 
 
 def _write_report(out) -> None:
@@ -314,7 +372,7 @@ def cmd_lsp(args) -> int:
         if (e.name or "").split(".")[0] not in ("pygls", "lsprotocol"):
             raise
         print("nnspec lsp: error: the language server needs pygls; install it with "
-              "pip install 'nnspec[lsp]' (or pip install pygls)", file=sys.stderr)
+              "pygls", file=sys.stderr)
         return 1
     return serve()
 
@@ -347,7 +405,7 @@ def cmd_report(args) -> int:
     return 0
 
 
-COMMANDS = {"check": cmd_check, "summary": cmd_summary, "train": cmd_train,
+COMMANDS = {"resume": cmd_resume, "check": cmd_check, "summary": cmd_summary, "train": cmd_train,
             "export": cmd_export, "predict": cmd_predict, "fmt": cmd_fmt,
             "graph": cmd_graph, "lsp": cmd_lsp,
             "eval": cmd_eval, "report": cmd_report}

@@ -15,6 +15,7 @@ class Progress:
         self.tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
         self.last_draw = 0.0
         self.epochs = 0
+        self.started, self.last_epoch, self.done = time.monotonic(), None, 0
 
     def batch(self, epoch: int, done: int, total: int, loss: float) -> None:
         if not self.tty:
@@ -31,9 +32,15 @@ class Progress:
 
     def epoch(self, epoch: int, epochs: int, row: dict) -> None:
         self.epochs = epochs
+        now = time.monotonic()
+        took = now - (self.last_epoch or self.started)
+        self.last_epoch, self.done = now, self.done + 1
         if not self.enabled:
             return
-        cols = "  ".join(f"{k} {_short(v)}" for k, v in row.items() if k != "epoch")
+        per = (now - self.started) / self.done           # the mean so far: steadier than the last
+        left = (epochs - epoch - 1) * per
+        timing = f"{_duration(took)}/epoch" + (f"  ~{_duration(left)} left" if left > 0 else "")
+        cols = "  ".join(f"{k} {_short(v)}" for k, v in row.items() if k != "epoch") + f"  {timing}"
         lead = "\r" if self.tty else ""
         self.stream.write(f"{lead}epoch {epoch + 1:>{len(str(epochs))}}/{epochs}  {cols}\x1b[K\n"
                           if self.tty else f"epoch {epoch + 1}/{epochs}  {cols}\n")
@@ -43,6 +50,13 @@ class Progress:
         if self.tty:
             self.stream.write("\r\x1b[K")
             self.stream.flush()
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f}s" if seconds < 10 else f"{seconds:.0f}s"
+    minutes, seconds = divmod(int(seconds), 60)
+    return f"{minutes}m{seconds:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
 
 
 def _short(v) -> str:
