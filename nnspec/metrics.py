@@ -50,3 +50,27 @@ def r2(y, t):
 
 def default_metrics(task: str) -> list[str]:
     return ["accuracy"] if task in ("classes", "binary") else ["mae", "rmse", "r2"]
+
+
+# Per-class scores: not metrics of the registry (each gives a table, not one
+# number), used by `nnspec eval` and the run report.
+
+def confusion_matrix(true, predicted, classes: int) -> np.ndarray:
+    """(classes, classes) counts: row = the true class, column = the predicted one."""
+    m = np.zeros((classes, classes), np.int64)
+    np.add.at(m, (np.asarray(true, np.int64).reshape(-1), np.asarray(predicted, np.int64).reshape(-1)), 1)
+    return m
+
+
+def class_scores(confusion: np.ndarray) -> dict[str, np.ndarray]:
+    """Precision, recall, F1 and support per class from a confusion matrix.
+    A ratio with nothing to count (a class never predicted, or never present)
+    is 0, as scikit-learn's zero_division=0 makes it."""
+    m = np.asarray(confusion, np.float64)
+    hits = np.diag(m)
+    predicted, support = m.sum(axis=0), m.sum(axis=1)
+    precision = np.divide(hits, predicted, out=np.zeros_like(hits), where=predicted > 0)
+    recall = np.divide(hits, support, out=np.zeros_like(hits), where=support > 0)
+    both = precision + recall
+    f1 = np.divide(2 * precision * recall, both, out=np.zeros_like(hits), where=both > 0)
+    return {"precision": precision, "recall": recall, "f1": f1, "support": support.astype(np.int64)}

@@ -90,11 +90,7 @@ def read_samples(path, model: OnnxModel) -> Samples:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".npz":
-        table = NpzSource(path=str(path)).load(Path.cwd())
-        y = None if table.y is None else np.asarray(table.y)
-        if y is not None and table.labels is not None and y.dtype.kind in "iu" and y.ndim == 1:
-            y = np.asarray(table.labels)[y]              # indices into the file's own labels
-        return Samples(Table(table.x, None, None, table.origin), y)
+        return table_samples(NpzSource(path=str(path)).load(Path.cwd()))
     if suffix not in DELIMITERS:
         raise DataError(f"cannot tell the format of `{path}`: expected a .csv, .tsv or .npz file")
     header, body = read_csv(path, DELIMITERS[suffix], str(path))
@@ -107,6 +103,16 @@ def read_samples(path, model: OnnxModel) -> Samples:
     x = csv_features(path, header, body, cols, DELIMITERS[suffix])
     targets = [row[tcol].strip() for _, row in body] if tcol is not None else None
     return Samples(Table(x, None, origin=str(path), columns=[header[j] for j in cols]), targets)
+
+
+def table_samples(table) -> Samples:
+    """A source's Table (an npz file, a built-in data set) as samples to predict:
+    targets given as indices into the source's own labels become those labels."""
+    from .data import Table
+    y = None if table.y is None else np.asarray(table.y)
+    if y is not None and table.labels is not None and y.dtype.kind in "iu" and y.ndim == 1:
+        y = np.asarray(table.labels)[y]
+    return Samples(Table(table.x, None, None, table.origin), y)
 
 
 def _match_columns(path: Path, header: list[str], names: list[str], tcol: int | None) -> list[int]:
@@ -137,35 +143,54 @@ class Predictions:
     labels: list | None
 
 
-def predict_file(model: OnnxModel, data_path) -> Predictions:
+@dataclass
+class Run:
+    """A model run on a data file: its outputs, and the targets to score them on."""
+    outputs: list[np.ndarray]            # every output of the model, in order, one row per sample
+    task: str                            # "classes", "binary" or "regression"
+    keep: np.ndarray | None              # rows whose target is present and known; None: no targets
+    targets: np.ndarray | None           # those rows' targets: class indices or float values
+
+
+def run_file(model: OnnxModel, data) -> Run:
+    """Read `data` (a path, or Samples already read), match it to the model's
+    inputs and run it; a problem with the data is a DataError at its place."""
     from .data import check_tokens, prepare
     from .graph import Value
     from .losses import LOSSES
-    from .metrics import METRICS, default_metrics, predicted_classes
     task = LOSSES[model.loss].task if model.loss in LOSSES else ("classes" if model.labels else "regression")
     inputs = [Value(k, tuple(s), "int64" if "int64" in model.input_types[k] else "float32")
               for k, s in model.inputs.items()]
     out_shape = tuple(model.session.get_outputs()[0].shape[1:])
+    where = data.table.origin if isinstance(data, Samples) else str(data)
     try:
-        samples = read_samples(data_path, model)
-        data = prepare(samples.table, inputs, out_shape, task, model.labels, targets=False)
-        check_tokens(data, model.vocab, samples.table.origin, str(data_path))
+        samples = data if isinstance(data, Samples) else read_samples(data, model)
+        prepared = prepare(samples.table, inputs, out_shape, task, model.labels, targets=False)
+        check_tokens(prepared, model.vocab, samples.table.origin, where)
     except DataError as e:
-        raise DataError(e.message, e.file or str(data_path), e.line, e.column) from None
-    outs = model.run(data.x)
-    y = outs[0]
-    classifier = task in ("classes", "binary") and model.labels is not None
+        raise DataError(e.message, e.file or where, e.line, e.column) from None
+    outs = model.run(prepared.x)
+    if samples.targets is None:
+        return Run(outs, task, None, None)
+    keep, t = _known_targets(samples.targets, task, model.labels)
+    return Run(outs, task, keep, t)
+
+
+def predict_file(model: OnnxModel, data_path) -> Predictions:
+    from .metrics import METRICS, default_metrics, predicted_classes
+    run = run_file(model, data_path)
+    y = run.outputs[0]
+    classifier = run.task in ("classes", "binary") and model.labels is not None
     predicted = probabilities = None
     if classifier:
         predicted = [model.labels[i] for i in predicted_classes(y).reshape(-1)]
         probabilities = y.reshape(len(y), -1)
     metrics, scored = {}, 0
-    if samples.targets is not None:
-        keep, t = _known_targets(samples.targets, task, model.labels)
-        scored = int(keep.sum())
+    if run.keep is not None:
+        scored = int(run.keep.sum())
         if scored:
-            metrics = {m: METRICS[m](y[keep], t) for m in default_metrics(task)}
-    outputs = dict(zip(model.output_names, outs))
+            metrics = {m: METRICS[m](y[run.keep], run.targets) for m in default_metrics(run.task)}
+    outputs = dict(zip(model.output_names, run.outputs))
     return Predictions(outputs, predicted, probabilities, metrics, scored, model.labels)
 
 
