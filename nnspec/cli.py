@@ -372,7 +372,7 @@ def cmd_lsp(args) -> int:
         if (e.name or "").split(".")[0] not in ("pygls", "lsprotocol"):
             raise
         print("nnspec lsp: error: the language server needs pygls; install it with "
-              "pygls", file=sys.stderr)
+              "pip install 'nnspec[lsp]' (or pip install pygls)", file=sys.stderr)
         return 1
     return serve()
 

@@ -17,6 +17,12 @@ class _Untouched:
         return np.zeros(size, np.float32)
 
 
+def node_params(node) -> int:
+    """Trainable parameters of one compiled node, counted without memory for them."""
+    arrays = node.op.init(node.p, node.in_shapes, _Untouched(), np.float32, node.init_hint)
+    return sum(a.size for a in arrays.values())
+
+
 def size_text(n_bytes: float) -> str:
     for unit in ("bytes", "KiB", "MiB", "GiB"):
         if n_bytes < 1024 or unit == "GiB":
