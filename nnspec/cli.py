@@ -192,13 +192,20 @@ def _train(spec, folder: Path, args, overrides: list, resume: bool) -> int:
     cfg = spec.train
     epochs, batch = args.epochs or cfg.epochs, args.batch or cfg.batch
     seed = cfg.seed if args.seed is None else args.seed
-    write_info(folder, spec, overrides, epochs, batch, seed)       # (a resume may have more epochs)
     progress = Progress(enabled=not args.quiet)
+    if not resume:
+        write_info(folder, spec, overrides, epochs, batch, seed)
+    else:                               # once the checkpoint was accepted: a resume may add epochs
+        def on_epoch(*a, written=[]):
+            if not written:
+                write_info(folder, spec, overrides, epochs, batch, seed)
+                written.append(True)
+            progress.epoch(*a)
     started = time.perf_counter()
     try:
         with sigterm_as_interrupt():
             result = train(spec, epochs=epochs, batch=batch, seed=seed, on_batch=progress.batch,
-                           on_epoch=progress.epoch, checkpoint=folder / CHECKPOINT,
+                           on_epoch=on_epoch if resume else progress.epoch, checkpoint=folder / CHECKPOINT,
                            resume=folder / CHECKPOINT if resume else None)
     except Diverged as e:
         progress.close()
