@@ -65,10 +65,11 @@ def picture(spec, collapse: bool = False) -> Picture:
         boxes.append(Box(n.name, n.kind, n.kind, str(list(n.out_shape)), node_params(n), paths[n.name],
                          f"{n.name}: {_text(n.span, lines)}"))
         edges += [(producer.get(v, f"input:{v}"), n.name) for v in n.inputs]
-    for value, name in zip(g.outputs, g.output_names):
-        boxes.append(Box(f"output:{name}", "output", f"output {name}" if name != "output" else "output",
+    for i, (value, name) in enumerate(zip(g.outputs, g.output_names)):
+        box = f"output:{name}" if g.output_names.count(name) == 1 else f"output:{name}#{i}"
+        boxes.append(Box(box, "output", f"output {name}" if name != "output" else "output",
                          str(list(g.values[value].shape)), None, (), f"output {name}"))
-        edges.append((producer.get(value, f"input:{value}"), f"output:{name}"))
+        edges.append((producer.get(value, f"input:{value}"), box))
     pic = Picture(g.name, boxes, edges, groups)
     return _collapsed(pic, g) if collapse else pic
 
