@@ -16,6 +16,7 @@ from ..errors import Diagnostic, SpecError
 from ..metrics import METRICS, default_metrics
 from ..optim import decays
 from ..threads import batches as paced      # all threads or one, by timing (threads.py)
+from .diagnostics import Diagnostics, diagnose
 from .load import load_data
 from .state import RunState, Writer, capture, describe, restore
 
@@ -44,6 +45,8 @@ class Result:
     interrupted: bool = False
     settings: dict = field(default_factory=dict)   # the train settings as run, overrides applied
     resumed_from: int = 0                  # epochs a resumed run found done
+    diagnostics: list[dict] = field(default_factory=list)   # diagnostics.csv's rows (diagnostics.py)
+    warnings: list[str] = field(default_factory=list)       # what the diagnostics' rules found
 
     @property
     def final(self) -> dict[str, float]:
@@ -88,13 +91,13 @@ def train(spec, epochs: int | None = None, batch: int | None = None, seed: int |
             st.sched_state.epochs = epochs           # a resumed run may be given more epochs
     metrics = cfg.metrics if cfg.metrics is not None else default_metrics(loss.task)
     decay = [k for k, w in trainable.items() if decays(w)] if cfg.l2 else []
+    diag = Diagnostics(net, trainable, on=cfg.diagnostics)
     writer = Writer(Path(checkpoint) if checkpoint is not None else None)
 
     n = len(train_set)
     result = Result(net, st.history, settings={**cfg.resolved(), "epochs": epochs, "batch": batch, "seed": seed},
                     epochs_run=st.epoch, best_epoch=st.best_epoch, stopped_early=st.stopped_early,
-                    resumed_from=st.epoch)
-    saved = capture(st, net, description)            # the state at the last epoch's end
+                    resumed_from=st.epoch, diagnostics=st.diagnostics)
     # Overflow in a blowing-up run is caught below, by the loss it leads to;
     # NumPy's own warnings (with nnspec's file paths) would only add noise.
     with np.errstate(all="ignore"):
@@ -105,11 +108,12 @@ def train(spec, epochs: int | None = None, batch: int | None = None, seed: int |
                 lr = schedule.lr(epoch, st.monitored, st.sched_state) if schedule is not None else opt.lr
                 order = st.rng.permutation(n)
                 total, outs = 0.0, []
+                diag.start_epoch()
                 for start in paced(range(0, n, batch)):
                     idx = order[start:start + batch]
                     xb = {k: v[idx] for k, v in x_train.items()}
                     value, y = fit_batch(net, opt, st.opt_state, xb, train_set.y[idx], loss, lr, cfg.l2,
-                                         decay, cfg.clip_norm, trainable)
+                                         decay, cfg.clip_norm, trainable, diag.sample(start // batch))
                     st.limit = st.limit or BLOWUP * max(value, 1e-3)
                     if not value <= st.limit:               # NaN fails this too
                         _diverged(spec, result, st, epoch, start // batch + 1, value, st.limit)
@@ -130,6 +134,7 @@ def train(spec, epochs: int | None = None, batch: int | None = None, seed: int |
                     _diverged(spec, result, st, epoch, None, row["val_loss"], None)
                 for k, v in row.items():
                     st.history.setdefault(k, []).append(v)
+                st.diagnostics.extend(diag.end_epoch(epoch + 1))
 
                 st.monitored = row.get("val_loss", row["loss"])
                 if st.monitored < st.best:
@@ -139,13 +144,12 @@ def train(spec, epochs: int | None = None, batch: int | None = None, seed: int |
                     st.waited += 1
                 st.stopped_early = cfg.early_stopping is not None and st.waited >= cfg.early_stopping
                 st.epoch = result.epochs_run = epoch + 1
-                saved = capture(st, net, description)
-                writer.offer(saved, force=st.epoch == epochs or st.stopped_early)
+                if writer.due() or st.epoch == epochs or st.stopped_early:
+                    writer.write(lambda: capture(st, net, description))
                 if on_epoch:
                     on_epoch(epoch, epochs, row)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:                    # a resume goes on from the last checkpoint written
             result.interrupted = True
-            writer.offer(saved, force=True)          # the last whole epoch: a resume goes on from there
     result.stopped_early = st.stopped_early
     # Early stopping and Ctrl-C keep the best weights seen; a full run keeps the last.
     keep_best = result.stopped_early or result.interrupted
@@ -154,6 +158,7 @@ def train(spec, epochs: int | None = None, batch: int | None = None, seed: int |
         _restore(net, st.best_weights)
     else:
         result.best_epoch = result.epochs_run
+    result.warnings = diagnose(st.diagnostics)
     return result
 
 
@@ -207,15 +212,20 @@ def _diverged(spec, result, st, epoch: int, batch: int | None, value: float, lim
     if result.epochs_run and st.best_weights is not None:
         diag.notes.append(f"kept epoch {result.best_epoch}, the best of the {result.epochs_run} "
                           f"finished before it")
+    result.warnings = diagnose(st.diagnostics)
     raise Diverged([diag], result)
 
 
 def fit_batch(net, opt, opt_state, xb: dict, yb, loss, lr: float, l2: float = 0.0, decay=(), clip_norm=None,
-              trainable: dict | None = None):
+              trainable: dict | None = None, diagnostics=None):
     """One optimisation step on one mini-batch: (loss, raw output; see
     Network.train_step). `trainable`: the parameters to update (all of
-    them by default; `freeze` leaves some out)."""
-    value, grads, y = net.train_step(xb, yb, True, loss)
+    them by default; `freeze` leaves some out). `diagnostics`: a
+    Diagnostics that looks at this batch's activations and gradients."""
+    seen = diagnostics.activations if diagnostics is not None else None
+    value, grads, y = net.train_step(xb, yb, True, loss, seen=seen)
+    if diagnostics is not None:
+        diagnostics.gradients(grads)                    # before l2, clipping and the step change them
     params = net.params if trainable is None else trainable
     if len(params) != len(grads):
         grads = {k: grads[k] for k in params}

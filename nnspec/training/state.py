@@ -34,6 +34,7 @@ class RunState:
     rng: np.random.Generator                 # the shuffling
     epoch: int = 0                           # epochs finished
     history: dict[str, list] = field(default_factory=dict)
+    diagnostics: list = field(default_factory=list)      # diagnostics.csv's rows so far
     best: float = math.inf                   # the best monitored loss so far
     best_epoch: int = 0                      # 1-based
     best_weights: dict | None = None
@@ -50,7 +51,7 @@ def capture(st: RunState, net, description: dict) -> dict:
     arrays.update({f"state/{k}": a.copy() for k, a in net.state.items()})
     arrays.update({f"opt/{k}": np.array(a, copy=True) for k, a in st.opt_state.arrays().items()})
     arrays.update({f"best/{k}": a for k, a in (st.best_weights or {}).items()})   # replaced, never changed
-    meta = {"version": VERSION, "epoch": st.epoch, "history": st.history,
+    meta = {"version": VERSION, "epoch": st.epoch, "history": st.history, "diagnostics": st.diagnostics,
             "best": None if math.isinf(st.best) else st.best, "best_epoch": st.best_epoch,
             "has_best": st.best_weights is not None, "waited": st.waited, "monitored": st.monitored,
             "limit": st.limit, "first_val": st.first_val, "stopped_early": st.stopped_early,
@@ -93,6 +94,7 @@ def restore(path: Path, st: RunState, net, description: dict) -> None:
     st.best_weights = ({k[5:]: a for k, a in arrays.items() if k.startswith("best/")}
                        if meta["has_best"] else None)
     st.epoch, st.history = meta["epoch"], meta["history"]
+    st.diagnostics = meta.get("diagnostics", [])         # none in an older nnspec's checkpoint
     st.best = math.inf if meta["best"] is None else meta["best"]
     st.best_epoch, st.waited, st.monitored = meta["best_epoch"], meta["waited"], meta["monitored"]
     st.limit, st.first_val, st.stopped_early = meta["limit"], meta["first_val"], meta["stopped_early"]
@@ -102,9 +104,10 @@ def restore(path: Path, st: RunState, net, description: dict) -> None:
 
 def describe(spec, batch: int, seed: int) -> dict:
     """What a checkpoint must agree with to be resumed: the model, its
-    parameters and every train setting but the number of epochs."""
+    parameters and every train setting but the number of epochs and
+    `diagnostics` (which changes no result)."""
     g = spec.graph
-    settings = {k: v for k, v in spec.train.resolved().items() if k != "epochs"}
+    settings = {k: v for k, v in spec.train.resolved().items() if k not in ("epochs", "diagnostics")}
     return {"inputs": {v.name: f"{v.dtype}{list(v.shape)}" for v in g.inputs},
             "layers": {n.name: {"kind": n.kind, "arguments": n.p.model_dump(mode="json"),
                                 "inputs": list(n.inputs), "shape": list(n.out_shape)} for n in g.nodes},
@@ -127,18 +130,25 @@ def differ(was: dict, now: dict, path: str = "") -> list[str]:
 
 class Writer:
     """Writes checkpoints, at most BUDGET of the time: after a write that
-    took t seconds, the next waits until t / BUDGET seconds have passed
-    (the last one, on Ctrl-C or at the end, is always written)."""
+    took t seconds (capturing the state included), the next is due when
+    t / BUDGET seconds have passed. The first epoch's is always due; the
+    loop writes the last epoch's too. A run stopped in between goes on from
+    the last one written, replaying the epochs after it exactly."""
 
     def __init__(self, path: Path | None):
         self.path, self.next_at = path, 0.0
 
-    def offer(self, arrays: dict, force: bool = False) -> None:
-        if self.path is None or (not force and time.perf_counter() < self.next_at):
+    def due(self) -> bool:
+        return self.path is not None and time.perf_counter() >= self.next_at
+
+    def write(self, make) -> None:
+        """Write the arrays that `make()` captures."""
+        if self.path is None:
             return
         started = time.perf_counter()
+        arrays = make()
         buf = io.BytesIO()
         np.savez(buf, **arrays)
         write_atomic(self.path, buf.getvalue())
         took = time.perf_counter() - started
-        self.next_at = started + took / BUDGET
+        self.next_at = time.perf_counter() + took / BUDGET
