@@ -16,7 +16,6 @@ from ..errors import Diagnostic, SpecError
 from ..metrics import METRICS, default_metrics
 from ..optim import decays
 from ..threads import batches as paced      # all threads or one, by timing (threads.py)
-from .diagnostics import Diagnostics, diagnose
 from .load import load_data
 from .state import RunState, Writer, capture, describe, restore
 
@@ -45,8 +44,6 @@ class Result:
     interrupted: bool = False
     settings: dict = field(default_factory=dict)   # the train settings as run, overrides applied
     resumed_from: int = 0                  # epochs a resumed run found done
-    diagnostics: list[dict] = field(default_factory=list)   # diagnostics.csv's rows (diagnostics.py)
-    warnings: list[str] = field(default_factory=list)       # what the diagnostics' rules found
 
     @property
     def final(self) -> dict[str, float]:
@@ -91,13 +88,12 @@ def train(spec, epochs: int | None = None, batch: int | None = None, seed: int |
             st.sched_state.epochs = epochs           # a resumed run may be given more epochs
     metrics = cfg.metrics if cfg.metrics is not None else default_metrics(loss.task)
     decay = [k for k, w in trainable.items() if decays(w)] if cfg.l2 else []
-    diag = Diagnostics(net, trainable, on=cfg.diagnostics)
     writer = Writer(Path(checkpoint) if checkpoint is not None else None)
 
     n = len(train_set)
     result = Result(net, st.history, settings={**cfg.resolved(), "epochs": epochs, "batch": batch, "seed": seed},
                     epochs_run=st.epoch, best_epoch=st.best_epoch, stopped_early=st.stopped_early,
-                    resumed_from=st.epoch, diagnostics=st.diagnostics)
+                    resumed_from=st.epoch)
     # Overflow in a blowing-up run is caught below, by the loss it leads to;
     # NumPy's own warnings (with nnspec's file paths) would only add noise.
     with np.errstate(all="ignore"):
@@ -108,12 +104,11 @@ def train(spec, epochs: int | None = None, batch: int | None = None, seed: int |
                 lr = schedule.lr(epoch, st.monitored, st.sched_state) if schedule is not None else opt.lr
                 order = st.rng.permutation(n)
                 total, outs = 0.0, []
-                diag.start_epoch()
                 for start in paced(range(0, n, batch)):
                     idx = order[start:start + batch]
                     xb = {k: v[idx] for k, v in x_train.items()}
                     value, y = fit_batch(net, opt, st.opt_state, xb, train_set.y[idx], loss, lr, cfg.l2,
-                                         decay, cfg.clip_norm, trainable, diag.sample(start // batch))
+                                         decay, cfg.clip_norm, trainable)
                     st.limit = st.limit or BLOWUP * max(value, 1e-3)
                     if not value <= st.limit:               # NaN fails this too
                         _diverged(spec, result, st, epoch, start // batch + 1, value, st.limit)
@@ -134,7 +129,6 @@ def train(spec, epochs: int | None = None, batch: int | None = None, seed: int |
                     _diverged(spec, result, st, epoch, None, row["val_loss"], None)
                 for k, v in row.items():
                     st.history.setdefault(k, []).append(v)
-                st.diagnostics.extend(diag.end_epoch(epoch + 1))
 
                 st.monitored = row.get("val_loss", row["loss"])
                 if st.monitored < st.best:
@@ -158,7 +152,6 @@ def train(spec, epochs: int | None = None, batch: int | None = None, seed: int |
         _restore(net, st.best_weights)
     else:
         result.best_epoch = result.epochs_run
-    result.warnings = diagnose(st.diagnostics)
     return result
 
 
@@ -212,20 +205,15 @@ def _diverged(spec, result, st, epoch: int, batch: int | None, value: float, lim
     if result.epochs_run and st.best_weights is not None:
         diag.notes.append(f"kept epoch {result.best_epoch}, the best of the {result.epochs_run} "
                           f"finished before it")
-    result.warnings = diagnose(st.diagnostics)
     raise Diverged([diag], result)
 
 
 def fit_batch(net, opt, opt_state, xb: dict, yb, loss, lr: float, l2: float = 0.0, decay=(), clip_norm=None,
-              trainable: dict | None = None, diagnostics=None):
+              trainable: dict | None = None):
     """One optimisation step on one mini-batch: (loss, raw output; see
     Network.train_step). `trainable`: the parameters to update (all of
-    them by default; `freeze` leaves some out). `diagnostics`: a
-    Diagnostics that looks at this batch's activations and gradients."""
-    seen = diagnostics.activations if diagnostics is not None else None
-    value, grads, y = net.train_step(xb, yb, True, loss, seen=seen)
-    if diagnostics is not None:
-        diagnostics.gradients(grads)                    # before l2, clipping and the step change them
+    them by default; `freeze` leaves some out)."""
+    value, grads, y = net.train_step(xb, yb, True, loss)
     params = net.params if trainable is None else trainable
     if len(params) != len(grads):
         grads = {k: grads[k] for k in params}
