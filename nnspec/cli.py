@@ -6,6 +6,7 @@ place); 2 a usage error; 130 interrupted."""
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 import os
 import sys
@@ -422,6 +423,9 @@ def main(argv=None) -> int:
     # OpenBLAS's threads spin 2^28 cycles after each product by default, holding the cores
     # nnspec's workers need (CNN steps 1.4x slower); 2^18 here. Read once, when NumPy loads: set before.
     os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "18")
+    # NumPy's floating-point warnings name nnspec's files and lines; a run that blows up is
+    # reported by the trainer (at its batch), and the worker threads do not share np.errstate
+    warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"nnspec\.")
     args, unknown = parser().parse_known_args(argv)
     if unknown:                    # said by the command's own parser, with its usage, not the top level's
         args.commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
