@@ -330,3 +330,16 @@ def test_cli_stdin_to_stdout(monkeypatch, capsys):
     monkeypatch.setattr("sys.stdin", io.StringIO(MESSY))
     assert main(["fmt", "-"]) == 0
     assert capsys.readouterr().out == CANONICAL
+
+
+def test_output_that_would_change_the_meaning_is_refused(monkeypatch):
+    """The guard behind every layout rule: if a rule ever moved a line break
+    or a token so that the file parsed differently, nothing is returned."""
+    import nnspec.tools.fmt as fmt
+    render = fmt.render
+    monkeypatch.setattr(fmt, "render", lambda lines: render(lines).replace("dense(16)", "dense(17)", 1))
+    with pytest.raises(AssertionError, match="would change the spec's meaning"):
+        format_text(MESSY)
+    monkeypatch.setattr(fmt, "render", lambda lines: render(lines).replace("-> tanh", "\n    tanh", 1))
+    with pytest.raises(AssertionError, match="would change the spec's meaning"):
+        format_text(MESSY)

@@ -12,7 +12,8 @@ The layout:
 - one space around `->`, `=`, `+`, `-`, `*`, `/`, `//`, `%` and after `,`
   and `:`; none around a keyword argument's `=` (`dense(10, bias=false)`),
   inside brackets, after a unary minus, or before a call's `(` or a type's `[`;
-- the `=` of a `train` block lined up one space after its longest key;
+- the `=` of a `train` block (any top-level block of `key = value` settings)
+  lined up one space after its longest key;
 - a statement longer than WIDTH broken after `->` or `,`, outermost brackets
   first, filling each line; continuation lines indented one level more;
 - one blank line after each top-level `}`; elsewhere blank lines kept, at most
@@ -159,18 +160,20 @@ def split_lines(text: str) -> list[Line]:
 
 
 def _align_train_keys(lines: list[Line]) -> None:
-    stack: list[str] = []
+    """`key = value` lines of a top-level block other than a model or block
+    (the train block) get their `=` lined up."""
+    stack: list[bool] = []
     settings: list[Line] = []
     for ln in lines:
         if ln.opens:
-            stack.append(ln.toks[0].text if ln.depth == 0 else "")
+            stack.append(ln.depth == 0 and ln.toks[0].text not in ("model", "block"))
         elif ln.closes:
-            if stack.pop() == "train" and settings:
+            if stack.pop() and settings:
                 width = max(len(s.toks[0].text) for s in settings)
                 for s in settings:
                     s.key_width = width
             settings = []
-        elif stack and stack[-1] == "train" and len(ln.toks) > 1 and ln.toks[1].text == "=":
+        elif stack and stack[-1] and len(ln.toks) > 1 and ln.toks[1].text == "=":
             settings.append(ln)
 
 
