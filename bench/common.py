@@ -34,7 +34,8 @@ def steady_rate(steps, batch: int, seconds: float, warmup: int = 5) -> float:
 
 def spawn(script: str, n_threads: int, *args) -> float:
     """Run `script --worker ...` in a fresh process; it prints {"value": x} last."""
-    env = {**os.environ, "BENCH_THREADS": str(n_threads), **{v: str(n_threads) for v in THREAD_VARS}}
+    env = {"OPENBLAS_THREAD_TIMEOUT": "18",        # as the command line sets it (README, Threads)
+           **os.environ, "BENCH_THREADS": str(n_threads), **{v: str(n_threads) for v in THREAD_VARS}}
     out = subprocess.run([sys.executable, script, "--worker", *map(str, args)],
                          capture_output=True, text=True, env=env)
     if out.returncode:

@@ -11,6 +11,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from a checkout
 
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "18")   # before NumPy loads, as the command line does
 import nnspec  # noqa: E402
 
 SPECS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "specs")

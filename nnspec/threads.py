@@ -7,10 +7,11 @@ wait for a core can be many times slower than the same step on one thread
 (measured: see bench/README.md, "Busy machine"). Neither setting wins
 everywhere, so training times its own batches: a probe runs batches with
 all threads and with one, alternating, and the faster is kept; the probe is
-repeated when the kept setting's batches get much slower or faster than
-they were, and otherwise after a time chosen so that probing costs at most
-BUDGET of the run (a loser 30x slower is probed rarely, one 5% slower more
-often).
+repeated after a time chosen so that probing costs at most BUDGET of the
+run (a loser 30x slower is probed rarely, one 5% slower more often, within
+MIN_GAP and MAX_GAP seconds), and sooner when the kept setting's batches
+change: all threads' batches 1.5x slower (a load came), or one thread's
+1.5x faster (it may have gone; not before a quarter of the gap).
 
 `batches(iterable)` wraps the trainer's batch loop; the BLAS thread count
 and parallel.py's workers follow the choice for each batch, and are given
@@ -67,8 +68,9 @@ class Policy:
         self.probe: dict[int, list[float]] = {}
         self.pairs = 0
         self.baseline = 0.0                   # the kept setting's batch time at the last probe
-        self.recent: deque = deque(maxlen=3)
+        self.recent: deque = deque(maxlen=5)
         self.next_probe = 0.0                 # clock time of the next probe
+        self.gap = 0.0                        # seconds from the last probe to the next
         self.probes = 0
 
     def untimed(self) -> int:
@@ -82,12 +84,17 @@ class Policy:
         return self.plan[0] if self.plan else self.choice
 
     def _due(self) -> bool:
-        if self.clock() >= self.next_probe:
+        now = self.clock()
+        if now >= self.next_probe:
             return True
-        if len(self.recent) == self.recent.maxlen:
-            now = statistics.median(self.recent)
-            return now > DRIFT * self.baseline or now * DRIFT < self.baseline
-        return False
+        if len(self.recent) < self.recent.maxlen:
+            return False
+        recent = statistics.median(self.recent)
+        if self.choice == self.wide:        # slower on all threads: a load came; one thread is cheap to try
+            return recent > DRIFT * self.baseline
+        # faster on one thread: the load may be gone; but trying all threads may cost
+        # much, so not before a quarter of the gap
+        return recent * DRIFT < self.baseline and now >= self.next_probe - 0.75 * self.gap
 
     def _start_probe(self) -> None:
         self.probe, self.pairs = {1: [], self.wide: []}, 0
@@ -117,7 +124,8 @@ class Policy:
         self.recent.clear()
         self.probes += 1
         cost = sum(t - self.baseline for t in self.probe[self.wide if self.choice == 1 else 1])
-        self.next_probe = self.clock() + min(MAX_GAP, max(MIN_GAP, cost / BUDGET))
+        self.gap = min(MAX_GAP, max(MIN_GAP, cost / BUDGET))
+        self.next_probe = self.clock() + self.gap
 
 
 _policy: Policy | None = None
