@@ -22,8 +22,9 @@ _limit: int | None = None             # set by threads.py while training; None: 
 
 class Workers:
     """Threads that each wait on their own queue for (fn, rows, reply). A
-    call costs about 19 µs here against 38-42 µs through a
-    ThreadPoolExecutor's futures, and a training step makes several."""
+    call costs about half as much as through a ThreadPoolExecutor's futures
+    (bench/README.md, "Measurements behind the code"), and a training step
+    makes several."""
 
     def __init__(self, n: int):
         self.inboxes = [queue.SimpleQueue() for _ in range(n)]
@@ -119,16 +120,15 @@ def over_leading(fn, a, min_rows: int = 8) -> None:
     (batch, channel), split along the one further apart in memory: the
     batch for a batch-first array, the channels for a channel-major one (a
     convolution's output). Each thread then works on whole blocks of memory;
-    split the other way, two threads gained nothing (a max pool of a
-    channel-major batch: 0.19 ms on one thread or two, 0.13 ms split by
-    channel). Too few channels to share: the batch."""
+    split the other way, two threads gained nothing (bench/README.md,
+    "Measurements behind the code"). Too few channels to share: the batch."""
     wide = a.shape[1] >= min(active(), 2) * min_rows
     axis = 1 if abs(a.strides[1]) > abs(a.strides[0]) and wide else 0
     lead = (slice(None),) * axis
     over_batch(lambda rows: fn(lead + (rows,)), a.shape[axis], min_rows)
 
 
-def split(part: tuple) -> tuple:
+def samples_and_channels(part: tuple) -> tuple:
     """over_leading's part as (samples, channels), for arrays whose leading
     axes are not (batch, channel) in that order."""
     return (*part, slice(None))[:2]

@@ -30,7 +30,7 @@ from typing import Literal
 from ..lazy import np
 from pydantic import PositiveInt
 
-from ..parallel import over_leading, split
+from ..parallel import over_leading, samples_and_channels
 from .base import INITS, Op, Params, initializer, register
 from .windows import Padding, Size, geometry, pair
 
@@ -182,7 +182,7 @@ class Conv(Op):
         framed_cols, windows = cols.reshape(C, *kernel, B, *fr.shape), fr.windows(flat, B, C, kernel)
 
         def im2col(part):                # part: (samples,) or (all samples, channels)
-            b, c = split(part)
+            b, c = samples_and_channels(part)
             xp[b, c][inside] = x[b, c]
             np.copyto(framed_cols[(c, *kall, b)], windows[(c, *kall, b)])
             fr.unmask(framed_cols, c, b)
@@ -211,7 +211,7 @@ class Conv(Op):
                 framed = dyF.reshape(F, B, *fr.shape)
 
                 def channels_first(part):
-                    b, f = split(part)
+                    b, f = samples_and_channels(part)
                     np.copyto(fr.valid(framed[f, b]), dy[b, f].swapaxes(0, 1))
                     fr.padding(framed[f, b])[...] = 0           # the extra columns carry no gradient
                 over_leading(channels_first, y)
@@ -229,7 +229,7 @@ class Conv(Op):
             dxp, dx = fr.stored(dflat, B, C), ctx.buffer("dx", x.shape, dy.dtype, like=x)
 
             def col2im(part):        # each kernel offset adds its columns where its windows read
-                b, c = split(part)
+                b, c = samples_and_channels(part)
                 fr.unmask(dcols.reshape(C, *kernel, B, *fr.shape), c, b)    # no gradient across a row's end
                 per_offset = dcols.reshape(C, K, B, *fr.shape)
                 planes[c, b] = 0
