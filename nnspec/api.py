@@ -13,6 +13,7 @@ from .errors import Collector, Diagnostic, Span, SpecError, did_you_mean
 from .files import MAX_SPEC_BYTES, not_readable
 from .graph import Graph
 from .overrides import as_setting, parse_overrides
+from .sweep.declare import check_sweep
 
 
 class Spec:
@@ -54,10 +55,11 @@ class Spec:
         return net
 
 
-def loads(text: str, name: str = "<spec>", overrides=None) -> Spec:
+def loads(text: str, name: str = "<spec>", overrides=None, sweep=()) -> Spec:
     """Parse, validate and compile spec text; raises SpecError with every
     error found. `overrides`: {name: value} or ["name=value", ...] for model
-    parameters and train settings, as `--set` gives them (overrides.py)."""
+    parameters and train settings, as `--set` gives them (overrides.py).
+    `sweep`: `nnspec sweep`'s options as sweep items (sweep/declare.py)."""
     text = text.removeprefix("\ufeff")            # a byte-order mark some editors write
     sets = parse_overrides(overrides or {})
     sf = syntax.parse(text, name)
@@ -91,13 +93,15 @@ def loads(text: str, name: str = "<spec>", overrides=None) -> Spec:
     cfg = train_config(train, coll, None, params) if params is not None else None
     if graph is not None and cfg is not None:
         _check_training(sf, graph, cfg, coll)
+    plan = check_sweep(sf, train, params, graph, cfg, coll, sweep)
     coll.raise_if_any()
     spec = Spec(text, name, graph, cfg)
     spec.parameters = params
+    spec.sweep = plan                       # the checked sweep (or None)
     return spec
 
 
-def load(path, overrides=None) -> Spec:
+def load(path, overrides=None, sweep=()) -> Spec:
     path = Path(path)
     problem = not_readable(path)
     if problem is None and path.stat().st_size > MAX_SPEC_BYTES:
@@ -109,7 +113,7 @@ def load(path, overrides=None) -> Spec:
     except (OSError, ValueError) as e:              # UnicodeDecodeError is a ValueError
         reason = getattr(e, "strerror", None) or str(e)
         raise SpecError([Diagnostic(str(path), 0, 0, f"cannot read spec: {reason}")]) from None
-    return loads(text, str(path), overrides)
+    return loads(text, str(path), overrides, sweep)
 
 
 def _check_training(sf, graph: Graph, cfg: TrainConfig, coll: Collector) -> None:

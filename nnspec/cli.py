@@ -98,11 +98,15 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     v.add_argument("--json", action="store_true", help="print the result as JSON")
 
+    sw = sub.add_parser("sweep", help="train many variants of a spec (its sweep block, or --grid) in parallel")
+    from .sweep.command import add_arguments
+    add_arguments(sw)
+
     rp = sub.add_parser("report", help="(re)make a run folder's report.html")
     rp.add_argument("run", metavar="RUN_DIR", help="a folder written by `nnspec train`")
     p.set_defaults(commands={"check": c, "summary": s, "train": t, "resume": rs, "export": e, "predict": r, "fmt": f,
                              "graph": g, "lsp": ls,
-                             "eval": v, "report": rp})
+                             "eval": v, "report": rp, "sweep": sw})
     return p
 
 
@@ -413,10 +417,15 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from .sweep.command import run
+    return run(args)
+
+
 COMMANDS = {"resume": cmd_resume, "check": cmd_check, "summary": cmd_summary, "train": cmd_train,
             "export": cmd_export, "predict": cmd_predict, "fmt": cmd_fmt,
             "graph": cmd_graph, "lsp": cmd_lsp,
-            "eval": cmd_eval, "report": cmd_report}
+            "eval": cmd_eval, "report": cmd_report, "sweep": cmd_sweep}
 
 
 def main(argv=None) -> int:

@@ -174,6 +174,19 @@ class Train(Node):
     settings: list[Setting]
 
 
+class Goal(Node):
+    """`maximize val_accuracy` in a sweep block."""
+    direction: str
+    direction_span: Span
+    metric: str
+    metric_span: Span
+
+
+class Sweep(Node):
+    """`sweep { ... }`: what to vary and what to optimise (nnspec/sweep/declare.py)."""
+    items: list[Setting | Goal]
+
+
 class SpecFile(BaseModel):
     model_config = ConfigDict(arbitrary_types_allowed=True, defer_build=True)
     file: str
@@ -181,5 +194,6 @@ class SpecFile(BaseModel):
     models: list[Model] = []
     blocks: list[Block] = []
     trains: list[Train] = []
+    sweeps: list[Sweep] = []
     errors: list = []              # diagnostics found while building the spec, reported with compile's
 

@@ -44,7 +44,7 @@ class TooDeep(Exception):
 class Newlines:
     """Post-lexer: a newline ends a statement only outside brackets and not
     after `->`, `{` or `,`; every statement and declaration ends with one."""
-    always_accept = ("_NL",)
+    always_accept = ("_NL", "RBRACE")    # `}` may end a line: lexed in every state, the _NL put before it
 
     def __init__(self):
         self.unclosed: list[Token] = []

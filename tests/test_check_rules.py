@@ -189,3 +189,9 @@ def test_summary_counts_without_allocating_the_weights(tmp_path):
     assert "50,110,010 trainable parameters" in out and "191.2 MiB as float32" in out
     _, check = peak_mib("check")                     # the same process, without the summary's table
     assert summary - check < 60, f"summary of a 191 MiB model took {summary - check:.0f} MiB more than check"
+
+
+def test_a_body_may_close_on_its_own_line_end():
+    spec = nnspec.loads("model x {\n  input a: float32[2]\n  repeat 2 { dense(2) }\n  dense(3)}\n")
+    assert [n.kind for n in spec.graph.nodes] == ["dense", "dense", "dense"]
+    assert nnspec.loads("model x { input a: float32[2] }\n").graph.inputs[0].shape == (2,)
