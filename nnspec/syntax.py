@@ -62,7 +62,7 @@ class Newlines:
                     raise TooDeep(tok)
             elif tok.type in CLOSERS and self.unclosed:
                 self.unclosed.pop()
-            elif tok.type == "RBRACE" and prev is not None and prev.type not in ("_NL", "LBRACE"):
+            elif tok.type == "RBRACE" and not self.unclosed and prev is not None and prev.type not in ("_NL", "LBRACE"):
                 yield Token.new_borrow_pos("_NL", "\n", tok)
             yield tok
             prev = tok
