@@ -200,9 +200,10 @@ class ToSpec(Transformer):
 
     # files and declarations
     def start(self, meta, decls):
-        f = S.SpecFile.model_construct(file=self.file, source=self.source, models=[], blocks=[], trains=[])
+        f = S.SpecFile.model_construct(file=self.file, source=self.source, models=[], blocks=[], trains=[],
+                                       sweeps=[])
         for d in decls:
-            {S.Model: f.models, S.Block: f.blocks, S.Train: f.trains}[type(d)].append(d)
+            {S.Model: f.models, S.Block: f.blocks, S.Train: f.trains, S.Sweep: f.sweeps}[type(d)].append(d)
         return f
 
     def model(self, meta, ch):
@@ -224,6 +225,13 @@ class ToSpec(Transformer):
 
     def train(self, meta, ch):
         return S.Train.model_construct(span=self.sp(meta), settings=ch)
+
+    def sweep(self, meta, ch):
+        return S.Sweep.model_construct(span=self.sp(meta), items=ch)
+
+    def goal(self, meta, ch):
+        return S.Goal.model_construct(span=self.sp(meta), direction=str(ch[0]), direction_span=self.sp(ch[0]),
+                                      metric=str(ch[1]), metric_span=self.sp(ch[1]))
 
     def setting(self, meta, ch):
         return S.Setting.model_construct(span=self.sp(ch[0]), key=str(ch[0]), value=ch[1])
