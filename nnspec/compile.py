@@ -217,7 +217,8 @@ class Compiler:
             parts = [self._single(t, scope) for t in e.terms]
             if any(p is None for p in parts):
                 return None
-            return self._node(REGISTRY["add"], REGISTRY["add"].Params(), parts, e.span, scope)
+            op = REGISTRY["multiply" if e.op == "*" else "add"]
+            return self._node(op, op.Params(), parts, e.span, scope)
         raise TypeError(f"unexpected expression {type(e).__name__}")
 
     def _apply(self, layer: S.Layer, inputs: list[str] | None, scope: Scope) -> list[str] | None:

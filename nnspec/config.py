@@ -10,7 +10,7 @@ from . import spec as S
 from .data import DATASETS, SOURCES, DatasetSource
 from .errors import Collector, Span, did_you_mean, one_of
 from .losses import LOSSES
-from .metrics import METRICS
+from .metrics import METRICS, check_monitor, metric_name
 from .optim import OPTIMIZERS
 from .options import Enum, EvalError, evaluate, gather, validate
 from .schedules import SCHEDULES
@@ -27,6 +27,7 @@ class TrainConfig(BaseModel):
     seed: int = Field(0, ge=0)
     schedule: Any = None
     early_stopping: PositiveInt | None = None     # patience in epochs
+    monitor: str | None = None                    # the column early stopping and plateau watch (`on val_f1`)
     clip_norm: float | None = Field(None, gt=0)
     l2: float = Field(0.0, ge=0)
     normalize: Literal["standard", "none"] = "none"
@@ -74,6 +75,8 @@ def train_config(block: S.Train | None, coll: Collector, model_span: Span | None
             ok = False
             continue
         spans[st.key] = st.span
+        if st.on is not None and not _watch(st, raw, spans, coll):
+            ok = False
         value = _setting(st, coll, env)
         if value is _FAILED:
             ok = False
@@ -83,6 +86,12 @@ def train_config(block: S.Train | None, coll: Collector, model_span: Span | None
     for key in REQUIRED:
         if key not in raw:
             coll.error(block.span, f"the train block needs `{key}`")
+            ok = False
+    if ok and raw.get("monitor") is not None:
+        problem = check_monitor(raw["monitor"], raw.get("metrics"), getattr(raw["loss"], "task", None),
+                                raw.get("validation") is not None)
+        if problem:
+            coll.error(spans["monitor"], problem)
             ok = False
     if not ok:
         return None
@@ -112,13 +121,18 @@ def _setting(st: S.Setting, coll: Collector, env: dict):
                                f"the parameter `{v.name}`; `--set {st.key}=...` changes it")
             return _FAILED
         return _option(st.key, registry, v, coll, env)
+    if st.key == "metrics":
+        return _metrics(v, coll, env)
+    if st.key == "monitor":
+        if not isinstance(v, (S.Ident, S.Str)):
+            coll.error(v.span, "`monitor` takes a column such as `val_loss` or `val_f1`")
+            return _FAILED
+        return v.name if isinstance(v, S.Ident) else v.value
     try:
         value = evaluate(v, env)
     except EvalError as e:
         coll.error(e.span, e.message)
         return _FAILED
-    if st.key == "metrics":
-        return _metrics(v, value, coll)
     if st.key == "freeze":                        # names, bare or quoted (`residual_0/dense_0`)
         items = value if isinstance(value, list) else [value]
         if not all(isinstance(i, str) for i in items):
@@ -176,13 +190,50 @@ def _dataset(v, args, kwargs, coll: Collector, env: dict):
     return _FAILED if obj is None else DatasetSource(name=name, options=obj)
 
 
-def _metrics(v, value, coll: Collector):
-    items = value if isinstance(value, list) else [value]
-    spans = v.items if isinstance(v, S.ListV) else [v]
-    ok = True
-    for item, node in zip(items, spans):
-        if str(item) not in METRICS:
-            coll.error(node.span, f"unknown metric `{item}`; expected one of {one_of(METRICS)}"
-                                  f"{did_you_mean(item, METRICS)}")
+def _metrics(v, coll: Collector, env: dict):
+    """`[accuracy, f1, top_k_accuracy(3)]`: the history columns' names ("top3_accuracy")."""
+    names, ok = [], True
+    for node in v.items if isinstance(v, S.ListV) else [v]:
+        args: list = []
+        if isinstance(node, S.Call):
+            got, errors = gather(node.name, ("k",), node.args, node.kwargs, env, node.span)
+            for span, msg in errors:
+                coll.error(span, msg)
+            if errors:
+                ok = False
+                continue
+            args = [got.values[k] for k in got.values]
+            name = node.name
+        elif isinstance(node, (S.Ident, S.Str)):
+            name = node.name if isinstance(node, S.Ident) else node.value
+        else:
+            coll.error(node.span, f"a metric is a name such as `accuracy` or `f1`; expected one of "
+                                  f"{one_of(METRICS)}")
             ok = False
-    return [str(i) for i in items] if ok else _FAILED
+            continue
+        column, problem = metric_name(name, args)
+        if problem:
+            coll.error(node.span, problem)
+            ok = False
+        else:
+            names.append(column)
+    return names if ok else _FAILED
+
+
+def _watch(st: S.Setting, raw: dict, spans: dict, coll: Collector) -> bool:
+    """`early_stopping = 8 on val_f1`, `schedule = plateau(...) on val_f1`: the
+    column both of them watch, set once."""
+    if st.key not in ("early_stopping", "schedule"):
+        coll.error(st.on_span, f"`on {st.on}` belongs to `early_stopping` or `schedule = plateau(...)`, "
+                               f"not to `{st.key}`")
+        return False
+    if st.key == "schedule" and getattr(st.value, "name", None) != "plateau":
+        coll.error(st.on_span, f"only the `plateau` schedule watches a metric; "
+                               f"`{getattr(st.value, 'name', st.key)}` does not take `on {st.on}`")
+        return False
+    if raw.get("monitor") is not None and raw["monitor"] != st.on:
+        coll.error(st.on_span, f"early stopping and plateau watch one column; `on {st.on}` differs from "
+                               f"`{raw['monitor']}` at line {spans['monitor'].line}")
+        return False
+    raw["monitor"], spans["monitor"] = st.on, st.on_span
+    return True

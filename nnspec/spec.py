@@ -93,8 +93,10 @@ class Chain(Node):
 
 
 class Sum(Node):
+    """Terms joined by `+` (add), or factors by `*` (multiply)."""
     kind: Literal["sum"] = "sum"
     terms: list["Expr"]
+    op: Literal["+", "*"] = "+"
 
 
 class Tuple(Node):
@@ -168,6 +170,8 @@ class Block(Node):
 class Setting(Node):
     key: str
     value: Value
+    on: str | None = None           # `early_stopping = 8 on val_f1`: the column it watches
+    on_span: Span | None = None
 
 
 class Train(Node):

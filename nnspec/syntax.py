@@ -234,7 +234,10 @@ class ToSpec(Transformer):
                                       metric=str(ch[1]), metric_span=self.sp(ch[1]))
 
     def setting(self, meta, ch):
-        return S.Setting.model_construct(span=self.sp(ch[0]), key=str(ch[0]), value=ch[1])
+        on = ch[2] if len(ch) > 2 else None
+        return S.Setting.model_construct(span=self.sp(ch[0]), key=str(ch[0]), value=ch[1],
+                                         on=None if on is None else str(on),
+                                         on_span=None if on is None else self.sp(on))
 
     # statements
     def input(self, meta, ch):
@@ -262,7 +265,14 @@ class ToSpec(Transformer):
             if isinstance(t, S.Chain):      # reported; compiled as the parser grouped it, a + (b -> f)
                 self.error(t.span, "a flow inside a sum needs brackets: write `(a + b) -> f` "
                                    "or `a + (b -> f)`")
-        return S.Sum.model_construct(span=self.sp(meta), terms=terms)
+        return S.Sum.model_construct(span=self.sp(meta), terms=terms, op="+")
+
+    def product(self, meta, factors):
+        for t in factors:
+            if isinstance(t, S.Chain):      # reported; compiled as the parser grouped it, a * (b -> f)
+                self.error(t.span, "a flow inside a product needs brackets: write `(a * b) -> f` "
+                                   "or `a * (b -> f)`")
+        return S.Sum.model_construct(span=self.sp(meta), terms=factors, op="*")
 
     def chain(self, meta, ch):
         return S.Chain.model_construct(span=self.sp(meta), source=ch[0], layers=ch[1:])

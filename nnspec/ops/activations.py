@@ -205,3 +205,123 @@ class Softmax(Op):
 
     def to_onnx(self, b, p, w, xs):
         return b.node("Softmax", xs, axis=array_axis(p.axis))
+
+
+# ---------------------------------------------------------------- smooth and exponential
+# Each below: y from x, dy/dx from the values forward kept, and the standard
+# ONNX operators (opset 17 has no Mish or Swish: they are composed).
+
+def _sigmoid(x):
+    e = np.exp(-np.abs(x))                      # never overflows
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
+
+
+def _softplus(x):
+    return np.logaddexp(0, x).astype(x.dtype, copy=False)   # log(1 + e^x), stable both ways
+
+
+class EluParams(Params):
+    kind: Literal["elu"] = "elu"
+    alpha: float = Field(1.0, ge=0.0)
+    positional = ("alpha",)
+
+
+@register
+class Elu(Op):
+    """x for x > 0, alpha (e^x - 1) otherwise."""
+    kind = "elu"
+    Params = EluParams
+    init_family = "relu"
+
+    def forward(self, p, w, xs, ctx):
+        (x,) = xs
+        neg = p.alpha * np.expm1(np.minimum(x, 0))             # alpha (e^x - 1), 0 for x > 0
+        y = np.where(x > 0, x, neg).astype(x.dtype, copy=False)
+
+        def backward(dy):
+            return [dy * np.where(x > 0, 1.0, neg + p.alpha).astype(x.dtype, copy=False)], {}
+        return y, backward
+
+    def to_onnx(self, b, p, w, xs):
+        return b.node("Elu", xs, alpha=float(p.alpha))
+
+
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
+
+
+@register
+class Selu(Op):
+    """scale * elu(x, alpha) with the self-normalising constants of Klambauer et al. (2017)."""
+    kind = "selu"
+
+    def forward(self, p, w, xs, ctx):
+        (x,) = xs
+        neg = SELU_ALPHA * np.expm1(np.minimum(x, 0))
+        y = (SELU_SCALE * np.where(x > 0, x, neg)).astype(x.dtype, copy=False)
+
+        def backward(dy):
+            slope = SELU_SCALE * np.where(x > 0, 1.0, neg + SELU_ALPHA)
+            return [(dy * slope).astype(x.dtype, copy=False)], {}
+        return y, backward
+
+    def to_onnx(self, b, p, w, xs):
+        return b.node("Selu", xs, alpha=SELU_ALPHA, gamma=SELU_SCALE)
+
+
+@register
+class Silu(Op):
+    """x * sigmoid(x) (also written `swish`)."""
+    kind = "silu"
+    init_family = "relu"
+
+    def forward(self, p, w, xs, ctx):
+        (x,) = xs
+        s = _sigmoid(x)
+
+        def backward(dy):
+            return [dy * (s * (1 + x * (1 - s)))], {}           # s + x s (1 - s)
+        return x * s, backward
+
+    def to_onnx(self, b, p, w, xs):
+        return b.node("Mul", [xs[0], b.node("Sigmoid", xs)])
+
+
+@register
+class Swish(Silu):
+    """The same function as `silu`, under the name Ramachandran et al. gave it."""
+    kind = "swish"
+
+
+@register
+class Softplus(Op):
+    """log(1 + e^x)."""
+    kind = "softplus"
+
+    def forward(self, p, w, xs, ctx):
+        (x,) = xs
+
+        def backward(dy):
+            return [dy * _sigmoid(x)], {}
+        return _softplus(x), backward
+
+    def to_onnx(self, b, p, w, xs):
+        return b.node("Softplus", xs)
+
+
+@register
+class Mish(Op):
+    """x * tanh(softplus(x)) (Misra, 2019)."""
+    kind = "mish"
+    init_family = "relu"
+
+    def forward(self, p, w, xs, ctx):
+        (x,) = xs
+        t = np.tanh(_softplus(x))
+
+        def backward(dy):
+            return [dy * (t + x * (1 - t * t) * _sigmoid(x))], {}
+        return x * t, backward
+
+    def to_onnx(self, b, p, w, xs):
+        return b.node("Mul", [xs[0], b.node("Tanh", [b.node("Softplus", xs)])])

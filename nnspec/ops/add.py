@@ -16,6 +16,12 @@ def unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
     return g
 
 
+def aligned_inputs(xs: list, out_shape: tuple) -> list:
+    """(B, *s) -> (B, 1, ..., 1, *s): spec axes aligned on the right, batch on the left."""
+    rank = len(out_shape) + 1
+    return [x.reshape(x.shape[0], *(1,) * (rank - x.ndim), *x.shape[1:]) for x in xs]
+
+
 @register
 class Add(Op):
     kind = "add"
@@ -34,9 +40,7 @@ class Add(Op):
         return tuple(out)
 
     def forward(self, p, w, xs, ctx):
-        rank = len(ctx.out_shape) + 1
-        # (B, *s) -> (B, 1, ..., 1, *s): align spec axes on the right, batch on the left
-        aligned = [x.reshape(x.shape[0], *(1,) * (rank - x.ndim), *x.shape[1:]) for x in xs]
+        aligned = aligned_inputs(xs, ctx.out_shape)
         y = aligned[0] + aligned[1]
         for x in aligned[2:]:
             y = y + x
@@ -47,6 +51,10 @@ class Add(Op):
         return y, backward
 
     def to_onnx(self, b, p, w, xs):
+        return b.node("Sum", self.aligned_onnx(b, xs))
+
+    def aligned_onnx(self, b, xs: list[str]) -> list[str]:
+        """The inputs with the missing spec axes inserted after the batch axis."""
         rank = len(b.out_shape)
         ins = []
         for name, shape in zip(xs, b.in_shapes):
@@ -55,4 +63,4 @@ class Add(Op):
                 axes = b.const(np.arange(1, 1 + missing, dtype=np.int64), "axes")
                 name = b.node("Unsqueeze", [name, axes])
             ins.append(name)
-        return b.node("Sum", ins)
+        return ins

@@ -31,7 +31,7 @@ from ..lazy import np
 from pydantic import PositiveInt
 
 from ..parallel import over_leading, samples_and_channels
-from .base import INITS, Op, Params, initializer, register
+from .base import INITS, Op, Params, ShapeError, initializer, register
 from .windows import Padding, Size, geometry, pair
 
 
@@ -41,6 +41,7 @@ class ConvParams(Params):
     stride: Size = 1
     padding: Padding = "valid"
     dilation: Size = 1
+    groups: PositiveInt = 1                   # channels and filters in this many independent groups
     bias: bool = True
     init: Literal[INITS] | None = None        # default: He before a ReLU-family activation, else Glorot
     positional = ("filters",)
@@ -146,21 +147,49 @@ class Conv(Op):
 
     def infer_shape(self, p, shapes):
         *_, out, _, _ = self._geometry(p, shapes[0])
+        c, g = shapes[0][0], p.groups
+        if c % g or p.filters % g:
+            raise ShapeError(f"{self.kind}: groups={g} must divide both the input channels ({c}, of "
+                             f"input {list(shapes[0])}) and the filters ({p.filters})")
         return (p.filters, *out)
 
     def init(self, p, shapes, rng, dtype, init_hint):
-        c = shapes[0][0]
+        c = shapes[0][0] // p.groups                   # the channels each filter sees
         kernel = pair(p.kernel, self.ndim, "kernel")
         k = prod(kernel)
-        w = {"W": initializer(p.init or init_hint, (p.filters, c, *kernel), c * k, p.filters * k, rng, dtype)}
+        f = p.filters // p.groups
+        w = {"W": initializer(p.init or init_hint, (p.filters, c, *kernel), c * k, f * k, rng, dtype)}
         if p.bias:
             w["b"] = np.zeros(p.filters, dtype)
         return w
 
     def macs(self, p, shapes, out):
-        return prod(out) * shapes[0][0] * prod(pair(p.kernel, self.ndim, "kernel"))
+        return prod(out) * (shapes[0][0] // p.groups) * prod(pair(p.kernel, self.ndim, "kernel"))
 
     def forward(self, p, w, xs, ctx):
+        if p.groups == 1:
+            return self._forward(p, w, xs, ctx)
+        # groups: one dense convolution with a block-diagonal kernel (zeros
+        # between the groups), and only the blocks' gradients kept. It costs
+        # `groups` times the multiply-adds of a per-group loop, for no second
+        # copy of the im2col machinery; the exported model uses Conv's `group`.
+        W, g = w["W"], p.groups
+        F, Cg = W.shape[:2]
+        f = F // g
+        full = np.zeros((F, Cg * g, *W.shape[2:]), W.dtype)
+        blocks = [(slice(i * f, (i + 1) * f), slice(i * Cg, (i + 1) * Cg)) for i in range(g)]
+        for rows, cols in blocks:
+            full[rows, cols] = W[rows]
+        y, back = self._forward(p, {**w, "W": full}, xs, ctx)
+
+        def backward(dy):
+            dxs, grads = back(dy)
+            dfull = grads["W"]
+            grads["W"] = np.concatenate([dfull[rows, cols] for rows, cols in blocks])
+            return dxs, grads
+        return y, backward
+
+    def _forward(self, p, w, xs, ctx):
         (x,) = xs
         W = w["W"]
         F, C = W.shape[:2]
@@ -245,7 +274,7 @@ class Conv(Op):
         kernel, stride, dilation, _, before, after = self._geometry(p, b.in_shapes[0])
         inputs = [xs[0], w["W"]] + ([w["b"]] if p.bias else [])
         return b.node("Conv", inputs, kernel_shape=list(kernel), strides=list(stride),
-                      dilations=list(dilation), pads=list(before) + list(after))
+                      dilations=list(dilation), pads=list(before) + list(after), group=p.groups)
 
 
 class Conv2dParams(ConvParams):

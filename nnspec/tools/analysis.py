@@ -174,7 +174,7 @@ class Index:
         elif isinstance(e, S.Sum):
             for t in e.terms:
                 self._expr(t, container, params, bound)
-            self.refs.append(Ref(e.span, "sum", "+", container, expr=e))
+            self.refs.append(Ref(e.span, "sum", getattr(e, "op", "+"), container, expr=e))
         elif isinstance(e, S.Paren):
             self._expr(e.inner, container, params, bound)
         elif isinstance(e, S.Tuple):
@@ -392,7 +392,7 @@ class Index:
 
     def _hover_sum(self, r: Ref) -> str | None:
         shapes = self.expr_shapes(r.expr, r.container)
-        return f"`+` (add): output `{' / '.join(shapes) or 'unknown shape'}`"
+        return f"`{r.name}` ({'multiply' if r.name == '*' else 'add'}): output `{' / '.join(shapes) or 'unknown shape'}`"
 
     # -- outline -----------------------------------------------------------
     def symbols(self) -> list[tuple]:

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..data import fit_standard
 from ..errors import Diagnostic, SpecError
-from ..metrics import METRICS, default_metrics
+from ..metrics import METRICS, default_metrics, higher_is_better, with_monitored
 from ..optim import decays
 from ..threads import batches as paced      # all threads or one, by timing (threads.py)
 from .load import load_data
@@ -86,7 +86,7 @@ def train(spec, epochs: int | None = None, batch: int | None = None, seed: int |
         restore(Path(resume), st, net, description)
         if st.sched_state is not None:
             st.sched_state.epochs = epochs           # a resumed run may be given more epochs
-    metrics = cfg.metrics if cfg.metrics is not None else default_metrics(loss.task)
+    metrics = with_monitored(cfg.metrics if cfg.metrics is not None else default_metrics(loss.task), cfg.monitor)
     decay = [k for k, w in trainable.items() if decays(w)] if cfg.l2 else []
     writer = Writer(Path(checkpoint) if checkpoint is not None else None)
 
@@ -130,7 +130,11 @@ def train(spec, epochs: int | None = None, batch: int | None = None, seed: int |
                 for k, v in row.items():
                     st.history.setdefault(k, []).append(v)
 
-                st.monitored = row.get("val_loss", row["loss"])
+                watched = cfg.monitor or ("val_loss" if "val_loss" in row else "loss")
+                if watched not in row:                      # a class the data does not have (`f1_7`)
+                    raise SpecError([Diagnostic.at(cfg.spans.get("monitor"), f"`on {watched}`: no such "
+                                                   f"column; this run has {', '.join(row)}", source=spec.source)])
+                st.monitored = -row[watched] if higher_is_better(watched) else row[watched]   # lower is better
                 if st.monitored < st.best:
                     st.best, st.waited, st.best_epoch = st.monitored, 0, epoch + 1
                     st.best_weights = _snapshot(net)
@@ -238,7 +242,11 @@ def evaluate(net, xs: dict, y: np.ndarray, loss) -> tuple[float, np.ndarray]:
 
 
 def _metrics(names, y, t) -> dict[str, float]:
-    return {name: METRICS[name](y, t) for name in names}
+    out = {}
+    for name in names:
+        v = METRICS[name](y, t)
+        out.update(v if isinstance(v, dict) else {name: v})     # per-class metrics give a column per class
+    return out
 
 
 def _clip(grads: dict, max_norm: float) -> None:
