@@ -107,12 +107,16 @@ def run(args) -> int:
         from .ray_tune import RayExecutor
         executor = RayExecutor(address=request.get("address") or args.address, scheduler=plan.scheduler,
                                metric=plan.metric, mode=plan.mode, budget=plan.budget,
-                               threads=args.workers and max(1, cores() // args.workers))
+                               threads=max(1, cores() // workers), max_epochs=spec.train.epochs)
     else:
         from .local import LocalExecutor
         executor = LocalExecutor(workers, scheduler=plan.scheduler, budget=plan.budget, metric=plan.metric,
                                  mode=plan.mode, max_epochs=spec.train.epochs)
-    executor.run(todo, request["spec"], request["text"], results, on_row)
+    try:
+        executor.run(todo, request["spec"], request["text"], results, on_row)
+    except ImportError as e:                    # --ray without Ray installed
+        print(f"nnspec sweep: error: {e}", file=sys.stderr)
+        return 1
     elapsed = time.perf_counter() - started
 
     best = results.write_best()
