@@ -13,6 +13,7 @@ from . import spec as S
 from .errors import Collector, Span, did_you_mean, one_of
 from .graph import Graph, Node, Value
 from .ops import REGISTRY, ShapeError
+from .ops.base import BIAS_INITS, INIT_CALLS, INITS
 from .options import EvalError, evaluate, gather, validate
 
 DTYPES = ("float32", "int64")
@@ -232,7 +233,15 @@ class Compiler:
             self.error(layer.name_span, f"unknown layer `{name}`"
                                         f"{did_you_mean(name, [*REGISTRY, *self.blocks])}", scope)
             return None
-        args, errors = gather(name, op.Params.positional, layer.args, layer.kwargs, scope.params, layer.span)
+        inits = [k for k in layer.kwargs if k.key in INIT_KEYS and (isinstance(k.value, S.Call) or
+                 isinstance(k.value, S.Ident) and k.value.name not in scope.params)]
+        args, errors = gather(name, op.Params.positional, layer.args,
+                              [k for k in layer.kwargs if k not in inits], scope.params, layer.span)
+        for kw in inits:                  # init=normal(0.02): a call, checked against its own model
+            value, more = _init_call(name, kw, scope.params)
+            errors += more
+            if value is not None:
+                args.values[kw.key], args.spans[kw.key] = value, kw.span
         key = (name, repr(sorted(args.values.items())))
         if not errors and key in self.validated:         # the same arguments again (repeat, blocks)
             p, more = self.validated[key], []
@@ -358,6 +367,37 @@ class Compiler:
             nxt = consumers.get(n.output, [])
             if any(c.op.init_family == "relu" for c in nxt):
                 n.init_hint = "he"
+
+
+INIT_KEYS = ("init", "bias_init")
+
+
+def _init_call(layer: str, kw: S.KwArg, env: dict):
+    """`init=uniform(0.05)` → (UniformInit, []), or (None, located errors)."""
+    v, cls = kw.value, INIT_CALLS.get(kw.value.name)
+    names = INITS if kw.key == "init" else BIAS_INITS
+    if isinstance(v, S.Ident) and v.name in names:
+        return v.name, []
+    if isinstance(v, S.Ident) and cls is None:
+        calls = "uniform(limit), normal(std), constant(value)" + (", orthogonal(gain)" if kw.key == "init" else "")
+        return None, [(kw.span, f"`{layer}`: `{kw.key}` must be one of {one_of(names)} or a call ({calls}), "
+                                f"got `{v.name}`{did_you_mean(v.name, [*names, *INIT_CALLS])}")]
+    if cls is None:
+        names = [*INIT_CALLS, *INITS]
+        return None, [(v.span, f"`{layer}`: unknown initialiser `{v.name}(...)`; expected one of "
+                               f"{one_of(INIT_CALLS)}{did_you_mean(v.name, names)}")]
+    if kw.key == "bias_init" and v.name == "orthogonal":
+        return None, [(v.span, f"`{layer}`: a bias is a vector, not orthogonal; `bias_init` takes zeros, "
+                               f"ones, constant(v), uniform(limit) or normal(std)")]
+    if isinstance(v, S.Ident):
+        if v.name in cls.model_fields and cls.model_fields[v.name].is_required() or any(
+                f.is_required() for f in cls.model_fields.values()):
+            first = next(n for n, f in cls.model_fields.items() if f.is_required())
+            return None, [(v.span, f"`{layer}`: `{v.name}` needs its {first}, as in `{kw.key}={v.name}(...)`")]
+        return cls(), []
+    got, errors = gather(v.name, cls.positional, v.args, v.kwargs, env, v.span)
+    obj, more = validate(cls, v.name, got, v.span, env) if not errors else (None, [])
+    return obj, errors + more
 
 
 WRONG_TYPE = object()

@@ -30,6 +30,7 @@ class TrainConfig(BaseModel):
     monitor: str | None = None                    # the column early stopping and plateau watch (`on val_f1`)
     clip_norm: float | None = Field(None, gt=0)
     l2: float = Field(0.0, ge=0)
+    l1: float = Field(0.0, ge=0)
     normalize: Literal["standard", "none"] = "none"
     metrics: list[str] | None = None
     init_weights: str | None = None               # a weights.npz to start from (relative to the spec)

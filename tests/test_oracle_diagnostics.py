@@ -26,7 +26,8 @@ def test_unknown_layer_rendered_whole():
 def test_gutter_widens_with_the_line_number():
     text, _ = rendered("\n" * 9 + "model m {\n    input x: float32[4]\n    dense(2, init=glorrot)\n}\n")
     assert text == (
-        "f.nn:12:14: error: `dense`: `init` must be one of `glorot`, `he`, `lecun`, `zeros`, got `glorrot`; "
+        "f.nn:12:14: error: `dense`: `init` must be one of `glorot`, `he`, `lecun`, `ones`, `orthogonal`, "
+        "`zeros` or a call (uniform(limit), normal(std), constant(value), orthogonal(gain)), got `glorrot`; "
         "did you mean `glorot`?\n"
         "   12 |     dense(2, init=glorrot)\n"
         "      |              ^^^^")

@@ -7,7 +7,9 @@ Shapes never include the batch dimension; arrays always lead with it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, ClassVar
+from typing import Callable, ClassVar, Literal, Union
+
+from pydantic import Field
 
 from ..lazy import np
 from ..params import NoParams, Params  # noqa: F401 (the ops import Params from here)
@@ -102,17 +104,78 @@ class Op:
         raise NotImplementedError
 
 
-def initializer(name: str, shape: tuple, fan_in: int, fan_out: int, rng, dtype) -> np.ndarray:
-    """He (ReLU family) or Glorot (otherwise) uniform, or zeros."""
-    if name == "zeros":
+# Initialisers, per layer (`init=`, `bias_init=`): a name, or a call whose
+# arguments are checked against one of the small models below.
+INITS = ("he", "glorot", "lecun", "zeros", "ones", "orthogonal")
+BIAS_INITS = ("zeros", "ones")
+
+
+class UniformInit(Params):
+    """uniform(limit): U(-limit, limit)."""
+    kind: Literal["uniform"] = "uniform"
+    limit: float = Field(gt=0)
+    positional = ("limit",)
+
+
+class NormalInit(Params):
+    """normal(std, mean=0): N(mean, std²)."""
+    kind: Literal["normal"] = "normal"
+    std: float = Field(gt=0)
+    mean: float = 0.0
+    positional = ("std", "mean")
+
+
+class ConstantInit(Params):
+    """constant(value): every element the same."""
+    kind: Literal["constant"] = "constant"
+    value: float
+    positional = ("value",)
+
+
+class OrthogonalInit(Params):
+    """orthogonal(gain=1): a (semi-)orthogonal matrix times gain (Saxe et al., 2014)."""
+    kind: Literal["orthogonal"] = "orthogonal"
+    gain: float = Field(1.0, gt=0)
+    positional = ("gain",)
+
+
+INIT_CALLS = {c.model_fields["kind"].default: c for c in (UniformInit, NormalInit, ConstantInit, OrthogonalInit)}
+Init = Union[Literal[INITS], UniformInit, NormalInit, ConstantInit, OrthogonalInit]
+BiasInit = Union[Literal[BIAS_INITS], UniformInit, NormalInit, ConstantInit]
+
+
+def initializer(init, shape: tuple, fan_in: int, fan_out: int, rng, dtype) -> np.ndarray:
+    """He (ReLU family) or Glorot (otherwise) or LeCun uniform, zeros, ones,
+    orthogonal, or one of the calls above (`init` a name or a call's model)."""
+    kind = init if isinstance(init, str) else init.kind
+    if kind == "zeros":
         return np.zeros(shape, dtype)
-    limit = {"he": np.sqrt(6.0 / fan_in),
-             "glorot": np.sqrt(6.0 / (fan_in + fan_out)),
-             "lecun": np.sqrt(3.0 / fan_in)}[name]
+    if kind == "ones":
+        return np.ones(shape, dtype)
+    if kind == "constant":
+        return np.full(shape, init.value, dtype)
+    if kind == "normal":
+        return rng.normal(init.mean, init.std, size=shape).astype(dtype, copy=False)
+    if kind == "orthogonal":
+        return orthogonal(shape, rng, dtype, 1.0 if isinstance(init, str) else init.gain)
+    limit = {"he": lambda: np.sqrt(6.0 / fan_in),
+             "glorot": lambda: np.sqrt(6.0 / (fan_in + fan_out)),
+             "lecun": lambda: np.sqrt(3.0 / fan_in),
+             "uniform": lambda: init.limit}[kind]()
     return rng.uniform(-limit, limit, size=shape).astype(dtype, copy=False)
 
 
-INITS = ("he", "glorot", "lecun", "zeros")
+def orthogonal(shape: tuple, rng, dtype, gain: float = 1.0) -> np.ndarray:
+    """shape seen as (shape[0], the rest): orthonormal rows, or orthonormal
+    columns when there are more rows than columns (QR of a Gaussian matrix,
+    signs fixed so that the result is uniform over orthogonal matrices)."""
+    rows, cols = shape[0], int(np.prod(shape[1:])) if len(shape) > 1 else 1
+    a = rng.normal(size=(max(rows, cols), min(rows, cols)))
+    q, r = np.linalg.qr(a)
+    q *= np.sign(np.diag(r))
+    if rows < cols:
+        q = q.T
+    return (gain * q).reshape(shape).astype(dtype, copy=False)
 
 
 def array_axis(axis: int) -> int:

@@ -28,10 +28,10 @@ from math import prod
 from typing import Literal
 
 from ..lazy import np
-from pydantic import PositiveInt
+from pydantic import Field, PositiveInt
 
 from ..parallel import over_leading, samples_and_channels
-from .base import INITS, Op, Params, ShapeError, initializer, register
+from .base import BiasInit, Init, Op, Params, ShapeError, initializer, register
 from .windows import Padding, Size, geometry, pair
 
 
@@ -43,7 +43,10 @@ class ConvParams(Params):
     dilation: Size = 1
     groups: PositiveInt = 1                   # channels and filters in this many independent groups
     bias: bool = True
-    init: Literal[INITS] | None = None        # default: He before a ReLU-family activation, else Glorot
+    init: Init | None = None                  # default: He before a ReLU-family activation, else Glorot
+    bias_init: BiasInit = "zeros"
+    l1: float = Field(0.0, ge=0)              # this layer's own weight penalties (the train block's l1/l2
+    l2: float = Field(0.0, ge=0)              # apply where these are 0); on the weights, not the bias
     positional = ("filters",)
 
 
@@ -160,7 +163,7 @@ class Conv(Op):
         f = p.filters // p.groups
         w = {"W": initializer(p.init or init_hint, (p.filters, c, *kernel), c * k, f * k, rng, dtype)}
         if p.bias:
-            w["b"] = np.zeros(p.filters, dtype)
+            w["b"] = initializer(p.bias_init, (p.filters,), c * k, f * k, rng, dtype)
         return w
 
     def macs(self, p, shapes, out):

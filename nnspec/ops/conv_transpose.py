@@ -16,10 +16,10 @@ from __future__ import annotations
 from math import prod
 from typing import Literal
 
-from pydantic import PositiveInt
+from pydantic import Field, PositiveInt
 
 from ..lazy import np
-from .base import INITS, Op, Params, ShapeError, initializer, register
+from .base import BiasInit, Init, Op, Params, ShapeError, initializer, register
 from .windows import Pads, Size, channels_first_hint, pair
 
 
@@ -32,7 +32,10 @@ class ConvTransposeParams(Params):
     output_padding: Pads = 0
     dilation: Size = 1
     bias: bool = True
-    init: Literal[INITS] | None = None
+    init: Init | None = None
+    bias_init: BiasInit = "zeros"
+    l1: float = Field(0.0, ge=0)              # this layer's own weight penalties (the train block's l1/l2
+    l2: float = Field(0.0, ge=0)              # apply where these are 0); on the weights, not the bias
     positional = ("filters",)
 
 
@@ -70,7 +73,7 @@ class Conv2dTranspose(Op):
         k = prod(kernel)
         w = {"W": initializer(p.init or init_hint, (c, p.filters, *kernel), c * k, p.filters * k, rng, dtype)}
         if p.bias:
-            w["b"] = np.zeros(p.filters, dtype)
+            w["b"] = initializer(p.bias_init, (p.filters,), c * k, p.filters * k, rng, dtype)
         return w
 
     def macs(self, p, shapes, out):

@@ -5,16 +5,19 @@ from math import prod
 from typing import Literal
 
 from ..lazy import np
-from pydantic import PositiveInt
+from pydantic import Field, PositiveInt
 
-from .base import INITS, Op, Params, ShapeError, initializer, register
+from .base import BiasInit, Init, Op, Params, ShapeError, initializer, register
 
 
 class DenseParams(Params):
     kind: Literal["dense"] = "dense"
     units: PositiveInt
     bias: bool = True
-    init: Literal[INITS] | None = None       # default: He before ReLU-family, else Glorot
+    init: Init | None = None                 # default: He before ReLU-family, else Glorot
+    bias_init: BiasInit = "zeros"
+    l1: float = Field(0.0, ge=0)              # this layer's own weight penalties (the train block's l1/l2
+    l2: float = Field(0.0, ge=0)              # apply where these are 0); on the weights, not the bias
     positional = ("units",)
 
 
@@ -33,7 +36,7 @@ class Dense(Op):
         d = shapes[0][-1]
         w = {"W": initializer(p.init or init_hint, (d, p.units), d, p.units, rng, dtype)}
         if p.bias:
-            w["b"] = np.zeros(p.units, dtype)
+            w["b"] = initializer(p.bias_init, (p.units,), d, p.units, rng, dtype)
         return w
 
     def macs(self, p, shapes, out):

@@ -14,9 +14,9 @@ import numpy as np
 from ..data import fit_standard
 from ..errors import Diagnostic, SpecError
 from ..metrics import METRICS, default_metrics, higher_is_better, with_monitored
-from ..optim import decays
 from ..threads import batches as paced      # all threads or one, by timing (threads.py)
 from .load import load_data
+from .penalties import apply as add_penalties, penalties
 from .state import RunState, Writer, capture, describe, restore
 
 EVAL_CHUNK = 1024
@@ -87,7 +87,7 @@ def train(spec, epochs: int | None = None, batch: int | None = None, seed: int |
         if st.sched_state is not None:
             st.sched_state.epochs = epochs           # a resumed run may be given more epochs
     metrics = with_monitored(cfg.metrics if cfg.metrics is not None else default_metrics(loss.task), cfg.monitor)
-    decay = [k for k, w in trainable.items() if decays(w)] if cfg.l2 else []
+    decay = penalties(net, trainable, cfg.l1, cfg.l2)    # {weight: (l1, l2)}, the layers' own or the block's
     writer = Writer(Path(checkpoint) if checkpoint is not None else None)
 
     n = len(train_set)
@@ -221,8 +221,11 @@ def fit_batch(net, opt, opt_state, xb: dict, yb, loss, lr: float, l2: float = 0.
     params = net.params if trainable is None else trainable
     if len(params) != len(grads):
         grads = {k: grads[k] for k in params}
-    for k in decay:                                      # l2: λ/2·‖w‖² in the loss
-        grads[k] += l2 * net.params[k]
+    if isinstance(decay, dict):                          # {weight: (l1, l2)}: training/penalties.py
+        add_penalties(grads, net.params, decay, np)
+    else:
+        for k in decay:                                  # l2: λ/2·‖w‖² in the loss
+            grads[k] += l2 * net.params[k]
     if clip_norm is not None:
         _clip(grads, clip_norm)
     opt.step(params, grads, lr, opt_state)
