@@ -19,6 +19,7 @@ from .curves import _drawn, _figure, _maybe_log, _palette, _style, have_matplotl
 from .run import PAGE, _num, _table
 
 REPORT = "report.html"
+_VAR = {"parameters": "N", "train_samples": "D"}
 BEST_CURVES = 5                   # trials whose learning curves are overlaid
 
 
@@ -164,13 +165,13 @@ def _scaling_figure(data: dict, loss: str, fits: dict):
         fit = fits.get(col)
         if fit is not None:
             grid = np.geomspace(min(xs), max(xs), 100)
-            ax.plot(grid, fit(grid), color="#e8710a", linewidth=1.4, label=fit.text(), gid=f"fit-{col}")
+            ax.plot(grid, fit(grid), color="#e8710a", linewidth=1.4, label=fit.text(_VAR[col]), gid=f"fit-{col}")
         ax.set_xscale("log")
         ax.set_yscale("log")
         _major_only(ax.xaxis)
-        _major_only(ax.yaxis)
         _style(ax, f"{loss} against {'parameters' if col == 'parameters' else 'training samples'}", loss)
         ax.set_xlabel("parameters (N)" if col == "parameters" else "training samples (D)", fontsize=8)
+        ax.tick_params(which="both", labelsize=7)
         ax.legend(fontsize=7, frameon=False)
     return fig
 
@@ -189,7 +190,7 @@ def _scaling(sw: SweepFolder) -> str:
         else:
             err = (f" ± {fit.alpha_err:.2g}" if fit.alpha_err is not None and math.isfinite(fit.alpha_err)
                    else " (no uncertainty: 3 points)")
-            lines.append(f"<li>{what}: <code>{escape(fit.text())}</code>; exponent α = {fit.alpha:.3f}{err} "
+            lines.append(f"<li>{what}: <code>{escape(fit.text(_VAR[col]))}</code>; exponent α = {fit.alpha:.3f}{err} "
                          f"(fitted to the best {loss} at each of {fit.points} sizes)</li>")
     svg = _scaling_figure(data, loss, fits) if have_matplotlib() else f"<p class='note'>{escape(HINT)}</p>"
     return f"<ul>{''.join(lines)}</ul>{svg}"

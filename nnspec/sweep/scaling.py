@@ -22,9 +22,9 @@ class PowerLaw:
     def __call__(self, n):
         return self.a * np.asarray(n, float) ** -self.alpha + self.c
 
-    def text(self) -> str:
+    def text(self, var: str = "N") -> str:
         err = f" ± {self.alpha_err:.2g}" if self.alpha_err is not None and math.isfinite(self.alpha_err) else ""
-        return f"L = {self.a:.3g}·N^-{self.alpha:.3g}{err} + {self.c:.3g}"
+        return f"L = {self.a:.3g}·{var}^-{self.alpha:.3g}{err} + {self.c:.3g}"
 
 
 def fit_power_law(n, loss) -> PowerLaw | None:
