@@ -263,6 +263,9 @@ class Compiler:
             self.error(layer.name_span, f"`{name}` takes {' or '.join(map(str, op.arity))} inputs, "
                                         f"got {len(inputs)}", scope)
             return None
+        if hasattr(op, "pieces"):          # several outputs (split): a one-output node per piece, a tuple
+            outs = [self._node(op, q, inputs, layer.span, scope) for q in op.pieces(p)]
+            return None if any(o is None for o in outs) else [v for o in outs for v in o]
         return self._node(op, p, inputs, layer.span, scope)
 
     def _node(self, op, p, inputs: list[str], span: Span, scope: Scope) -> list[str] | None:

@@ -49,6 +49,8 @@ CASES = {
     "pad": [Case("a -> pad(1)", [(2, 3, 3)]), Case("a -> pad([[2, 0], 1], value=0.5)", [(3, 2)]),
             Case("a -> pad(2)", [(3,)])],
     "global_avgpool1d": [Case("a -> global_avgpool1d", [(4, 3)])],
+    "split": [Case("a -> split(2, part=1)", [(4, 6)]), Case("a -> split([1, 3], axis=0, part=0)", [(4, 2)]),
+              Case("a -> split([2, 1, 3], axis=1, part=2)", [(2, 6, 3)])],
     "upsample2d": [Case("a -> upsample2d", [(2, 2, 3)]), Case("a -> upsample2d([1, 3], mode=bilinear)", [(1, 3, 2)]),
                    Case("a -> upsample2d(2, mode=bilinear)", [(2, 3, 3)])],
     "conv2d": [Case("a -> conv2d(3, kernel=3, padding=same)", [(2, 5, 5)]),

@@ -262,3 +262,58 @@ def test_conv2d_transpose_undoes_a_strided_convs_shape():
     net = nnspec.loads("model m {\n input x: float32[3, 8, 8]\n conv2d(4, kernel=3, stride=2, padding=1)\n"
                        " conv2d_transpose(3, kernel=3, stride=2, padding=1, output_padding=1)\n}\n")
     assert net.graph.values[net.graph.outputs[0]].shape == (3, 8, 8)
+
+
+# ---------------------------------------------------------------- split
+
+def test_split_pieces_join_back_into_the_input():
+    x = np.random.default_rng(13).normal(size=(2, 3, 6))
+    net = build("split([2, 3, 1]) -> concat", (3, 6))
+    assert [n.kind for n in net.graph.nodes] == ["split", "split", "split", "concat"]
+    assert [net.graph.values[n.output].shape for n in net.graph.nodes[:3]] == [(3, 2), (3, 3), (3, 1)]
+    np.testing.assert_array_equal(net.forward(x), x)
+
+
+def test_split_into_a_gate_multiplies_the_halves():
+    x = np.random.default_rng(14).normal(size=(3, 8))
+    y = build("split(2) -> multiply", (8,)).forward(x)
+    for n in range(3):
+        for j in range(4):
+            assert y[n, j] == x[n, j] * x[n, j + 4]
+
+
+@pytest.mark.parametrize("layer,want", [("split(3, axis=0, part=1)", lambda x: x[:, 2:4]),
+                                        ("split([1, 5], part=0)", lambda x: x[:, :, :1]),
+                                        ("split([1, 5], axis=-1, part=1)", lambda x: x[:, :, 1:])])
+def test_one_piece_with_part(layer, want):
+    x = np.random.default_rng(15).normal(size=(2, 6, 6))
+    np.testing.assert_array_equal(build(layer, (6, 6)).forward(x), want(x))
+
+
+def test_every_pieces_gradient_reaches_the_input():
+    """h -> split(2) -> multiply, then a dense layer: finite differences on the
+    first layer's weights see both halves' gradients added up in h."""
+    net = build("dense(6) -> split(2) -> multiply -> dense(1)", (3,))
+    rng = np.random.default_rng(16)
+    weights(net, rng)
+    x, t = rng.normal(size=(4, 3)), rng.normal(size=(4, 1))
+    _, grads = net.loss_and_grads(x, t, loss="mse")
+    W = net.params["dense_0.W"]
+    for idx in np.ndindex(*W.shape):
+        old = W[idx]
+        W[idx] = old + 1e-6
+        up = net.loss_and_grads(x, t, loss="mse")[0]
+        W[idx] = old - 1e-6
+        down = net.loss_and_grads(x, t, loss="mse")[0]
+        W[idx] = old
+        assert grads["dense_0.W"][idx] == pytest.approx((up - down) / 2e-6, rel=1e-5, abs=1e-8)
+
+
+@pytest.mark.parametrize("layer,message", [("split(4)", "do not split into 4 equal parts"),
+                                           ("split([2, 2])", r"sizes \[2, 2\] add up to 4, but axis -1"),
+                                           ("split(2, part=2)", "part 2 of 2 pieces"),
+                                           ("split(2, axis=3)", "axis 3 is out of range"),
+                                           ("split(2) -> relu", "takes one input, got a tuple of 2")])
+def test_split_misuse_is_reported(layer, message):
+    with pytest.raises(nnspec.SpecError, match=message):
+        build(layer, (6,))
