@@ -221,6 +221,7 @@ def _train(spec, folder: Path, args, overrides: list, resume: bool) -> int:
         else:
             print("no epoch finished; nothing written", file=sys.stderr)
             _forget(folder, resume)
+        _warn(e.result.warnings)
         return 1
     progress.close()
     elapsed = time.perf_counter() - started
@@ -235,10 +236,18 @@ def _train(spec, folder: Path, args, overrides: list, resume: bool) -> int:
     went_on = f", resumed after epoch {result.resumed_from}" if resume else ""
     print(f"final: epoch {result.best_epoch} of {result.epochs_run} ({why}{went_on}), {elapsed:.1f}s  {final}")
     report = ", report.html" if (folder / "report.html").is_file() else ""
-    print(f"wrote {folder}/weights.npz, model.onnx, history.csv, spec.nn, resolved.json{report}")
+    diagnostics = ", diagnostics.csv" if (folder / "diagnostics.csv").is_file() else ""
+    print(f"wrote {folder}/weights.npz, model.onnx, history.csv, spec.nn, resolved.json{diagnostics}{report}")
+    _warn(result.warnings)
     if result.interrupted:
         print(f"go on with: nnspec resume {folder}", file=sys.stderr)
     return 130 if result.interrupted or stopped else 0
+
+
+def _warn(warnings: list[str]) -> None:
+    """The training diagnostics' findings (training/diagnostics.py), after the final line."""
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
 
 
 def _forget(folder: Path, resume: bool) -> None:

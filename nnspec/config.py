@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr, StrictBool
 
 from . import spec as S
 from .data import DATASETS, SOURCES, DatasetSource
@@ -35,6 +35,7 @@ class TrainConfig(BaseModel):
     metrics: list[str] | None = None
     init_weights: str | None = None               # a weights.npz to start from (relative to the spec)
     freeze: list[str] | None = None               # layers (or blocks) whose parameters stay as loaded
+    diagnostics: StrictBool = True                # per-layer diagnostics and warnings (training/diagnostics.py)
     _spans: dict = PrivateAttr(default_factory=dict)     # setting -> where it was written
 
     @property
@@ -145,7 +146,8 @@ def _setting(st: S.Setting, coll: Collector, env: dict):
                            f"{did_you_mean(value, ['standard', 'none'])}")
         return _FAILED
     if isinstance(value, Enum) and st.key not in ("normalize",):
-        coll.error(v.span, f"`{st.key}` takes a number here, got the name `{value}`")
+        what = "true or false" if st.key == "diagnostics" else "a number"
+        coll.error(v.span, f"`{st.key}` takes {what} here, got the name `{value}`")
         return _FAILED
     if st.key == "validation" and not (isinstance(value, float) and 0 < value < 1):
         coll.error(v.span, f"`validation` must be a fraction between 0 and 1 (such as 0.2) or a data "

@@ -112,13 +112,18 @@ class Network:
         value, grads, _ = self.train_step(xs, target, training, loss, reuse=False)
         return value, grads
 
-    def train_step(self, xs: dict, target, training: bool, loss, reuse: bool = True):
+    def train_step(self, xs: dict, target, training: bool, loss, reuse: bool = True, seen=None):
         """One forward and backward pass on inputs already normalised:
         (loss, {parameter: gradient}, raw output). The raw output stops
         before an activation the loss absorbed; `output_from(raw, loss)` applies
-        it (the trainer does that once per epoch, not once per batch)."""
+        it (the trainer does that once per epoch, not once per batch).
+        `seen(values)`, if given, gets every value of the forward pass by name
+        before backward runs (the training diagnostics read activations
+        there; an array may be a buffer that the next step overwrites)."""
         absorbed = self._absorbed(loss)
         values, backs = self._forward(xs, training, reuse, stop=absorbed)
+        if seen is not None:
+            seen(values)
         start = absorbed.inputs[0] if absorbed is not None else self.graph.outputs[0]
         raw = values[start]
         value, draw = loss.from_pre(raw, target) if absorbed is not None else loss(raw, target)

@@ -86,7 +86,8 @@ def history(run_dir):
 
 def test_train_writes_a_report_with_every_section(run):
     page = Page((run / "report.html").read_text())
-    assert page.sections == ["model", "learning-curves", "final-metrics", "by-class", "settings"]
+    assert page.sections == ["model", "learning-curves", "final-metrics", "by-class", "layer-diagnostics",
+                             "settings"]
 
 
 def test_every_curve_has_a_point_per_epoch(run):
@@ -94,6 +95,8 @@ def test_every_curve_has_a_point_per_epoch(run):
     epochs = len(history(run))
     expected = {f"curves-line-{m}-{s}" for m in ("loss", "accuracy") for s in ("training", "validation")}
     expected.add("curves-line-lr-lr")
+    expected |= {f"diagnostics-line-{c}-{layer}" for c in ("grad_norm", "update_ratio") for layer in ("dense_0", "dense_1")}
+    expected.add("diagnostics-line-dead_fraction-relu_0")        # from the run's own diagnostics.csv
     assert set(page.lines) == expected
     for gid, d in page.lines.items():
         assert path_points(d) == epochs, gid
@@ -116,7 +119,7 @@ def test_a_longer_history_keeps_every_point(run, tmp_path):
     assert main(["report", str(folder)]) == 0
     page = Page((folder / "report.html").read_text())
     for gid, d in page.lines.items():
-        assert path_points(d) == 200, gid
+        assert path_points(d) == (200 if gid.startswith("curves-") else 3), gid   # diagnostics.csv: 3 epochs
     ys = [float(v) for v in re.findall(r"[ML] [\d.]+ ([\d.]+)", page.lines["curves-line-loss-training"])]
     assert np.argmin(ys) == 0                     # SVG y grows downwards: epoch 1's loss is the highest
 
@@ -179,6 +182,9 @@ def test_sections_follow_the_files_there_are(run, tmp_path):
     shutil.copytree(run, folder)
     (folder / "history.csv").unlink()
     (folder / "model.onnx").unlink()
+    assert main(["report", str(folder)]) == 0
+    assert Page((folder / "report.html").read_text()).sections == ["model", "layer-diagnostics", "settings"]
+    (folder / "diagnostics.csv").unlink()
     assert main(["report", str(folder)]) == 0
     assert Page((folder / "report.html").read_text()).sections == ["model", "settings"]
 

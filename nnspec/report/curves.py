@@ -126,9 +126,14 @@ def diagnostics_curves(series: dict[str, dict[str, tuple[list, list]]]):
                     label=layer, gid=f"line-{column}-{_id(layer)}")
         if column in ("grad_norm", "update_ratio"):
             _maybe_log(ax, [v for _, vs in series[column].values() for v in vs])
+        else:                                   # a fraction: the whole range, so 0.02 looks small
+            ax.set_ylim(-0.03, 1.03)
         _style(ax, DIAGNOSTICS[column])
-    handles, labels = axes[0].get_legend_handles_labels()
-    by_layer = dict(zip(labels, handles))
+        ax.xaxis.get_major_locator().set_params(integer=True)     # epochs: no 1.5
+    by_layer = {}                               # layers with parameters, and activations: every panel's
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            by_layer.setdefault(label, handle)
     fig.legend([by_layer[k] for k in layers if k in by_layer], [k for k in layers if k in by_layer],
                loc="outside right upper", fontsize=7, frameon=False, title="layer", title_fontsize=8)
     return fig

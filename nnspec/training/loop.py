@@ -15,6 +15,7 @@ from ..data import fit_standard
 from ..errors import Diagnostic, SpecError
 from ..metrics import METRICS, default_metrics, higher_is_better, with_monitored
 from ..threads import batches as paced      # all threads or one, by timing (threads.py)
+from .diagnostics import Diagnostics, diagnose
 from .load import load_data
 from .penalties import apply as add_penalties, penalties
 from .state import RunState, Writer, capture, describe, restore
@@ -44,6 +45,8 @@ class Result:
     interrupted: bool = False
     settings: dict = field(default_factory=dict)   # the train settings as run, overrides applied
     resumed_from: int = 0                  # epochs a resumed run found done
+    diagnostics: list[dict] = field(default_factory=list)   # diagnostics.csv's rows (diagnostics.py)
+    warnings: list[str] = field(default_factory=list)       # what the diagnostics' rules found
 
     @property
     def final(self) -> dict[str, float]:
@@ -88,12 +91,13 @@ def train(spec, epochs: int | None = None, batch: int | None = None, seed: int |
             st.sched_state.epochs = epochs           # a resumed run may be given more epochs
     metrics = with_monitored(cfg.metrics if cfg.metrics is not None else default_metrics(loss.task), cfg.monitor)
     decay = penalties(net, trainable, cfg.l1, cfg.l2)    # {weight: (l1, l2)}, the layers' own or the block's
+    diag = Diagnostics(net, trainable, on=cfg.diagnostics)
     writer = Writer(Path(checkpoint) if checkpoint is not None else None)
 
     n = len(train_set)
     result = Result(net, st.history, settings={**cfg.resolved(), "epochs": epochs, "batch": batch, "seed": seed},
                     epochs_run=st.epoch, best_epoch=st.best_epoch, stopped_early=st.stopped_early,
-                    resumed_from=st.epoch)
+                    resumed_from=st.epoch, diagnostics=st.diagnostics)
     # Overflow in a blowing-up run is caught below, by the loss it leads to;
     # NumPy's own warnings (with nnspec's file paths) would only add noise.
     with np.errstate(all="ignore"):
@@ -104,11 +108,12 @@ def train(spec, epochs: int | None = None, batch: int | None = None, seed: int |
                 lr = schedule.lr(epoch, st.monitored, st.sched_state) if schedule is not None else opt.lr
                 order = st.rng.permutation(n)
                 total, outs = 0.0, []
+                diag.start_epoch()
                 for start in paced(range(0, n, batch)):
                     idx = order[start:start + batch]
                     xb = {k: v[idx] for k, v in x_train.items()}
                     value, y = fit_batch(net, opt, st.opt_state, xb, train_set.y[idx], loss, lr, cfg.l2,
-                                         decay, cfg.clip_norm, trainable)
+                                         decay, cfg.clip_norm, trainable, diag.sample(start // batch))
                     st.limit = st.limit or BLOWUP * max(value, 1e-3)
                     if not value <= st.limit:               # NaN fails this too
                         _diverged(spec, result, st, epoch, start // batch + 1, value, st.limit)
@@ -129,6 +134,7 @@ def train(spec, epochs: int | None = None, batch: int | None = None, seed: int |
                     _diverged(spec, result, st, epoch, None, row["val_loss"], None)
                 for k, v in row.items():
                     st.history.setdefault(k, []).append(v)
+                st.diagnostics.extend(diag.end_epoch(epoch + 1))
 
                 watched = cfg.monitor or ("val_loss" if "val_loss" in row else "loss")
                 if watched not in row:                      # a class the data does not have (`f1_7`)
@@ -156,6 +162,7 @@ def train(spec, epochs: int | None = None, batch: int | None = None, seed: int |
         _restore(net, st.best_weights)
     else:
         result.best_epoch = result.epochs_run
+    result.warnings = diagnose(st.diagnostics)
     return result
 
 
@@ -209,15 +216,20 @@ def _diverged(spec, result, st, epoch: int, batch: int | None, value: float, lim
     if result.epochs_run and st.best_weights is not None:
         diag.notes.append(f"kept epoch {result.best_epoch}, the best of the {result.epochs_run} "
                           f"finished before it")
+    result.warnings = diagnose(st.diagnostics)
     raise Diverged([diag], result)
 
 
 def fit_batch(net, opt, opt_state, xb: dict, yb, loss, lr: float, l2: float = 0.0, decay=(), clip_norm=None,
-              trainable: dict | None = None):
+              trainable: dict | None = None, diagnostics=None):
     """One optimisation step on one mini-batch: (loss, raw output; see
     Network.train_step). `trainable`: the parameters to update (all of
-    them by default; `freeze` leaves some out)."""
-    value, grads, y = net.train_step(xb, yb, True, loss)
+    them by default; `freeze` leaves some out). `diagnostics`: a
+    Diagnostics that looks at this batch's activations and gradients."""
+    seen = diagnostics.activations if diagnostics is not None else None
+    value, grads, y = net.train_step(xb, yb, True, loss, seen=seen)
+    if diagnostics is not None:
+        diagnostics.gradients(grads)                    # before penalties, clipping and the step change them
     params = net.params if trainable is None else trainable
     if len(params) != len(grads):
         grads = {k: grads[k] for k in params}

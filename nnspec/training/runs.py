@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..files import folder_problem, write_atomic
+from .diagnostics import to_csv
 
 CHECKPOINT = "checkpoint.npz"
 RUN_INFO = "run.json"
@@ -86,6 +87,8 @@ def write_run(folder: Path, spec, result, resolved: dict, write_history, write_r
     net.save(staging / "weights.npz")
     net.export_onnx(staging / "model.onnx", spec.source)
     write_history(staging / "history.csv", result.history)
+    if getattr(result, "diagnostics", None):
+        write_atomic(staging / "diagnostics.csv", to_csv(result.diagnostics))
     write_atomic(staging / "spec.nn", spec.source.encode())
     write_atomic(staging / "resolved.json", json.dumps(resolved, indent=2, default=str).encode())
     for keep in (CHECKPOINT, RUN_INFO):              # the run's state goes with its files
