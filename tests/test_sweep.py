@@ -162,14 +162,16 @@ def test_a_worker_killed_with_sigkill_is_marked_failed_and_the_sweep_ends(tmp_pa
     f = tmp_path / "s.nn"
     f.write_text(spec("width = [4, 5]", epochs=30))
     out = tmp_path / "sw"
-    p = _sweep_proc([f, "-o", out, "--workers", "1"], {"NNSPEC_SWEEP_RETRIES": "0"})
+    p = _sweep_proc([f, "-o", out, "--workers", "1"])
     victim = _wait_for(lambda: _workers(p.pid), what="a worker")[0]
     os.kill(victim, signal.SIGKILL)
+    retry = _wait_for(lambda: [w for w in _workers(p.pid) if w != victim], what="the retry's worker")[0]
+    os.kill(retry, signal.SIGKILL)                        # the trial is run once more, then it has failed
     stdout, stderr = p.communicate(timeout=90)
     assert p.returncode == 0, stderr                      # a failed trial is a result
     rows = read_rows(out)
     assert rows["000"]["status"] == "failed"
-    assert "the worker process died: killed by signal 9 (SIGKILL)" in rows["000"]["error"]
+    assert "the worker process died: killed by signal 9 (SIGKILL) (tried 2 times)" in rows["000"]["error"]
     assert rows["001"]["status"] == "ok"                 # the next trial ran on a new worker
 
 

@@ -127,7 +127,12 @@ class LocalExecutor:
                 conn.close()
                 if done:
                     continue
-                if attempt < RETRIES and not self.interrupted:
+                if self.interrupted:                       # stopped by our SIGTERM before it could report
+                    out = {"status": "interrupted", "error": "stopped by Ctrl-C before its first epoch ended"}
+                    row = results.add(trial, out)
+                    if on_row:
+                        on_row(row, trial)
+                elif attempt < RETRIES:
                     pending.appendleft((trial, attempt + 1))
                 else:
                     code = p.exitcode
