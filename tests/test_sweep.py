@@ -217,3 +217,24 @@ def test_power_law_fit_finds_the_exponent():
     fit = fit_power_law(n, loss * (1 + 0.01 * np.array([1, -1, 1, -1, 1])))
     assert abs(fit.alpha - 0.5) < 0.05 and abs(fit.c - 0.1) < 0.01 and fit.alpha_err < 0.1
     assert fit_power_law([1, 2], [1, 2]) is None
+
+
+def test_asha_stops_a_bad_trial_on_the_local_executor(tmp_path):
+    f = tmp_path / "s.nn"
+    f.write_text(spec("optimizer = [adam(lr=0.05), adam(lr=1e-7)]\nwidth = [6]\nmaximize val_accuracy\n"
+                      "scheduler = asha(grace=1, reduction=2)", epochs=3))
+    out = tmp_path / "sw"
+    assert main(["sweep", str(f), "-o", str(out), "--workers", "1", "--quiet"]) == 0
+    rows = read_rows(out)
+    assert rows["000"]["status"] == "ok" and rows["000"]["epochs_run"] == "3"
+    assert rows["001"]["status"] == "stopped" and rows["001"]["epochs_run"] == "1"    # worse at the first rung
+    assert (out / "trials" / "trial-001" / "model.onnx").is_file()                     # its best epoch, written
+
+
+def test_no_trial_starts_after_the_budget(tmp_path, capsys):
+    f = tmp_path / "s.nn"
+    f.write_text(spec("width = [3, 4, 5]\nbudget = 0.5"))
+    out = tmp_path / "sw"
+    assert main(["sweep", str(f), "-o", str(out), "--workers", "1"]) == 1
+    assert list(read_rows(out)) == ["000"]
+    assert f"go on with: nnspec sweep --resume {out}" in capsys.readouterr().err
