@@ -10,7 +10,7 @@ from . import spec as S
 from .data import DATASETS, SOURCES, DatasetSource
 from .errors import Collector, Span, did_you_mean, one_of
 from .losses import LOSSES
-from .metrics import METRICS, check_monitor, metric_name
+from .metrics import METRICS, check_monitor, metric_name, task_problem
 from .optim import OPTIMIZERS
 from .options import Enum, EvalError, evaluate, gather, validate
 from .schedules import SCHEDULES
@@ -88,6 +88,11 @@ def train_config(block: S.Train | None, coll: Collector, model_span: Span | None
     for key in REQUIRED:
         if key not in raw:
             coll.error(block.span, f"the train block needs `{key}`")
+            ok = False
+    for metric in raw.get("metrics") or [] if ok else []:
+        problem = task_problem(metric, getattr(raw["loss"], "task", None))
+        if problem:
+            coll.error(spans["metrics"], f"`metrics`: {problem}")
             ok = False
     if ok and raw.get("monitor") is not None:
         problem = check_monitor(raw["monitor"], raw.get("metrics"), getattr(raw["loss"], "task", None),

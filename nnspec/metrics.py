@@ -250,11 +250,17 @@ def check_monitor(column: str, metrics: list | None, task: str | None, validatio
     if column.startswith("val_") and not validation:
         return f"`on {column}` needs a validation set: add `validation = 0.2` (or a data source)"
     metric = metric_of(column)
-    if metric is not None and task is not None:
-        kind = METRICS[metric].task
-        if (kind == "regression") != (task == "regression"):
-            what = "a regression" if task == "regression" else "a classifier"
-            return f"`on {column}`: `{metric}` is not a metric of {what} (the loss decides)"
+    problem = task_problem(metric, task) if metric is not None else None
+    return f"`on {column}`: {problem}" if problem else None
+
+
+def task_problem(metric: str, task: str | None) -> str | None:
+    """What is wrong with `metric` for a loss of `task` ("regression", "classes", "binary"), or None."""
+    if task is None or metric not in METRICS:
+        return None
+    if (METRICS[metric].task == "regression") != (task == "regression"):
+        what = "a regression" if task == "regression" else "a classifier"
+        return f"`{metric}` is not a metric of {what} (the loss decides)"
     return None
 
 

@@ -169,6 +169,7 @@ def test_plateau_on_a_metric_cuts_when_it_stops_rising(tmp_path):
     ("clip_norm = 1.0 on val_f1", "belongs to `early_stopping` or `schedule = plateau"),
     ("metrics = [top_k_accuracy(0)]", "needs k, a positive whole number"),
     ("metrics = [presicion]", "did you mean `precision`"),
+    ("metrics = [f1, rmse]", "`metrics`: `rmse` is not a metric of a classifier"),
     ("early_stopping = 3 on val_f1\n    schedule = plateau on val_auc", "watch one column"),
 ])
 def test_misuse_is_reported_by_check(tmp_path, extra, message):
