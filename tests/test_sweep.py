@@ -164,6 +164,9 @@ def test_a_worker_killed_with_sigkill_is_marked_failed_and_the_sweep_ends(tmp_pa
     out = tmp_path / "sw"
     p = _sweep_proc([f, "-o", out, "--workers", "1"])
     victim = _wait_for(lambda: _workers(p.pid), what="a worker")[0]
+    env = dict(kv.split(b"=", 1) for kv in Path(f"/proc/{victim}/environ").read_bytes().split(b"\0") if b"=" in kv)
+    want = str(len(os.sched_getaffinity(0))).encode()          # one worker: all the cores' threads
+    assert env[b"NNSPEC_THREADS"] == env[b"OMP_NUM_THREADS"] == env[b"OPENBLAS_NUM_THREADS"] == want
     os.kill(victim, signal.SIGKILL)
     retry = _wait_for(lambda: [w for w in _workers(p.pid) if w != victim], what="the retry's worker")[0]
     os.kill(retry, signal.SIGKILL)                        # the trial is run once more, then it has failed

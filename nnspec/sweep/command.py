@@ -126,10 +126,9 @@ def run(args) -> int:
           + (f"best: trial {best['trial']} ({plan.metric} {float(best[plan.metric]):.4f}), "
              f"{folder}/best/model.onnx" if best else "no trial has a result"))
     print(f"wrote {folder}/sweep.csv" + (", report.html" if (folder / "report.html").is_file() else ""))
-    if executor.interrupted or len(finished) < len(trials):
+    if len(finished) < len(trials):
         print(f"go on with: nnspec sweep --resume {folder}", file=sys.stderr)
-        return 130 if executor.interrupted else 1
-    return 0
+    return 130 if executor.interrupted else 1 if len(finished) < len(trials) else 0
 
 
 def _report(folder: Path) -> None:

@@ -27,6 +27,7 @@ from multiprocessing.connection import wait
 from typing import Callable
 
 from .asha import Asha
+from ..training.runs import sigterm_as_interrupt
 
 THREAD_VARS = ("NNSPEC_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS", "BLIS_NUM_THREADS")
@@ -146,8 +147,9 @@ class LocalExecutor:
             return True
 
         try:
-            while step():
-                pass
+            with sigterm_as_interrupt():
+                while step():
+                    pass
         except KeyboardInterrupt:
             self.interrupted = True
             pending.clear()
