@@ -211,3 +211,43 @@ def test_a_checkpoint_brings_back_every_part_of_the_run_state(tmp_path):
     for k, a in net.params.items():
         np.testing.assert_array_equal(net2.params[k], a)
         np.testing.assert_array_equal(st2.best_weights[k], st.best_weights[k])
+
+
+def test_ctrl_c_and_sigterm_wait_while_the_files_are_written():
+    from nnspec.training.runs import signals_deferred
+    with signals_deferred() as got:
+        os.kill(os.getpid(), signal.SIGINT)              # would raise KeyboardInterrupt here
+        os.kill(os.getpid(), signal.SIGTERM)             # would end the process
+        time.sleep(0.05)
+    assert got == [signal.SIGINT, signal.SIGTERM]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_write_that_dies_half_way_leaves_the_old_set(tmp_path, monkeypatch):
+    """The new files are staged beside the run and swapped in whole: a crash
+    after the new weights were written leaves the old weights, onnx and
+    history together."""
+    import nnspec
+    from nnspec.training import runs
+    from nnspec.training.loop import train
+    (tmp_path / "m.nn").write_text(SPEC.replace("256", "8").replace("epochs     = 10", "epochs     = 1"))
+    spec = nnspec.load(tmp_path / "m.nn")
+    folder = tmp_path / "run"
+    folder.mkdir()
+
+    def write(result, **kw):
+        runs.write_run(folder, spec, result, {"run": 1}, lambda p, h: p.write_text(str(h)), **kw)
+    write(train(spec))
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    second = train(spec, seed=1)
+
+    def crash(*a, **k):
+        raise OSError("the disk went away")
+    monkeypatch.setattr(type(second.net), "export_onnx", crash)    # after weights.npz, before model.onnx
+    with pytest.raises(OSError):
+        write(second)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    monkeypatch.undo()
+    write(second)                                        # the next write clears the stale staging folder
+    assert (folder / "weights.npz").read_bytes() != before["weights.npz"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
