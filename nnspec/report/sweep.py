@@ -53,7 +53,6 @@ class SweepFolder:
 def _goal(request: dict, header: list[str]) -> tuple[str, str]:
     """The metric and its direction, as the plan had them (from sweep.json's spec)."""
     from ..api import loads
-    from .. import sweep as _  # noqa: F401
     from ..sweep.declare import cli_items
     items = cli_items(request.get("grid") or (), request.get("vary") or (), request.get("samples"),
                       request.get("metric"), request.get("scheduler"), request.get("budget"))
