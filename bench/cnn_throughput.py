@@ -52,13 +52,13 @@ def nnspec_step(batch):
     x, y = data()
     net = nnspec.loads(SPEC).build(seed=0)
     opt = OPTIMIZERS["sgd"](lr=0.01)
-    opt.start(net.params)
+    state = opt.start(net.params)
     loss = LOSSES["cross_entropy"]()
 
     def steps(k, start=0):
         for i in range(start, start + k):
             s = (i * batch) % (N - batch)
-            fit_batch(net, opt, {"image": x[s:s + batch]}, y[s:s + batch], loss, 0.01)
+            fit_batch(net, opt, state, {"image": x[s:s + batch]}, y[s:s + batch], loss, 0.01)
     return steps
 
 

@@ -45,13 +45,13 @@ def run_nnspec(batch: int, seconds: float) -> float:
     x, y = data()
     net = nnspec.loads(SPEC).build(seed=0)
     opt = OPTIMIZERS["sgd"](lr=0.01)
-    opt.start(net.params)
+    state = opt.start(net.params)
     loss = LOSSES["cross_entropy"]()
 
     def steps(k):
         for i in range(k):
             s = (i * batch) % (N - batch)
-            fit_batch(net, opt, {"x": x[s:s + batch]}, y[s:s + batch], loss, 0.01)
+            fit_batch(net, opt, state, {"x": x[s:s + batch]}, y[s:s + batch], loss, 0.01)
     return steady_rate(steps, batch, seconds, warmup=20)
 
 

@@ -58,13 +58,13 @@ def nnspec_steps(which):
     x, y = data(which)
     net = nnspec.loads(SPECS[which]).build(seed=0)
     opt = OPTIMIZERS["adam"](lr=0.001)
-    opt.start(net.params)
+    state = opt.start(net.params)
     loss = LOSSES["cross_entropy"]()
 
     def steps(k):
         for i in range(k):
             s = (i * BATCH) % (N - BATCH)
-            fit_batch(net, opt, {"x": x[s:s + BATCH]}, y[s:s + BATCH], loss, 0.001)
+            fit_batch(net, opt, state, {"x": x[s:s + BATCH]}, y[s:s + BATCH], loss, 0.001)
     return steps
 
 

@@ -260,30 +260,10 @@ def _forget(folder: Path, resume: bool) -> None:
 
 
 def _write_run(folder: Path, spec, result, overrides: list) -> bool:
-    """The run's files as one set; True when Ctrl-C or SIGTERM came while they were written."""
-    from .training.runs import signals_deferred, write_run
-    net = result.net
-    resolved = {"spec": str(spec.file), "model": spec.name,
-                "parameters": spec.parameters, "overrides": overrides,
-                "train": result.settings,
-                "epochs_run": result.epochs_run, "kept_epoch": result.best_epoch,
-                "labels": net.labels, "columns": net.columns}
-    with signals_deferred() as got:
-        write_run(folder, spec, result, resolved, _write_history, _write_report)
-    return bool(got)
-
-
-def _write_report(out) -> None:
-    """report.html beside the run's files; a report that fails never loses the run."""
-    try:
-        from .report.curves import HINT, have_matplotlib
-        from .report.run import write_report
-        write_report(out)
-        if not have_matplotlib():
-            print(f"note: {out}/report.html has no curves; {HINT}", file=sys.stderr)
-    except Exception as e:          # noqa: BLE001 -- the run is written; the report is a bonus
-        print(f"warning: no report.html: {type(e).__name__}: {e} (`nnspec report {out}` tries again)",
-              file=sys.stderr)
+    """The run's files as one set, report.html with them (training/runs.py)."""
+    from .report.run import write_report_or_warn
+    from .training.runs import save_run
+    return save_run(folder, spec, result, overrides, write_report_or_warn)
 
 
 def cmd_export(args) -> int:
@@ -343,15 +323,6 @@ def _prediction_columns(pred) -> tuple[list[str], list]:
         header += [base] if flat.shape[1] == 1 else [f"{base}_{j}" for j in range(flat.shape[1])]
         columns += list(flat.T)
     return header, columns
-
-
-def _write_history(path, history: dict) -> None:
-    from .files import write_atomic
-    keys = list(history)
-    lines = [",".join(keys)]
-    for i in range(len(history[keys[0]])):
-        lines.append(",".join(_fmt(history[k][i], 8) for k in keys))
-    write_atomic(path, ("\n".join(lines) + "\n").encode())
 
 
 def _fmt(v, digits: int = 4) -> str:

@@ -347,3 +347,17 @@ details summary {{ cursor: pointer; color: #445; margin: 0.4em 0; }}
 </body>
 </html>
 """
+
+
+def write_report_or_warn(folder) -> None:
+    """report.html beside a run's files; a report that fails never loses the
+    run: it says so on stderr, and `nnspec report DIR` tries again."""
+    import sys
+    try:
+        from .curves import HINT, have_matplotlib
+        write_report(folder)
+        if not have_matplotlib():
+            print(f"note: {folder}/report.html has no curves; {HINT}", file=sys.stderr)
+    except Exception as e:          # noqa: BLE001 -- the run is written; the report is a bonus
+        print(f"warning: no report.html: {type(e).__name__}: {e} (`nnspec report {folder}` tries again)",
+              file=sys.stderr)

@@ -122,7 +122,7 @@ class RayExecutor:
 
 def _write_history(r, folder: Path) -> None:
     """history.csv of a trial Ray stopped (its process ended before it wrote one)."""
-    from ..cli import _write_history as write
+    from ..training.runs import write_history as write
     try:
         df = r.metrics_dataframe
     except Exception:  # noqa: BLE001 -- no curves then; the row is kept

@@ -44,9 +44,9 @@ def run_trial(spec_file: str, spec_text: str, overrides: list[str], fraction: fl
 
 def _train(spec_file, spec_text, overrides, fraction, folder: Path, report, stopped) -> dict:
     from ..api import loads
-    from ..cli import _write_run              # the run folder as `nnspec train` writes it
+    from ..report.run import write_report_or_warn
     from ..training import Diverged, train
-    from ..training.runs import CHECKPOINT, sigterm_as_interrupt, write_info
+    from ..training.runs import CHECKPOINT, save_run, sigterm_as_interrupt, write_info
 
     spec = loads(spec_text, spec_file, overrides)
     cfg = spec.train
@@ -63,12 +63,12 @@ def _train(spec_file, spec_text, overrides, fraction, folder: Path, report, stop
             result = train(spec, on_epoch=on_epoch, checkpoint=folder / CHECKPOINT)
     except Diverged as e:
         if e.result.best_epoch:
-            _write_run(folder, spec, e.result, overrides)
+            save_run(folder, spec, e.result, overrides, write_report_or_warn)
         return {"status": "failed", "error": _one_line(e), "best_epoch": e.result.best_epoch,
                 "epochs_run": e.result.epochs_run, "final": e.result.final if e.result.best_epoch else {}}
     if result.epochs_run == 0:
         return {"status": "interrupted", "error": "interrupted before the first epoch ended"}
-    _write_run(folder, spec, result, overrides)
+    save_run(folder, spec, result, overrides, write_report_or_warn)  # as `nnspec train` writes it
     size = {"parameters": int(sum(a.size for a in result.net.params.values())), **seen}
     status = "stopped" if stopped else "interrupted" if result.interrupted else "ok"
     return {"status": status, "error": f"stopped by the scheduler after epoch {stopped[0]}" if stopped else "",

@@ -155,3 +155,33 @@ def sigterm_as_interrupt():
         yield
     finally:
         signal.signal(signal.SIGTERM, kept)
+
+
+def save_run(folder: Path, spec, result, overrides: list, report=None) -> bool:
+    """A finished (or stopped) run's files as one set, with its resolved
+    settings; `report(staging)` adds report.html. True when Ctrl-C or
+    SIGTERM came while they were written (they waited)."""
+    net = result.net
+    resolved = {"spec": str(spec.file), "model": spec.name,
+                "parameters": spec.parameters, "overrides": list(overrides),
+                "train": result.settings,
+                "epochs_run": result.epochs_run, "kept_epoch": result.best_epoch,
+                "labels": net.labels, "columns": net.columns}
+    with signals_deferred() as got:
+        write_run(folder, spec, result, resolved, write_history, report)
+    return bool(got)
+
+
+def write_history(path: Path, history: dict) -> None:
+    """history.csv: one row per epoch, Keras-style columns, 8 significant digits."""
+    keys = list(history)
+    lines = [",".join(keys)]
+    for i in range(len(history[keys[0]]) if keys else 0):
+        lines.append(",".join(_number(history[k][i]) for k in keys))
+    write_atomic(path, ("\n".join(lines) + "\n").encode())
+
+
+def _number(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.8g}" if abs(v) >= 1e4 or (v != 0 and abs(v) < 1e-3) else f"{v:.8f}"
+    return str(v)
