@@ -349,15 +349,18 @@ details summary {{ cursor: pointer; color: #445; margin: 0.4em 0; }}
 """
 
 
-def write_report_or_warn(folder) -> None:
+def write_report_or_warn(folder, shown=None) -> None:
     """report.html beside a run's files; a report that fails never loses the
-    run: it says so on stderr, and `nnspec report DIR` tries again."""
+    run: it says so on stderr, and `nnspec report DIR` tries again. `shown`:
+    the folder to name in messages (the run's, when `folder` is where its
+    files are staged)."""
     import sys
+    shown = shown or folder
     try:
         from .curves import HINT, have_matplotlib
         write_report(folder)
         if not have_matplotlib():
-            print(f"note: {folder}/report.html has no curves; {HINT}", file=sys.stderr)
+            print(f"note: {shown}/report.html has no curves; {HINT}", file=sys.stderr)
     except Exception as e:          # noqa: BLE001 -- the run is written; the report is a bonus
-        print(f"warning: no report.html: {type(e).__name__}: {e} (`nnspec report {folder}` tries again)",
+        print(f"warning: no report.html: {type(e).__name__}: {e} (`nnspec report {shown}` tries again)",
               file=sys.stderr)

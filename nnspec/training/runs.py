@@ -95,7 +95,7 @@ def write_run(folder: Path, spec, result, resolved: dict, write_history, write_r
         if (folder / keep).exists():
             os.link(folder / keep, staging / keep)
     if write_report is not None:
-        write_report(staging)
+        write_report(staging, folder)
     swap_in(staging, folder)
 
 
@@ -159,7 +159,7 @@ def sigterm_as_interrupt():
 
 def save_run(folder: Path, spec, result, overrides: list, report=None) -> bool:
     """A finished (or stopped) run's files as one set, with its resolved
-    settings; `report(staging)` adds report.html. True when Ctrl-C or
+    settings; `report(staging, folder)` adds report.html. True when Ctrl-C or
     SIGTERM came while they were written (they waited)."""
     net = result.net
     resolved = {"spec": str(spec.file), "model": spec.name,
