@@ -67,13 +67,25 @@ def parser() -> argparse.ArgumentParser:
     rs.add_argument("--quiet", action="store_true", help="no progress bar, only the final line")
 
     e = sub.add_parser("export", help="write an ONNX model from a spec and trained weights")
-    e.add_argument("file", metavar="FILE")
-    e.add_argument("--weights", required=True, metavar="W", help="a weights.npz written by `nnspec train`")
+    e.add_argument("file", metavar="FILE", help="a spec (with --weights), or a run folder (its spec.nn and weights.npz)")
+    e.add_argument("--weights", metavar="W", help="a weights.npz written by `nnspec train`")
     e.add_argument("-o", "--output", required=True, metavar="MODEL.onnx")
+    e.add_argument("--quantize", choices=["int8"], help="int8 weights (onnxruntime quantisation); prints "
+                                                       "size and validation accuracy before and after")
+    e.add_argument("--half", action="store_true", help="float16 weights and activations, float32 inputs "
+                                                       "and outputs (needs nnspec[half])")
+
+    bn = sub.add_parser("bench", help="latency (p50, p90, p99) and throughput of an ONNX model, "
+                                      "and of nnspec's engine for a run folder")
+    bn.add_argument("model", metavar="MODEL.onnx", help="an ONNX model, or a run folder (its model.onnx and engine)")
+    bn.add_argument("--batch", default="1,32,256", metavar="B,B,...", help="batch sizes (default 1,32,256)")
+    bn.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    bn.add_argument("--threads", type=positive_int, metavar="N", help="onnxruntime intra-op threads")
+    bn.add_argument("--runs", type=positive_int, default=50, metavar="N", help="timed runs per batch size (default 50)")
 
     r = sub.add_parser("predict", help="run an exported model on a csv or npz file")
     r.add_argument("model", metavar="MODEL.onnx")
-    r.add_argument("--data", required=True, metavar="FILE", help="a .csv (with a header) or .npz file")
+    r.add_argument("--data", required=True, metavar="FILE", help="a .csv (with a header) or .npz file, an image, or a folder of images")
     r.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     r.add_argument("-o", "--output", metavar="OUT.csv", help="write predictions here instead of printing")
 
@@ -94,7 +106,8 @@ def parser() -> argparse.ArgumentParser:
     v = sub.add_parser("eval", help="a trained model's metrics on a data file, through onnxruntime")
     v.add_argument("model", metavar="RUN_DIR|MODEL.onnx", help="a run folder (its model.onnx) or an ONNX model")
     v.add_argument("--data", required=True, metavar="FILE",
-                   help='a .csv/.tsv (with a header) or .npz file, or a built-in set: \'dataset("digits")\'')
+                   help='a .csv/.tsv (with a header) or .npz file, an image or a folder of images '
+                        '(one subfolder a class), or a built-in set: \'dataset("digits")\'')
     v.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     v.add_argument("--json", action="store_true", help="print the result as JSON")
 
@@ -104,7 +117,7 @@ def parser() -> argparse.ArgumentParser:
 
     rp = sub.add_parser("report", help="(re)make a run folder's report.html")
     rp.add_argument("run", metavar="RUN_DIR", help="a folder written by `nnspec train`")
-    p.set_defaults(commands={"check": c, "summary": s, "train": t, "resume": rs, "export": e, "predict": r, "fmt": f,
+    p.set_defaults(commands={"check": c, "summary": s, "train": t, "resume": rs, "export": e, "bench": bn, "predict": r, "fmt": f,
                              "graph": g, "lsp": ls,
                              "eval": v, "report": rp, "sweep": sw})
     return p
@@ -268,12 +281,30 @@ def _write_run(folder: Path, spec, result, overrides: list) -> bool:
 
 def cmd_export(args) -> int:
     from .api import load
-    spec = load(args.file)
+    path, weights = Path(args.file), args.weights
+    if path.is_dir():                                # a run folder: its spec and weights
+        path, weights = path / "spec.nn", weights or path / "weights.npz"
+    if weights is None:
+        args.commands["export"].error("--weights W is needed with a spec (or give a run folder)")
+    spec = load(path)
     net = spec.build(seed=0)
-    net.load(args.weights)
+    net.load(weights)
+    if args.quantize or args.half:
+        from .quantize import QuantizeError, optimize
+        try:
+            optimize(spec, net, args.output, args.quantize, args.half)
+        except QuantizeError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        return 0
     net.export_onnx(args.output, spec.source)
     print(f"wrote {args.output}")
     return 0
+
+
+def cmd_bench(args) -> int:
+    from .benchmark import run
+    return run(args)
 
 
 def cmd_predict(args) -> int:
@@ -405,7 +436,7 @@ def cmd_sweep(args) -> int:
 COMMANDS = {"resume": cmd_resume, "check": cmd_check, "summary": cmd_summary, "train": cmd_train,
             "export": cmd_export, "predict": cmd_predict, "fmt": cmd_fmt,
             "graph": cmd_graph, "lsp": cmd_lsp,
-            "eval": cmd_eval, "report": cmd_report, "sweep": cmd_sweep}
+            "eval": cmd_eval, "report": cmd_report, "sweep": cmd_sweep, "bench": cmd_bench}
 
 
 def main(argv=None) -> int:

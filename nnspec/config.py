@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr, Str
 from . import spec as S
 from .data import DATASETS, SOURCES, DatasetSource
 from .errors import Collector, Span, did_you_mean, one_of
-from .losses import LOSSES
+from .losses import LOSSES, WEIGHTED
 from .metrics import METRICS, check_monitor, metric_name, task_problem
 from .optim import OPTIMIZERS
 from .options import Enum, EvalError, evaluate, gather, validate
@@ -33,6 +33,7 @@ class TrainConfig(BaseModel):
     l1: float = Field(0.0, ge=0)
     normalize: Literal["standard", "none"] = "none"
     metrics: list[str] | None = None
+    class_weights: Literal["balanced"] | list[float] | None = None   # per-class loss weights
     init_weights: str | None = None               # a weights.npz to start from (relative to the spec)
     freeze: list[str] | None = None               # layers (or blocks) whose parameters stay as loaded
     diagnostics: StrictBool = True                # per-layer diagnostics and warnings (training/diagnostics.py)
@@ -94,6 +95,11 @@ def train_config(block: S.Train | None, coll: Collector, model_span: Span | None
         if problem:
             coll.error(spans["metrics"], f"`metrics`: {problem}")
             ok = False
+    if ok and raw.get("class_weights") is not None and getattr(raw["loss"], "kind", None) not in WEIGHTED:
+        coll.error(spans["class_weights"], f"`class_weights` weighs the classes of a class loss "
+                                           f"({' or '.join(WEIGHTED)}); `{raw['loss'].kind}` has no classes "
+                                           f"to weigh")
+        ok = False
     if ok and raw.get("monitor") is not None:
         problem = check_monitor(raw["monitor"], raw.get("metrics"), getattr(raw["loss"], "task", None),
                                 raw.get("validation") is not None)
@@ -146,6 +152,15 @@ def _setting(st: S.Setting, coll: Collector, env: dict):
             coll.error(v.span, f"`freeze` takes layer names, such as [dense_0, dense_1], got {value!r}")
             return _FAILED
         return [str(i) for i in items]
+    if st.key == "class_weights":
+        if value == "balanced":
+            return "balanced"
+        if isinstance(value, list) and value and all(isinstance(i, (int, float)) and not isinstance(i, bool)
+                                                     and i >= 0 for i in value) and any(value):
+            return [float(i) for i in value]
+        coll.error(v.span, f"`class_weights` takes `balanced` or a list of weights, one a class, such as "
+                           f"[1, 4], not negative and not all 0, got {value!r}")
+        return _FAILED
     if st.key == "normalize" and isinstance(value, Enum) and value not in ("standard", "none"):
         coll.error(v.span, f"`normalize` must be `standard` or `none`, got `{value}`"
                            f"{did_you_mean(value, ['standard', 'none'])}")

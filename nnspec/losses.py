@@ -62,6 +62,41 @@ def _as(y, t):
     return np.asarray(t, dtype=y.dtype).reshape(y.shape)
 
 
+def _sample_weights(w, t, dtype):
+    """Each sample's weight: its target class's (`class_weights`), or 1."""
+    return np.asarray(1, dtype) if w is None else np.asarray(w, dtype)[t]
+
+
+WEIGHTED = ("cross_entropy", "binary_cross_entropy")    # the losses `class_weights` applies to
+
+
+class ClassWeighted:
+    """A class loss with `class_weights`: each sample's loss is multiplied by
+    its target class's weight, then averaged over the batch as before (so
+    `balanced` weights, which average 1 over the training set, keep the
+    loss's scale). Stands in for the loss it wraps wherever a loss goes."""
+
+    def __init__(self, loss: "Loss", weights):
+        self.loss, self.weights = loss, np.asarray(weights, np.float64)
+        self.kind, self.task, self.pre_activation = loss.kind, loss.task, loss.pre_activation
+
+    def __call__(self, y, t):
+        return self.loss(y, t, self.weights)
+
+    def from_pre(self, z, t):
+        return self.loss.from_pre(z, t, self.weights)
+
+
+def class_weights(setting, y, classes: int) -> list[float]:
+    """`balanced` -> n / (classes * count of the class) from the training
+    targets (a class absent from them gets weight 1), or the list as given."""
+    if setting != "balanced":
+        return [float(v) for v in setting]
+    counts = np.bincount(np.asarray(y, np.int64).reshape(-1), minlength=classes)
+    n = counts.sum()
+    return [float(n / (classes * c)) if c else 1.0 for c in counts]
+
+
 @LOSSES.register
 class MSE(Loss):
     kind: Literal["mse"] = "mse"
@@ -117,24 +152,26 @@ class CrossEntropy(Loss):
                    "`dense(1) -> sigmoid` and `binary_cross_entropy`"
         return None
 
-    def __call__(self, p, t):                      # p: probabilities (B, ..., C)
+    def __call__(self, p, t, w=None):              # p: probabilities (B, ..., C); w: per-class weights
         p2, t1 = p.reshape(-1, p.shape[-1]), np.asarray(t).reshape(-1)
         rows = np.arange(len(t1))
         picked = np.maximum(p2[rows, t1], np.finfo(p.dtype).tiny)
+        ws = _sample_weights(w, t1, p.dtype)
         dp = np.zeros_like(p2)
-        dp[rows, t1] = -1.0 / (picked * len(t1))
-        return float(-np.mean(np.log(picked))), dp.reshape(p.shape)
+        dp[rows, t1] = -ws / (picked * len(t1))
+        return float(-np.mean(ws * np.log(picked))), dp.reshape(p.shape)
 
-    def from_pre(self, z, t):                      # z: logits (B, ..., C)
+    def from_pre(self, z, t, w=None):              # z: logits (B, ..., C)
         z2, t1 = z.reshape(-1, z.shape[-1]), np.asarray(t).reshape(-1)
         rows = np.arange(len(t1))
         shifted = z2 - z2.max(axis=1, keepdims=True)
         e = np.exp(shifted)
         s = e.sum(axis=1, keepdims=True)
-        loss = np.mean(np.log(s[:, 0]) - shifted[rows, t1])
+        ws = _sample_weights(w, t1, z.dtype)
+        loss = np.mean(ws * (np.log(s[:, 0]) - shifted[rows, t1]))
         dz = e / s
         dz[rows, t1] -= 1
-        dz *= np.asarray(1.0 / len(t1), z.dtype)
+        dz *= (ws / len(t1))[:, None] if w is not None else np.asarray(1.0 / len(t1), z.dtype)
         return float(loss), dz.reshape(z.shape)
 
 
@@ -148,19 +185,21 @@ class BinaryCrossEntropy(Loss):
     def output_problem(self, last, shape):
         return super().output_problem(last, shape) or _one_unit(self.kind, shape, "dense(1) -> sigmoid")
 
-    def __call__(self, p, t):
+    def __call__(self, p, t, w=None):
         t = _as(p, t)
         eps = np.finfo(p.dtype).eps
         q = np.clip(p, eps, 1 - eps)
-        loss = -np.mean(t * np.log(q) + (1 - t) * np.log(1 - q))
-        return float(loss), (q - t) / (q * (1 - q) * p.size)
+        ws = _sample_weights(w, t.astype(np.int64), p.dtype)
+        loss = -np.mean(ws * (t * np.log(q) + (1 - t) * np.log(1 - q)))
+        return float(loss), (ws * (q - t) / (q * (1 - q) * p.size)).astype(p.dtype)
 
-    def from_pre(self, z, t):
+    def from_pre(self, z, t, w=None):
         t = _as(z, t)
         e = np.exp(-np.abs(z))                               # <= 1: no overflow either side
-        loss = np.mean(np.maximum(z, 0) - z * t + np.log1p(e))
+        ws = _sample_weights(w, t.astype(np.int64), z.dtype)
+        loss = np.mean(ws * (np.maximum(z, 0) - z * t + np.log1p(e)))
         sig = np.where(z >= 0, 1, e) / (1 + e)
-        return float(loss), ((sig - t) / z.size).astype(z.dtype)
+        return float(loss), (ws * (sig - t) / z.size).astype(z.dtype)
 
 
 @LOSSES.register

@@ -89,10 +89,13 @@ def read_samples(path, model: OnnxModel) -> Samples:
     from .data import NpzSource, Table, csv_features, read_csv
     path = Path(path)
     suffix = path.suffix.lower()
+    if path.is_dir() or suffix in (".png", ".jpg", ".jpeg"):
+        return image_samples(path, model)
     if suffix == ".npz":
         return table_samples(NpzSource(path=str(path)).load(Path.cwd()))
     if suffix not in DELIMITERS:
-        raise DataError(f"cannot tell the format of `{path}`: expected a .csv, .tsv or .npz file")
+        raise DataError(f"cannot tell the format of `{path}`: expected a .csv, .tsv or .npz file,"
+                        " an image (.png, .jpg) or a folder of images")
     header, body = read_csv(path, DELIMITERS[suffix], str(path))
     tcol = header.index(model.target) if model.target in header else None
     names = list(model.columns.values())[0] if model.columns and len(model.columns) == 1 else None
@@ -103,6 +106,24 @@ def read_samples(path, model: OnnxModel) -> Samples:
     x = csv_features(path, header, body, cols, DELIMITERS[suffix])
     targets = [row[tcol].strip() for _, row in body] if tcol is not None else None
     return Samples(Table(x, None, origin=str(path), columns=[header[j] for j in cols]), targets)
+
+
+def image_samples(path: Path, model: OnnxModel) -> Samples:
+    """An image file, a folder of images, or a folder with one subfolder of
+    images per class (its folder names are then the targets), decoded to the
+    model's input shape [C, H, W]."""
+    from .data.images import image_files, load_files, load_folder
+    shape = list(model.inputs.values())[0] if len(model.inputs) == 1 else None
+    if shape is None or len(shape) != 3 or shape[0] not in (1, 3) or None in shape:
+        raise DataError(f"`{path}` holds images, but the model's input is not one image "
+                        f"float32[C, H, W] with C 1 or 3 (it takes {model.inputs})")
+    channels, size = shape[0], shape[1:]
+    if path.is_file():
+        return Samples(load_files([path], str(path), size, channels), None)
+    flat = image_files(path)
+    if flat and not any(p.is_dir() and not p.name.startswith(".") for p in path.iterdir()):
+        return Samples(load_files(flat, str(path), size, channels), None)
+    return table_samples(load_folder(path, str(path), size, channels))
 
 
 def table_samples(table) -> Samples:

@@ -69,6 +69,8 @@ def train(spec, epochs: int | None = None, batch: int | None = None, seed: int |
     seed = cfg.seed if seed is None else seed
     loss = cfg.loss
     train_set, val_set = load_data(spec)
+    if cfg.class_weights is not None:
+        loss = weighted_loss(spec, train_set)
 
     net = spec.build(seed=seed)
     net.labels = train_set.labels
@@ -89,7 +91,8 @@ def train(spec, epochs: int | None = None, batch: int | None = None, seed: int |
         restore(Path(resume), st, net, description)
         if st.sched_state is not None:
             st.sched_state.epochs = epochs           # a resumed run may be given more epochs
-    metrics = with_monitored(cfg.metrics if cfg.metrics is not None else default_metrics(loss.task), cfg.monitor)
+    metrics = with_monitored(cfg.metrics if cfg.metrics is not None else
+                             default_metrics(loss.task) + uneven_extra(loss.task, train_set.y), cfg.monitor)
     decay = penalties(net, trainable, cfg.l1, cfg.l2)    # {weight: (l1, l2)}, the layers' own or the block's
     diag = Diagnostics(net, trainable, on=cfg.diagnostics)
     writer = Writer(Path(checkpoint) if checkpoint is not None else None)
@@ -164,6 +167,33 @@ def train(spec, epochs: int | None = None, batch: int | None = None, seed: int |
         result.best_epoch = result.epochs_run
     result.warnings = diagnose(st.diagnostics)
     return result
+
+
+UNEVEN = 1.5     # the largest class this many times the smallest: balanced accuracy joins the history
+
+
+def uneven_extra(task: str, y) -> list[str]:
+    """["balanced_accuracy"] when the training classes are uneven (a default
+    metrics list only; `metrics = [...]` is taken as written)."""
+    if task not in ("classes", "binary"):
+        return []
+    counts = np.bincount(np.asarray(y, np.int64).reshape(-1))
+    counts = counts[counts > 0]
+    return ["balanced_accuracy"] if len(counts) > 1 and counts.max() > UNEVEN * counts.min() else []
+
+
+def weighted_loss(spec, train_set):
+    """The loss with `class_weights` applied; a list of the wrong length is an
+    error at the setting, with the number of classes the data has."""
+    from ..losses import ClassWeighted, class_weights
+    cfg = spec.train
+    classes = len(train_set.labels) if train_set.labels is not None else int(np.max(train_set.y)) + 1
+    if cfg.class_weights != "balanced" and len(cfg.class_weights) != classes:
+        shown = ", ".join(map(repr, train_set.labels or range(classes)))
+        raise SpecError([Diagnostic.at(cfg.spans.get("class_weights"), f"`class_weights` gives "
+                                       f"{len(cfg.class_weights)} weights, the data has {classes} classes "
+                                       f"({shown}); one weight a class, in that order", source=spec.source)])
+    return ClassWeighted(cfg.loss, class_weights(cfg.class_weights, train_set.y, classes))
 
 
 def frozen(param: str, freeze) -> bool:

@@ -1,0 +1,172 @@
+"""images(DIR, size=[H, W], channels=1|3): a folder of class folders, decoded
+through Pillow, cached beside the data, and the same to train on, predict and
+evaluate as the built-in data it was written from."""
+import sys
+
+import numpy as np
+import pytest
+from conftest import run_cli
+
+import nnspec
+from nnspec.data import DATASETS, DataError
+from nnspec.data import images as I
+
+Image = pytest.importorskip("PIL.Image")
+
+CNN = """
+model digits_cnn {
+    input image: float32[1, 8, 8]
+    conv2d(16, kernel=3, padding=same) -> relu
+    maxpool2d(2)
+    flatten
+    dense(32) -> relu
+    dense(10) -> softmax
+}
+train {
+    data       = DATA
+    validation = 0.2
+    loss       = cross_entropy
+    optimizer  = adam(lr=0.005)
+    epochs     = 8
+    batch      = 64
+    seed       = 0
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def digits_dir(tmp_path_factory):
+    """The built-in digits written out as 8x8 grey PNG files, one folder a class."""
+    root = tmp_path_factory.mktemp("img") / "digits"
+    t = DATASETS["digits"]().make()
+    for i, (x, y) in enumerate(zip(t.x, t.y)):
+        d = root / str(t.labels[int(y)])
+        d.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.round(x.reshape(8, 8) * 255).astype(np.uint8), "L").save(d / f"{i:04d}.png")
+    return root
+
+
+def small_folder(root, classes=("cat", "dog"), n=3, mode="RGB", suffix=".png", size=(6, 5)):
+    rng = np.random.default_rng(0)
+    for c in classes:
+        (root / c).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            shape = (size[1], size[0], 3) if mode == "RGB" else (size[1], size[0])
+            Image.fromarray(rng.integers(0, 256, shape).astype(np.uint8), mode).save(root / c / f"{i}{suffix}")
+    return root
+
+
+def test_image_folder_digits_train_like_the_builtin_digits(digits_dir, tmp_path):
+    finals = {}
+    for name, data in (("dataset", 'dataset("digits")'), ("images", f'images("{digits_dir}", size=[8, 8], channels=1)')):
+        (tmp_path / "m.nn").write_text(CNN.replace("DATA", data))
+        spec = nnspec.load(tmp_path / "m.nn")
+        finals[name] = nnspec.train(spec).final["val_accuracy"]
+    assert finals["dataset"] > 0.9
+    assert abs(finals["images"] - finals["dataset"]) <= 0.02, finals
+
+
+def test_pixels_match_the_source_and_labels_are_folder_names(digits_dir):
+    t = I.ImagesSource(path=str(digits_dir), size=[8, 8], channels=1).load(digits_dir)
+    d = DATASETS["digits"]().make()
+    assert t.x.shape == (len(d.x), 1, 8, 8) and t.x.dtype == np.float32
+    assert t.labels == [str(i) for i in range(10)]
+    order = np.argsort(np.asarray(d.y), kind="stable")      # the folders list class 0 first
+    assert np.abs(t.x.reshape(len(t.x), -1) - d.x[order]).max() < 1 / 255
+    assert [t.labels[i] for i in t.y] == [str(int(v)) for v in np.asarray(d.y)[order]]
+
+
+def test_second_load_reads_the_cache_and_a_changed_file_decodes_again(tmp_path, monkeypatch):
+    root = small_folder(tmp_path / "pics")
+    first = I.load_folder(root, "pics", [4, 4], 3)
+    caches = list(root.glob(".nnspec-cache-*.npz"))
+    assert len(caches) == 1
+    monkeypatch.setattr(I, "decode", lambda *a: (_ for _ in ()).throw(AssertionError("decoded again")))
+    again = I.load_folder(root, "pics", [4, 4], 3)
+    assert np.array_equal(first.x, again.x) and again.labels == ["cat", "dog"]
+    with pytest.raises(AssertionError, match="decoded again"):      # another size is another cache
+        I.load_folder(root, "pics", [5, 5], 3)
+    Image.fromarray(np.zeros((9, 9, 3), np.uint8)).save(root / "cat" / "0.png")
+    with pytest.raises(AssertionError, match="decoded again"):      # a changed file is decoded again
+        I.load_folder(root, "pics", [4, 4], 3)
+
+
+def test_unwritable_folder_caches_in_the_temporary_folder(tmp_path, monkeypatch):
+    root = small_folder(tmp_path / "pics")
+    real = I.write_atomic
+
+    def refuse(path, data):
+        if path.parent == root:
+            raise PermissionError(13, "read-only", str(path))
+        real(path, data)
+    monkeypatch.setattr(I, "write_atomic", refuse)
+    I.load_folder(root, "pics", [3, 3], 1)
+    assert not list(root.glob(".nnspec-cache-*"))
+    key = I.fingerprint(I.class_folders(root, "pics"), (3, 3), 1)
+    assert I._cache_paths(root, key)[1].is_file()
+
+
+def test_rgb_jpeg_is_resized_scaled_and_channels_first(tmp_path):
+    root = small_folder(tmp_path / "pics", suffix=".jpg", size=(10, 7))
+    t = I.load_folder(root, "pics", [4, 5], 3, cache=False)
+    assert t.x.shape == (6, 3, 4, 5) and 0 <= t.x.min() and t.x.max() <= 1 and t.x.max() > 0.5
+    grey = I.load_folder(root, "pics", [4, 5], 1, cache=False)
+    assert grey.x.shape == (6, 1, 4, 5)
+
+
+@pytest.mark.parametrize("make, where, words", [
+    (lambda r: (r / "cat" / "notes.png").write_text("not an image"), "cat/notes.png", "is not an image"),
+    (lambda r: (r / "bird").mkdir(), "bird", "holds no images"),
+])
+def test_bad_files_and_empty_class_folders_are_named(tmp_path, make, where, words):
+    root = small_folder(tmp_path / "pics")
+    make(root)
+    with pytest.raises(DataError) as e:
+        I.load_folder(root, "pics", [4, 4], 3)
+    assert words in e.value.message and e.value.file == str(root / where)
+
+
+def test_folder_without_class_folders_and_missing_folder(tmp_path):
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(flat / "a.png")
+    with pytest.raises(DataError, match="has no class folders") as e:
+        I.load_folder(flat, "flat", [4, 4], 1)
+    assert e.value.file == str(flat)
+    with pytest.raises(DataError, match="no such folder"):
+        I.load_folder(tmp_path / "nope", "nope", [4, 4], 1)
+
+
+def test_missing_pillow_says_how_to_install(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "PIL", None)
+    with pytest.raises(DataError, match=r"nnspec\[images\]"):
+        I.pillow()
+
+
+def test_spec_error_points_at_the_data_setting_and_the_file(tmp_path):
+    root = small_folder(tmp_path / "pics")
+    (root / "dog" / "x.jpg").write_bytes(b"\x00\x01")
+    (tmp_path / "m.nn").write_text(CNN.replace("DATA", 'images("pics", size=[8, 8], channels=1)'))
+    with pytest.raises(nnspec.SpecError) as e:
+        nnspec.train(nnspec.load(tmp_path / "m.nn"))
+    (d,) = e.value.diagnostics
+    assert d.file == str(root / "dog" / "x.jpg") and "not an image" in d.message
+
+
+def test_predict_and_eval_take_an_image_folder_or_one_image(digits_dir, tmp_path):
+    (tmp_path / "m.nn").write_text(CNN.replace("DATA", f'images("{digits_dir}", size=[8, 8], channels=1)'))
+    out = tmp_path / "run"
+    code, _, err = run_cli("train", tmp_path / "m.nn", "--out", out, "--quiet")
+    assert code == 0, err
+    code, stdout, err = run_cli("eval", out, "--data", digits_dir, "--json")
+    assert code == 0, err
+    import json
+    result = json.loads(stdout)
+    assert result["scored"] == 1797 and result["metrics"]["accuracy"] > 0.9, result
+    one = digits_dir / "7" / sorted(p.name for p in (digits_dir / "7").iterdir())[0]
+    code, stdout, err = run_cli("predict", out / "model.onnx", "--data", one)
+    assert code == 0, err
+    lines = stdout.strip().splitlines()
+    assert len(lines) == 2 and lines[1].split(",")[0] == "7"
+    code, _, err = run_cli("predict", out / "model.onnx", "--data", tmp_path / "m.nn")
+    assert code != 0 and "folder of images" in err
