@@ -1,0 +1,86 @@
+"""`nnspec export --quantize int8` and `--half`: smaller files that onnxruntime
+runs, with the validation accuracy before and after said, and metadata_props
+saying what was done."""
+import json
+import re
+
+import numpy as np
+import pytest
+from conftest import SPECS
+
+from nnspec import cli
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """digits_mlp and digits_cnn, trained briefly (4 epochs)."""
+    root = tmp_path_factory.mktemp("quant")
+    out = {}
+    for name in ("digits_mlp", "digits_cnn"):
+        assert cli.main(["train", str(SPECS / f"{name}.nn"), "--epochs", "4", "--quiet",
+                         "-o", str(root / name)]) == 0
+        out[name] = root / name
+    return out
+
+
+def _figures(text):
+    size = re.search(r"file size: .* \(([\d.]+)x\)", text)
+    acc = re.search(r"accuracy on the validation split \(\d+ samples\): ([\d.]+)% float32 -> ([\d.]+)%", text)
+    assert size and acc, text
+    return float(size.group(1)), float(acc.group(1)), float(acc.group(2))
+
+
+def _run(path, x):
+    import onnxruntime as ort
+    s = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return s.run(None, {s.get_inputs()[0].name: x.astype(np.float32)})[0]
+
+
+@pytest.mark.parametrize("name", ["digits_mlp", "digits_cnn"])
+def test_int8_is_under_a_third_and_as_accurate(runs, name, tmp_path, capsys):
+    out = tmp_path / "small.onnx"
+    assert cli.main(["export", str(runs[name]), "--quantize", "int8", "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    ratio, before, after = _figures(text)
+    assert ratio <= 0.3
+    assert abs(after - before) <= 1.0
+    assert before > 50                      # trained: the comparison means something
+    import onnx
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    done = json.loads(meta["nnspec.optimized"])
+    assert done["quantize"] == "int8" and "int8" in done["how"]
+    assert ("static" in done["how"]) == (name == "digits_cnn")     # convolutions calibrated
+    assert "nnspec.source" in meta and "labels" in meta            # the float32 model's metadata kept
+    ops = {n.op_type for n in onnx.load(str(out)).graph.node}
+    assert "BatchNormalization" not in ops                         # folded into the convolutions first
+    shape = (5, 1, 8, 8) if name == "digits_cnn" else (5, 64)
+    probs = _run(out, np.random.default_rng(0).random(shape) * 16)
+    assert probs.shape == (5, 10) and np.allclose(probs.sum(1), 1, atol=1e-3)
+    # nnspec's own runtime reads it too (predict and eval go through it)
+    from nnspec.runtime import OnnxModel
+    assert OnnxModel(out).labels == json.loads(meta["labels"])
+
+
+def test_half_keeps_float32_inputs_and_outputs(runs, tmp_path, capsys):
+    pytest.importorskip("onnxconverter_common")
+    out = tmp_path / "half.onnx"
+    assert cli.main(["export", str(runs["digits_mlp"] / "spec.nn"), "--weights",
+                     str(runs["digits_mlp"] / "weights.npz"), "--half", "-o", str(out)]) == 0
+    ratio, before, after = _figures(capsys.readouterr().out)
+    assert ratio < 0.6 and abs(after - before) <= 1.0
+    import onnx
+    m = onnx.load(str(out))
+    assert m.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert m.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in m.graph.initializer)
+    assert json.loads({p.key: p.value for p in m.metadata_props}["nnspec.optimized"])["half"] is True
+    assert _run(out, np.ones((3, 64))).dtype == np.float32
+
+
+def test_both_at_once_and_no_weights_are_refused(runs, tmp_path, capsys):
+    assert cli.main(["export", str(runs["digits_mlp"]), "--quantize", "int8", "--half",
+                     "-o", str(tmp_path / "x.onnx")]) == 1
+    assert "alternatives" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["export", str(SPECS / "digits_mlp.nn"), "-o", str(tmp_path / "x.onnx")])
+    assert "--weights" in capsys.readouterr().err
