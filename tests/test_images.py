@@ -112,6 +112,12 @@ def test_rgb_jpeg_is_resized_scaled_and_channels_first(tmp_path):
     assert t.x.shape == (6, 3, 4, 5) and 0 <= t.x.min() and t.x.max() <= 1 and t.x.max() > 0.5
     grey = I.load_folder(root, "pics", [4, 5], 1, cache=False)
     assert grey.x.shape == (6, 1, 4, 5)
+    red = np.zeros((5, 7, 3), np.uint8)
+    red[..., 0] = 255
+    red[2, :, 1] = 255                            # one yellow row: the rows stay rows
+    Image.fromarray(red).save(tmp_path / "red.png")
+    x = I.decode(tmp_path / "red.png", (5, 7), 3)
+    assert np.all(x[0] == 1) and x[1, 2].tolist() == [1] * 7 and x[1].sum() == 7 and np.all(x[2] == 0)
 
 
 @pytest.mark.parametrize("make, where, words", [
