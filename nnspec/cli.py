@@ -173,7 +173,8 @@ def cmd_train(args) -> int:
             return 2
     overrides = list(args.overrides)
     if args.init_weights:
-        overrides.append(f'init_weights="{Path(args.init_weights).resolve()}"')
+        path = str(Path(args.init_weights).resolve()).replace("\\", "\\\\").replace('"', '\\"')
+        overrides.append(f'init_weights="{path}"')          # a .nn string: \\ and \" are its escapes
     spec = load(args.file, overrides)
     if args.resume:
         return _train(spec, Path(args.resume), args, overrides, resume=True)
