@@ -251,3 +251,13 @@ def test_a_write_that_dies_half_way_leaves_the_old_set(tmp_path, monkeypatch):
     write(second)                                        # the next write clears the stale staging folder
     assert (folder / "weights.npz").read_bytes() != before["weights.npz"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_init_weights_from_the_command_line(whole, tmp_path):
+    spec, reference = whole
+    weights_file = tmp_path / 'we"ights.npz'                        # a name that needs escaping
+    weights_file.write_bytes((reference / "weights.npz").read_bytes())
+    code, _, err = run_cli("train", spec, "--init-weights", weights_file, "--set", "freeze=[dense_0]",
+                           "--set", "epochs=1", "-o", tmp_path / "run", "--quiet")
+    assert code == 0, err
+    np.testing.assert_array_equal(weights(tmp_path / "run")["dense_0.W"], weights(reference)["dense_0.W"])
