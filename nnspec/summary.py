@@ -33,18 +33,17 @@ def size_text(n_bytes: float) -> str:
 
 def summary_table(spec) -> str:
     g = spec.graph
-    net = spec.build(seed=0, rng=_Untouched())
     rows = [("layer", "kind", "output", "params", "MACs")]
     for v in g.inputs:
         rows.append((v.name, "input", f"{v.dtype}{list(v.shape)}", "", ""))
     total_params = total_macs = 0
-    for n, arrays in zip(g.nodes, net.node_arrays()):
-        count = sum(a.size for k, a in arrays.items() if n.param(k) in net.params)
+    for n in g.nodes:
+        count = node_params(n)
         macs = n.op.macs(n.p, n.in_shapes, n.out_shape)
         total_params += count
         total_macs += macs
         rows.append((n.name, n.kind, str(list(n.out_shape)), f"{count:,}", f"{macs:,}"))
-    state = sum(a.size for a in net.state.values())
+    state = sum(a.size for n in g.nodes for a in n.op.init_state(n.p, n.in_shapes, np.float32).values())
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     line = lambda r: "  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
     out = [f"model {g.name}", line(rows[0]), "  ".join("-" * w for w in widths)]
