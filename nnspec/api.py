@@ -34,14 +34,12 @@ class Spec:
         p = Path(self.file)
         return p.parent if p.is_file() else Path.cwd()
 
-    def build(self, seed: int | None = None, dtype: str = "float32", rng=None):
-        """A network with freshly initialised weights (the same seed, the same
-        weights). `rng` replaces the seeded generator (summary.py passes one
-        that makes untouched zeros, to count parameters without memory)."""
+    def build(self, seed: int | None = None, dtype: str = "float32"):
+        """A network with freshly initialised weights (the same seed, the same weights)."""
         from .engine import Network
         if seed is None:
             seed = self.train.seed if self.train else 0
-        rng = rng or np.random.default_rng(seed)
+        rng = np.random.default_rng(seed)
         dt = np.dtype(dtype)
         params, state = {}, {}
         for n in self.graph.nodes:
