@@ -77,19 +77,9 @@ class RunFolder:
         return {"split": split, "samples": len(data), "task": task, **scores(task, y, t, model.labels)}
 
 
-# Where the trainer's load_data (the data split as trained) lives: the training package, or the
-# single module it grew from.
-TRAINER_MODULES = ("nnspec.training", "nnspec.trainer")
-
-
 def _load_data():
-    from importlib import import_module
-    for name in TRAINER_MODULES:
-        try:
-            return getattr(import_module(name), "load_data")
-        except (ImportError, AttributeError):
-            continue
-    raise ImportError(f"no load_data in {', '.join(TRAINER_MODULES)}")
+    from ..training import load_data             # the data split as trained
+    return load_data
 
 
 def _float(text) -> float:
