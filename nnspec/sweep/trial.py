@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 import traceback
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
@@ -59,8 +58,8 @@ def _train(spec_file, spec_text, overrides, fraction, folder: Path, report, stop
             raise KeyboardInterrupt           # the loop keeps the best epoch so far and returns
 
     try:
-        with sigterm_as_interrupt(), training_fraction(fraction, cfg.seed) as seen:
-            result = train(spec, on_epoch=on_epoch, checkpoint=folder / CHECKPOINT)
+        with sigterm_as_interrupt():
+            result = train(spec, on_epoch=on_epoch, checkpoint=folder / CHECKPOINT, data_fraction=fraction)
     except Diverged as e:
         if e.result.best_epoch:
             save_run(folder, spec, e.result, overrides, write_report_or_warn)
@@ -69,38 +68,12 @@ def _train(spec_file, spec_text, overrides, fraction, folder: Path, report, stop
     if result.epochs_run == 0:
         return {"status": "interrupted", "error": "interrupted before the first epoch ended"}
     save_run(folder, spec, result, overrides, write_report_or_warn)  # as `nnspec train` writes it
-    size = {"parameters": int(sum(a.size for a in result.net.params.values())), **seen}
+    size = {"parameters": int(sum(a.size for a in result.net.params.values())),
+            "train_samples": result.train_samples}
     status = "stopped" if stopped else "interrupted" if result.interrupted else "ok"
     return {"status": status, "error": f"stopped by the scheduler after epoch {stopped[0]}" if stopped else "",
             "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
             "final": {k: float(v) for k, v in result.final.items()}, "size": size}
-
-
-@contextmanager
-def training_fraction(fraction: float, seed: int):
-    """Train on `fraction` of the training split (the validation split is
-    kept whole, so that trials of different sizes are scored alike); yields
-    a dict that gets "train_samples"."""
-    import numpy as np
-
-    from ..training import loop
-    full = loop.load_data
-    seen: dict = {}
-
-    def load(spec):
-        train_set, val_set = full(spec)
-        n = len(train_set)
-        if fraction < 1.0:
-            keep = np.sort(np.random.default_rng(seed).permutation(n)[:max(1, int(round(fraction * n)))])
-            train_set = train_set.take(keep)
-        seen["train_samples"] = len(train_set)
-        return train_set, val_set
-
-    loop.load_data = load
-    try:
-        yield seen
-    finally:
-        loop.load_data = full
 
 
 def _one_line(e: BaseException) -> str:

@@ -45,6 +45,7 @@ class Result:
     interrupted: bool = False
     settings: dict = field(default_factory=dict)   # the train settings as run, overrides applied
     resumed_from: int = 0                  # epochs a resumed run found done
+    train_samples: int = 0                 # the training split's size as trained
     diagnostics: list[dict] = field(default_factory=list)   # diagnostics.csv's rows (diagnostics.py)
     warnings: list[str] = field(default_factory=list)       # what the diagnostics' rules found
 
@@ -57,10 +58,13 @@ class Result:
 
 def train(spec, epochs: int | None = None, batch: int | None = None, seed: int | None = None,
           on_batch: Callable | None = None, on_epoch: Callable | None = None,
-          checkpoint: Path | None = None, resume: Path | None = None) -> Result:
+          checkpoint: Path | None = None, resume: Path | None = None, data_fraction: float = 1.0) -> Result:
     """Train `spec`; with `checkpoint`, write the run's state there between
     epochs (throttled: state.BUDGET); with `resume`, start from the state in
-    that checkpoint instead of from the beginning."""
+    that checkpoint instead of from the beginning. `data_fraction` < 1
+    trains on that share of the training split (drawn with the seed; the
+    validation split stays whole, so runs of different sizes are scored
+    alike), as a sweep's scaling study asks."""
     cfg = spec.train
     if cfg is None:
         raise SpecError([Diagnostic(spec.file, 0, 0, "this spec has no `train { ... }` block")])
@@ -69,6 +73,10 @@ def train(spec, epochs: int | None = None, batch: int | None = None, seed: int |
     seed = cfg.seed if seed is None else seed
     loss = cfg.loss
     train_set, val_set = load_data(spec)
+    if data_fraction < 1.0:
+        n = len(train_set)
+        keep = np.random.default_rng(cfg.seed).permutation(n)[:max(1, int(round(data_fraction * n)))]
+        train_set = train_set.take(np.sort(keep))
     if cfg.class_weights is not None:
         loss = weighted_loss(spec, train_set)
 
@@ -100,7 +108,7 @@ def train(spec, epochs: int | None = None, batch: int | None = None, seed: int |
     n = len(train_set)
     result = Result(net, st.history, settings={**cfg.resolved(), "epochs": epochs, "batch": batch, "seed": seed},
                     epochs_run=st.epoch, best_epoch=st.best_epoch, stopped_early=st.stopped_early,
-                    resumed_from=st.epoch, diagnostics=st.diagnostics)
+                    resumed_from=st.epoch, diagnostics=st.diagnostics, train_samples=len(train_set))
     # Overflow in a blowing-up run is caught below, by the loss it leads to;
     # NumPy's own warnings (with nnspec's file paths) would only add noise.
     with np.errstate(all="ignore"):
