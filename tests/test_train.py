@@ -186,3 +186,12 @@ def test_plateau_state_saved_and_restored_goes_on_the_same():
     st = ScheduleState.load(dict(st.arrays()))
     assert first + [plateau.lr(e, m, st) for e, m in enumerate(losses[5:], 5)] == whole
     assert whole[-1] < whole[0]
+
+
+def test_data_fraction_trains_on_that_share_of_the_training_split():
+    spec = nnspec.loads('model m {\n input x: float32[4]\n dense(3) -> softmax\n}\n'
+                        'train {\n data = dataset("iris")\n validation = 0.2\n loss = cross_entropy\n'
+                        ' optimizer = adam(lr=0.01)\n epochs = 1\n batch = 8\n}\n')
+    whole, part = nnspec.train(spec), nnspec.train(spec, data_fraction=0.25)
+    assert (whole.train_samples, part.train_samples) == (120, 30)          # 150 - 30 held out; a quarter
+    assert part.history["val_loss"] != whole.history["val_loss"]
