@@ -291,7 +291,7 @@ def cmd_export(args) -> int:
     net = spec.build(seed=0)
     net.load(weights)
     if args.quantize or args.half:
-        from .quantize import QuantizeError, optimize
+        from .onnx.quantize import QuantizeError, optimize
         try:
             optimize(spec, net, args.output, args.quantize, args.half)
         except QuantizeError as e:

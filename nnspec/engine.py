@@ -167,5 +167,5 @@ class Network:
         load_weights(self, path)
 
     def export_onnx(self, path, source: str = "") -> None:
-        from .onnx_export import export
+        from .onnx.export import export
         export(self, path, source)

@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from .files import write_atomic
+from ..files import write_atomic
 
 OPSET = 17
 ELEM = {"float32": TensorProto.FLOAT, "int64": TensorProto.INT64}

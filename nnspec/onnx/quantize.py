@@ -131,7 +131,7 @@ def _write(model, dst) -> None:
 
 def score(path, data, task: str) -> float:
     """Accuracy (classifiers) or R² (regression) of an ONNX model on Prepared data, via onnxruntime."""
-    from .runtime import OnnxModel
+    from ..runtime import OnnxModel
     m = OnnxModel(path)
     outs = []
     n = len(data.y)
@@ -158,7 +158,7 @@ def optimize(spec, net, dst, quantize: str | None, half: bool, say=print) -> Non
     data = val = None
     task = "classes"
     if spec.train is not None:
-        from .training import load_data
+        from ..training import load_data
         data, val = load_data(spec)
         task = spec.train.loss.task
     with tempfile.TemporaryDirectory(prefix="nnspec-export-") as tmp:
