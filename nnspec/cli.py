@@ -74,6 +74,8 @@ def parser() -> argparse.ArgumentParser:
                                                        "size and validation accuracy before and after")
     e.add_argument("--half", action="store_true", help="float16 weights and activations, float32 inputs "
                                                        "and outputs (needs nnspec[half])")
+    e.add_argument("--functions", action="store_true", help="each block an ONNX local function and each "
+                                                            "call one node (default: blocks inlined)")
 
     bn = sub.add_parser("bench", help="latency (p50, p90, p99) and throughput of an ONNX model, "
                                       "and of nnspec's engine for a run folder")
@@ -287,6 +289,10 @@ def cmd_export(args) -> int:
         path, weights = path / "spec.nn", weights or path / "weights.npz"
     if weights is None:
         args.commands["export"].error("--weights W is needed with a spec (or give a run folder)")
+    if args.functions and (args.quantize or args.half):
+        # onnxruntime's quantiser and onnxconverter-common's float16 pass rewrite the main graph only
+        args.commands["export"].error("--functions does not combine with --quantize or --half: their "
+                                      "converters do not look inside functions; export one or the other")
     spec = load(path)
     net = spec.build(seed=0)
     net.load(weights)
@@ -298,8 +304,10 @@ def cmd_export(args) -> int:
             print(f"error: {e}", file=sys.stderr)
             return 1
         return 0
-    net.export_onnx(args.output, spec.source)
+    net.export_onnx(args.output, spec.source, functions=args.functions)
     print(f"wrote {args.output}")
+    if args.functions and not spec.graph.calls:
+        print("note: the spec calls no `block`, so there are no functions: the model is as without --functions")
     return 0
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from . import spec as S
 from .errors import Collector, Span, did_you_mean, one_of
-from .graph import Graph, Node, Value
+from .graph import BlockCall, Graph, Node, Value
 from .ops import REGISTRY, ShapeError
 from .ops.base import BIAS_INITS, INIT_CALLS, INITS
 from .options import EvalError, evaluate, gather, validate
@@ -45,6 +45,7 @@ class Compiler:
         self.counters: dict[str, int] = {}
         self.seen: set[tuple] = set()
         self.validated: dict[tuple, object] = {}     # (layer, arguments) -> Params
+        self.calls: list[BlockCall] = []
 
     # -- reporting --------------------------------------------------------
     def error(self, span: Span, message: str, scope: Scope | None = None, notes=None) -> None:
@@ -80,7 +81,7 @@ class Compiler:
             outputs = [scope.current] if scope.current else []
         if any(o is None for o in outputs) or scope.unknown or not outputs:
             return None
-        graph = Graph(m.name, inputs, outputs, self.nodes, self.values, names)
+        graph = Graph(m.name, inputs, outputs, self.nodes, self.values, names, self.calls)
         self._init_hints(graph)
         return graph
 
@@ -329,6 +330,8 @@ class Compiler:
                 self._statement(st, inner)
         if inner.unknown or inner.current is None:
             return None
+        self.calls.append(BlockCall(block.name, inner.path, params,
+                                    [(w.name, v) for w, v in zip(wanted, inputs)], inner.current, call.span))
         return [inner.current]
 
     def _block_args(self, block: S.Block, call: S.Layer, scope: Scope) -> dict | None:

@@ -166,6 +166,6 @@ class Network:
     def load(self, path) -> None:
         load_weights(self, path)
 
-    def export_onnx(self, path, source: str = "") -> None:
+    def export_onnx(self, path, source: str = "", functions: bool = False) -> None:
         from .onnx.export import export
-        export(self, path, source)
+        export(self, path, source, functions)

@@ -39,6 +39,18 @@ class Node:
 
 
 @dataclass
+class BlockCall:
+    """One expansion of a `block`: its nodes are those whose names start with `path`
+    (nested calls included); the ONNX exporter makes each call one function node."""
+    block: str                      # the block's name
+    path: str                       # "residual_1/": the prefix of its nodes' names
+    args: dict                      # the arguments bound to its parameters
+    inputs: list[tuple[str, str]]   # (the block's input name, the caller's value name)
+    output: str                     # the value the call produces
+    span: Span                      # the call in the spec
+
+
+@dataclass
 class Graph:
     name: str
     inputs: list[Value]
@@ -46,6 +58,7 @@ class Graph:
     nodes: list[Node]
     values: dict[str, Value]
     output_names: list[str]         # as the spec names them ("output" when it does not)
+    calls: list[BlockCall] = field(default_factory=list)   # block expansions, inner ones first
 
     def producer(self) -> dict[str, Node]:
         return {n.output: n for n in self.nodes}

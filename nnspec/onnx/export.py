@@ -11,6 +11,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from ..files import write_atomic
+from .functions import DOMAIN, outline, summary
 
 OPSET = 17
 ELEM = {"float32": TensorProto.FLOAT, "int64": TensorProto.INT64}
@@ -57,7 +58,9 @@ class Builder:
         return name
 
 
-def build_model(net, source: str = "") -> onnx.ModelProto:
+def build_model(net, source: str = "", functions: bool = False) -> onnx.ModelProto:
+    """The model; with `functions`, each block call one node calling a local
+    function (functions.py) instead of the block's layers inlined."""
     g = net.graph
     b = Builder()
     values: dict[str, str] = {}
@@ -83,12 +86,17 @@ def build_model(net, source: str = "") -> onnx.ModelProto:
         b.nodes.append(helper.make_node("Identity", [values[value]], [name], name=f"{name}/identity"))
         shape = g.values[value].shape
         outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", *shape]))
-    graph = helper.make_graph(b.nodes, g.name, inputs, outputs, b.initializers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                              producer_name="nnspec")
+    nodes, inits, local, uses = b.nodes, b.initializers, [], {}
+    if functions:
+        nodes, inits, local, uses = outline(nodes, inits, g.calls, values, {*net.params, *net.state}, OPSET)
+    graph = helper.make_graph(nodes, g.name, inputs, outputs, inits)
+    opsets = [helper.make_opsetid("", OPSET)] + ([helper.make_opsetid(DOMAIN, 1)] if local else [])
+    model = helper.make_model(graph, opset_imports=opsets, producer_name="nnspec", functions=local)
     model.ir_version = min(model.ir_version, 9)      # readable by older onnxruntime builds too
     meta = {"nnspec.source": source, "nnspec.model": g.name,
             "nnspec.inputs": json.dumps({v.name: [v.dtype, list(v.shape)] for v in g.inputs})}
+    if local:
+        meta["nnspec.functions"] = summary(local, uses)
     if net.loss is not None:
         meta["nnspec.loss"] = net.loss.kind
     if net.labels is not None:
@@ -106,5 +114,5 @@ def build_model(net, source: str = "") -> onnx.ModelProto:
     return model
 
 
-def export(net, path, source: str = "") -> None:
-    write_atomic(path, build_model(net, source).SerializeToString())
+def export(net, path, source: str = "", functions: bool = False) -> None:
+    write_atomic(path, build_model(net, source, functions).SerializeToString())
