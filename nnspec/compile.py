@@ -288,11 +288,18 @@ class Compiler:
             self.error(span, f"`{op.kind}` would output {list(out_shape)}; a dimension must be at "
                              f"most {MAX_DIM:,}", scope)
             return None
+        in_masks = [self.values[v].mask for v in inputs]
+        try:
+            out_mask = op.out_mask(p, in_shapes, in_masks, out_shape, inputs)
+        except ShapeError as err:
+            self.error(span, str(err), scope)
+            return None
         k = self.counters.get(scope.path + op.kind, 0)
         self.counters[scope.path + op.kind] = k + 1
         name = f"{scope.path}{op.kind}_{k}"
-        self.values[name] = Value(name, out_shape)
-        self.nodes.append(Node(name, op, p, list(inputs), name, in_shapes, out_shape, span, list(scope.notes)))
+        self.values[name] = Value(name, out_shape, mask=out_mask)
+        self.nodes.append(Node(name, op, p, list(inputs), name, in_shapes, out_shape, span, list(scope.notes),
+                               in_masks=in_masks))
         return [name]
 
     # -- blocks -----------------------------------------------------------

@@ -12,6 +12,7 @@ from .graph import Graph
 from .inputs import feed_inputs
 from .losses import absorbed_node
 from .ops.base import Ctx
+from .ops.mask import sequence_mask
 from .weights import load_weights, save_weights, weight_arrays
 
 
@@ -36,6 +37,7 @@ class Network:
         inputs = {v.name for v in graph.inputs}
         self._need_dx = [tuple(v not in inputs for v in n.inputs) for n in graph.nodes]
         self._caches = [dict() for _ in graph.nodes]
+        self._masks = [tuple(n.in_masks) if any(n.in_masks) else () for n in graph.nodes]
         self._absorbs: dict[str, object] = {}          # pre-activation kind -> the node a loss absorbs
 
     def node_arrays(self) -> list[dict[str, np.ndarray]]:
@@ -60,14 +62,22 @@ class Network:
         """Values by name, and the backward closures of the nodes run."""
         values = dict(xs)
         backs = []
+        masks: dict = {}                              # padding masks by Mask, made once per batch
         for i, n in enumerate(self.graph.nodes):
             if n is stop:
                 break
             ctx = Ctx(training, self.rng, self._need_dx[i], self._caches[i] if reuse else None, n.out_shape)
+            if self._masks[i]:
+                ctx.masks = tuple(None if k is None else self._mask(k, values, masks) for k in self._masks[i])
             y, back = n.op.forward(n.p, self._w[i], [values[v] for v in n.inputs], ctx)
             values[n.output] = y
             backs.append((back, ctx))
         return values, backs
+
+    def _mask(self, key, values, masks):
+        if key not in masks:
+            masks[key] = sequence_mask(values[key.input], key.padding, self.dtype)
+        return masks[key]
 
     def _backward(self, backs, start: str, dy) -> dict[str, np.ndarray]:
         grads: dict[str, np.ndarray] = {}

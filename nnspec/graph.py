@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from .errors import Span
 from .ops.base import Op, Shape
+from .ops.mask import Mask
 from .params import Params
 
 
@@ -14,6 +15,7 @@ class Value:
     name: str
     shape: Shape
     dtype: str = "float32"
+    mask: Mask | None = None        # the padding mask it carries (ops/mask.py), decided once here
 
 
 @dataclass
@@ -28,6 +30,7 @@ class Node:
     span: Span
     notes: list[str] = field(default_factory=list)   # block call chain, for messages
     init_hint: str = "glorot"
+    in_masks: list = field(default_factory=list)     # per input: its Mask or None
 
     @property
     def kind(self) -> str:

@@ -29,6 +29,8 @@ class Builder:
         self.prefix = ""
         self.out_shape: tuple = ()          # the current node's shapes (batch not counted)
         self.in_shapes: list = []
+        self.in_masks: list = []            # the current node's inputs' padding masks (ops/mask.py)
+        self.memo: dict = {}                # what is made once per model (the masks), by key
 
     def fresh(self, hint: str) -> str:
         base = f"{self.prefix}{hint}"
@@ -77,7 +79,7 @@ def build_model(net, source: str = "", functions: bool = False) -> onnx.ModelPro
     for name, a in {**net.params, **net.state}.items():
         b.weight(name, a)
     for n, arrays in zip(g.nodes, net.node_arrays()):
-        b.prefix, b.out_shape, b.in_shapes = f"{n.name}/", n.out_shape, n.in_shapes
+        b.prefix, b.out_shape, b.in_shapes, b.in_masks = f"{n.name}/", n.out_shape, n.in_shapes, n.in_masks
         w = {local: n.param(local) for local in arrays}           # local -> initialiser name
         values[n.output] = n.op.to_onnx(b, n.p, w, [values[v] for v in n.inputs])
     b.prefix = ""

@@ -10,6 +10,7 @@ from pydantic import Field
 
 from ..parallel import over_batch
 from .base import Op, Params, array_axis, check_axis, register
+from .mask import position_wise, refuse
 
 GELU_C = math.sqrt(2.0 / math.pi)
 
@@ -17,6 +18,7 @@ GELU_C = math.sqrt(2.0 / math.pi)
 @register
 class Relu(Op):
     kind = "relu"
+    position_wise = True
     init_family = "relu"
 
     def forward(self, p, w, xs, ctx):
@@ -44,6 +46,7 @@ class LeakyParams(Params):
 @register
 class LeakyRelu(Op):
     kind = "leaky_relu"
+    position_wise = True
     Params = LeakyParams
     init_family = "relu"
 
@@ -62,6 +65,7 @@ class LeakyRelu(Op):
 @register
 class Sigmoid(Op):
     kind = "sigmoid"
+    position_wise = True
 
     def forward(self, p, w, xs, ctx):
         (x,) = xs
@@ -80,6 +84,7 @@ class Sigmoid(Op):
 @register
 class Tanh(Op):
     kind = "tanh"
+    position_wise = True
 
     def forward(self, p, w, xs, ctx):
         y = np.tanh(xs[0])
@@ -96,6 +101,7 @@ class Tanh(Op):
 class Gelu(Op):
     """The tanh approximation of GELU (as in GPT-2 and BERT)."""
     kind = "gelu"
+    position_wise = True
     init_family = "relu"
 
     def forward(self, p, w, xs, ctx):
@@ -152,6 +158,7 @@ class Step(Op):
     """Heaviside step: 1 where x > 0, else 0. No gradient: train it with the
     perceptron rule (loss = perceptron), which works on its input."""
     kind = "step"
+    position_wise = True
     differentiable = False
     no_grad_hint = "`step` has no gradient; train it with `loss = perceptron`"
 
@@ -170,6 +177,7 @@ class Step(Op):
 class Linear(Op):
     """The identity: makes a linear output explicit."""
     kind = "linear"
+    position_wise = True
 
     def forward(self, p, w, xs, ctx):
         return xs[0], lambda dy: ([dy], {})
@@ -192,6 +200,12 @@ class Softmax(Op):
     def infer_shape(self, p, shapes):
         check_axis("softmax", p.axis, shapes[0])
         return shapes[0]
+
+    def out_mask(self, p, shapes, masks, out, inputs):
+        # along the time axis it would mix padded positions in; along another, each position alone
+        if check_axis("softmax", p.axis, shapes[0]) == 0:
+            refuse("softmax", masks, f" along axis {p.axis} (time)")
+        return position_wise("softmax", shapes, masks, out)
 
     def forward(self, p, w, xs, ctx):
         (x,) = xs
@@ -230,6 +244,7 @@ class EluParams(Params):
 class Elu(Op):
     """x for x > 0, alpha (e^x - 1) otherwise."""
     kind = "elu"
+    position_wise = True
     Params = EluParams
     init_family = "relu"
 
@@ -254,6 +269,7 @@ SELU_SCALE = 1.0507009873554804934193349852946
 class Selu(Op):
     """scale * elu(x, alpha) with the self-normalising constants of Klambauer et al. (2017)."""
     kind = "selu"
+    position_wise = True
 
     def forward(self, p, w, xs, ctx):
         (x,) = xs
@@ -273,6 +289,7 @@ class Selu(Op):
 class Silu(Op):
     """x * sigmoid(x) (also written `swish`)."""
     kind = "silu"
+    position_wise = True
     init_family = "relu"
 
     def forward(self, p, w, xs, ctx):
@@ -297,6 +314,7 @@ class Swish(Silu):
 class Softplus(Op):
     """log(1 + e^x)."""
     kind = "softplus"
+    position_wise = True
 
     def forward(self, p, w, xs, ctx):
         (x,) = xs
@@ -313,6 +331,7 @@ class Softplus(Op):
 class Mish(Op):
     """x * tanh(softplus(x)) (Misra, 2019)."""
     kind = "mish"
+    position_wise = True
     init_family = "relu"
 
     def forward(self, p, w, xs, ctx):

@@ -25,6 +25,7 @@ def aligned_inputs(xs: list, out_shape: tuple) -> list:
 @register
 class Add(Op):
     kind = "add"
+    position_wise = True
     arity = None
 
     def infer_shape(self, p, shapes):

@@ -18,8 +18,9 @@ from pydantic import PositiveInt
 from ..parallel import over_batch
 from .base import Op, Params, ShapeError, initializer, register
 from .dense import affine, affine_onnx
+from .mask import mask_of, onnx_mask
 
-MASKED = -1e9          # added to scores a causal query may not see (exp underflows to 0)
+MASKED = -1e9          # added to scores a query may not see, causal or padded (exp underflows to 0)
 
 
 class AttentionParams(Params):
@@ -63,6 +64,10 @@ class Attention(Op):
                              f"and {list(shapes[-1])}")
         return (Tq, D)
 
+    def out_mask(self, p, shapes, masks, out, inputs):
+        # keys past their sequence's end are hidden; the output is the queries' sequence
+        return masks[0]
+
     def init(self, p, shapes, rng, dtype, init_hint):
         D, Dk = shapes[0][1], shapes[-1][1]
         w = {}
@@ -89,12 +94,16 @@ class Attention(Op):
         scores = (*Q.shape[:3], K.shape[2])
         A = np.matmul(Q, K.transpose(0, 1, 3, 2), out=ctx.buffer("A", scores, q_in.dtype))
         mask = _mask(A.shape[-2], A.shape[-1], A.dtype) if p.causal else None
+        keys = mask_of(ctx, len(xs) - 1)                                # (B, Tk) of 0/1, or None
+        hidden = None if keys is None else ((1 - keys) * MASKED)[:, None, None, :]   # (B, 1, 1, Tk)
 
         def softmax(rows):                                              # exp is slow: one thread per part
             a = A[rows]
             a *= scale                                                  # scores S
             if mask is not None:
                 a += mask
+            if hidden is not None:
+                a += hidden[rows]
             a -= a.max(axis=-1, keepdims=True)
             np.exp(a, out=a)
             a /= a.sum(axis=-1, keepdims=True)                          # softmax(S)
@@ -143,6 +152,10 @@ class Attention(Op):
         S = b.node("Mul", [b.node("MatMul", [Q, Kt]), b.scalar(1.0 / math.sqrt(d))])
         if p.causal:
             S = b.node("Add", [S, b.const(_mask(Tq, Tk, np.float32), "causal_mask")])
+        if b.in_masks and b.in_masks[-1]:                   # padded keys: MASKED added, (B, 1, 1, Tk)
+            keys = onnx_mask(b, b.in_masks[-1])
+            hidden = b.node("Mul", [b.node("Sub", [b.scalar(1.0), keys]), b.scalar(MASKED)])
+            S = b.node("Add", [S, b.node("Unsqueeze", [hidden, b.const(np.array([1, 2], np.int64), "axes")])])
         A = b.node("Softmax", [S], axis=-1)
         O = b.node("Transpose", [b.node("MatMul", [A, V])], perm=[0, 2, 1, 3])
         O = b.node("Reshape", [O, b.const(np.array([0, Tq, D], np.int64), "shape")])

@@ -38,6 +38,7 @@ class Ctx:
     # set by the engine just before backward: True when no other pending
     # gradient shares dy's memory, so backward may write its dx into dy
     dy_is_free: bool = False
+    masks: tuple = ()               # per input: its padding mask (B, T) of 0/1, or None (ops/mask.py)
 
     def buffer(self, key: str, shape: tuple, dtype, fill: float | None = None,
                like: np.ndarray | None = None) -> np.ndarray:
@@ -76,6 +77,7 @@ class Op:
     differentiable: ClassVar[bool] = True     # False: no gradient flows back through it
     init_family: ClassVar[str | None] = None  # "relu": layers feeding it get He initialisation
     input_dtype: ClassVar[str] = "float32"    # what its inputs must hold ("int64": token ids)
+    position_wise: ClassVar[bool] = False     # True: works on each position alone, a padding mask passes
     no_grad_hint: ClassVar[str] = ""
 
     def infer_shape(self, p, shapes: list[Shape]) -> Shape:
@@ -88,6 +90,16 @@ class Op:
     def init_state(self, p, shapes: list[Shape], dtype) -> dict:
         """Non-trainable state (running statistics), by local name."""
         return {}
+
+    def out_mask(self, p, shapes: list[Shape], masks: list, out: Shape, inputs: list[str]):
+        """The padding mask (ops/mask.py) of the output, from the inputs' masks
+        (None where an input has none); a ShapeError if this op cannot take them.
+        Ops that read masks override this and find them in `ctx.masks`."""
+        from .mask import position_wise, refuse
+        if self.position_wise:
+            return position_wise(self.kind, shapes, masks, out)
+        refuse(self.kind, masks)
+        return None
 
     def vocabulary(self, p) -> int | None:
         """For an op that reads token ids: how many there are (ids 0..n-1)."""

@@ -6,6 +6,7 @@ from typing import Literal
 from ..lazy import np
 
 from .base import Op, Params, ShapeError, array_axis, check_axis, register
+from .mask import position_wise, refuse
 
 
 class ConcatParams(Params):
@@ -28,6 +29,12 @@ class Concat(Op):
                 raise ShapeError(f"concat along axis {p.axis} needs equal shapes elsewhere, got "
                                  + " and ".join(str(list(t)) for t in shapes))
         return (*first[:ax], sum(s[ax] for s in shapes), *first[ax + 1:])
+
+    def out_mask(self, p, shapes, masks, out, inputs):
+        # along the time axis it would mix padded positions in; along another, each position alone
+        if check_axis("concat", p.axis, shapes[0]) == 0:
+            refuse("concat", masks, f" along axis {p.axis} (time)")
+        return position_wise("concat", shapes, masks, out)
 
     def forward(self, p, w, xs, ctx):
         ax = array_axis(p.axis)

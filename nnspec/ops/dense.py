@@ -24,6 +24,7 @@ class DenseParams(Params):
 @register
 class Dense(Op):
     kind = "dense"
+    position_wise = True
     Params = DenseParams
 
     def infer_shape(self, p, shapes):

@@ -18,6 +18,7 @@ class DropoutParams(Params):
 @register
 class Dropout(Op):
     kind = "dropout"
+    position_wise = True
     Params = DropoutParams
 
     def forward(self, p, w, xs, ctx):

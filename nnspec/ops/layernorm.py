@@ -19,6 +19,7 @@ class LayernormParams(Params):
 @register
 class Layernorm(Op):
     kind = "layernorm"
+    position_wise = True
     Params = LayernormParams
 
     def infer_shape(self, p, shapes):

@@ -26,6 +26,7 @@ def sinusoids(T: int, D: int, dtype) -> np.ndarray:
 @register
 class Positional(Op):
     kind = "positional"
+    position_wise = True
     Params = PositionalParams
 
     def infer_shape(self, p, shapes):

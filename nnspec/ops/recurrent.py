@@ -23,6 +23,7 @@ from ..lazy import np
 from pydantic import PositiveInt
 
 from .base import Op, Params, ShapeError, initializer, register
+from .mask import mask_of, onnx_lengths
 
 
 class RecurrentParams(Params):
@@ -50,6 +51,10 @@ class Recurrent(Op):
             raise ShapeError(f"{self.kind}: bidirectional already reads both ways; drop reverse=true")
         width = p.units * len(p.directions())
         return (s[0], width) if p.sequences else (width,)
+
+    def out_mask(self, p, shapes, masks, out, inputs):
+        # each sequence stops at its end (ops/mask.py); every-step outputs keep the mask
+        return masks[0] if p.sequences else None
 
     def init(self, p, shapes, rng, dtype, init_hint):
         n_in, H, g = shapes[0][1], p.units, self.gates
@@ -105,7 +110,8 @@ class Recurrent(Op):
 
     def forward(self, p, w, xs, ctx):
         (x,) = xs
-        runs = [self._run(p, {k: w[k + sfx] for k in ("W", "R", "b", "rb")}, x, rev, ctx, sfx)
+        m = mask_of(ctx)
+        runs = [self._run(p, {k: w[k + sfx] for k in ("W", "R", "b", "rb")}, x, rev, ctx, sfx, m)
                 for sfx, rev in p.directions()]
         if len(runs) == 1:
             return runs[0]
@@ -121,11 +127,15 @@ class Recurrent(Op):
 
         return np.concatenate([y for y, _ in runs], axis=-1), backward
 
-    def _run(self, p, w, x, reverse: bool, ctx, key: str):
+    def _run(self, p, w, x, reverse: bool, ctx, key: str, m=None):
         """One direction over the whole sequence: (output, backward). Steps are
         numbered s = 0..T-1 in the order they run; arrays over all steps are
         buffers kept between training steps (re-allocating arrays this size
-        costs page faults)."""
+        costs page faults).
+        m: the padding mask (B, T), or None. A sample's state does not change
+        at a step past its end: forwards, the last state is the one at its
+        last real step; reversed, the padding comes first and the state stays
+        zero until the real steps begin (ONNX's `sequence_lens` semantics)."""
         B, T, n_in = x.shape
         H, K = p.units, p.units + n_in + 1
         M = self.pack(w, H)                                                # (rows, K)
@@ -137,19 +147,30 @@ class Recurrent(Op):
         np.copyto(HX[:T, H:-1], (x[:, ::-1] if reverse else x).transpose(1, 2, 0))
         Z = ctx.buffer("Z" + key, (T, rows, B), x.dtype)                   # each step's gates
         state = self.start_state(B, H, x.dtype)
+        # per step, the samples past their end (None: none at that step)
+        off = [None] * T if m is None else [None if r.all() else ~r for r in (m[:, ::-1] if reverse else m).T > 0]
         tape = []
         with np.errstate(over="ignore"):              # exp(large) = inf makes a gate of exactly 0 or 1
             for s in range(T):
+                before = state
                 state, saved = self.step(np.matmul(M_fwd, HX[s], out=Z[s]), HX[s, :H], state, H, HX[s + 1, :H])
+                if off[s] is not None:                  # past the end: the state stays as it was
+                    HX[s + 1, :H, off[s]] = HX[s, :H, off[s]]
+                    if state is not None:
+                        state[:, off[s]] = before[:, off[s]]
                 tape.append(saved)
         hs = HX[1:, :H]                                                     # (T, H, B), in step order
         out = (hs[::-1] if reverse else hs).transpose(2, 0, 1) if p.sequences else HX[T, :H].T
+        if p.sequences and m is not None:
+            out = out * m[:, :, None]                                       # zero past each end
 
         def backward(dy):                                            # dy: (B, T, H) or (B, H)
             dZ = ctx.buffer("dZ" + key, (T, rows, B), x.dtype)
             R_back = np.ascontiguousarray(M[:, :H].T)                      # (H, rows), unscaled
             dstate = self.zero_state_grad(B, H, x.dtype)
             if p.sequences:
+                if m is not None:
+                    dy = dy * m[:, :, None]
                 dys = ctx.buffer("dys" + key, (T, H, B), x.dtype)
                 np.copyto(dys, (dy[:, ::-1] if reverse else dy).transpose(1, 2, 0))
                 dh = np.zeros((H, B), x.dtype)
@@ -158,10 +179,17 @@ class Recurrent(Op):
             for s in range(T - 1, -1, -1):
                 if p.sequences:
                     dh += dys[s]
+                skip = off[s]
+                if skip is not None:                    # past the end h passed straight through;
+                    dh_skip, dh[:, skip] = dh[:, skip], 0
+                    if dstate is not None:              # the cell too, but nothing reads it there
+                        dstate[:, skip] = 0             # (the mask is a prefix: no real step follows)
                 dh_direct, dstate = self.step_back(dh, dstate, HX[s, :H], tape[s], H, dZ[s])
                 dh = R_back @ dZ[s]
                 if dh_direct is not None:
                     dh += dh_direct
+                if skip is not None:
+                    dh[:, skip] += dh_skip
             # M's gradient as one product over all steps: (K, T B) against (T B, rows)
             dZ2 = _steps_last(ctx, "dZ2" + key, dZ)
             grads = self.unpack(_steps_last(ctx, "HX2" + key, HX[:T]) @ dZ2.T, H)
@@ -186,11 +214,12 @@ class Recurrent(Op):
                      for sfx, _ in dirs])                                     # (d, gH, H)
         B = stacked([b.node("Unsqueeze", [b.node("Concat", [w["b" + sfx], w["rb" + sfx]], axis=0), axes0])
                      for sfx, _ in dirs])                                     # (d, 2gH)
+        lengths = [onnx_lengths(b, b.in_masks[0])] if b.in_masks and b.in_masks[0] else []
         out = b.fresh(self.onnx_op)
         y, y_h = out + "_Y", out + "_Y_h"
         b.names.update({y, y_h})
         direction = "bidirectional" if p.bidirectional else "reverse" if p.reverse else "forward"
-        b.nodes.append(_node(self.onnx_op, [seq, W, R, B], [y, y_h], out, hidden_size=H,
+        b.nodes.append(_node(self.onnx_op, [seq, W, R, B, *lengths], [y, y_h], out, hidden_size=H,
                              direction=direction, **self.onnx_attrs()))
         T, width = b.in_shapes[0][0], H * len(dirs)
         if p.sequences:                                     # (T, d, B, H) -> (B, T, d, H) -> (B, T, d H)

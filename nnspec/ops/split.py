@@ -17,6 +17,7 @@ from pydantic import NonNegativeInt, PositiveInt, conlist
 
 from ..lazy import np
 from .base import Op, Params, ShapeError, array_axis, check_axis, register
+from .mask import position_wise, refuse
 
 
 class SplitParams(Params):
@@ -62,6 +63,12 @@ class Split(Op):
         (s,) = shapes
         axis, start, stop = self.bounds(p, s)
         return (*s[:axis], stop - start, *s[axis + 1:])
+
+    def out_mask(self, p, shapes, masks, out, inputs):
+        # along the time axis it would mix padded positions in; along another, each position alone
+        if check_axis("split", p.axis, shapes[0]) == 0:
+            refuse("split", masks, f" along axis {p.axis} (time)")
+        return position_wise("split", shapes, masks, out)
 
     def forward(self, p, w, xs, ctx):
         (x,) = xs

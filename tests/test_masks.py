@@ -1,0 +1,199 @@
+"""Padding masks (nnspec/ops/mask.py): embedding(padding=0) marks the end of
+each sequence, and the layers that read the mask give, on a padded batch,
+what they give on each sequence cut to its own length (the oracle here: the
+same weights compiled for the shorter input, no padding at all); gradients
+against finite differences; the exported model against the engine."""
+import numpy as np
+import pytest
+
+import nnspec
+from nnspec.ops.base import Ctx
+from nnspec.ops.mask import sequence_mask
+from nnspec.runtime import OnnxModel
+
+T, VOCAB = 6, 9
+# mixed lengths: short, full, one real token, all padding, a padding id inside
+TOKENS = np.array([[3, 4, 5, 0, 0, 0],
+                   [1, 2, 3, 4, 5, 6],
+                   [7, 0, 0, 0, 0, 0],
+                   [0, 0, 0, 0, 0, 0],
+                   [2, 0, 8, 1, 0, 0]])
+LENGTHS = [3, 6, 1, 1, 4]          # one past the last real token, at least 1
+
+
+def _spec(body: str, steps: int, padding: bool = True):
+    pad = ", padding=0" if padding else ""
+    return nnspec.loads(f"model m {{\n    input tokens: int64[{steps}]\n"
+                        f"    tokens -> embedding({VOCAB}, 4{pad}) -> {body}\n}}\n", name="m.nn")
+
+
+def _nets(body, seed=2):
+    """The padded model, and a builder of the same weights for a shorter input."""
+    spec = _spec(body, T)
+    net = spec.build(seed=seed, dtype="float64")
+    rng = np.random.default_rng(seed)
+    for k, a in net.params.items():                  # weights off their neutral values
+        if not k.endswith(".W") or not k.startswith("embedding"):
+            a += rng.normal(scale=0.3, size=a.shape)
+
+    def short(L):
+        s = _spec(body, L, padding=False).build(seed=seed, dtype="float64")
+        for k in s.params:
+            s.params[k][...] = net.params[k]
+        return s
+    return net, short
+
+
+def test_the_mask_ends_after_the_last_real_token():
+    m = sequence_mask(TOKENS, 0, np.float32)
+    expected = np.array([[i < L for i in range(T)] for L in LENGTHS], np.float32)
+    np.testing.assert_array_equal(m, expected)
+
+
+LAST_STATE = ["lstm(3)", "gru(3)", "rnn(3)", "lstm(3, reverse=true)", "gru(2, reverse=true)",
+              "rnn(2, reverse=true)", "lstm(2, bidirectional=true)", "gru(2, bidirectional=true)",
+              "rnn(2, bidirectional=true)", "global_avgpool1d", "mean(axis=0)", "sum(axis=0)",
+              "attention(heads=2) -> global_avgpool1d", "attention(heads=2, causal=true) -> mean(axis=0)",
+              "dense(3) -> relu -> gru(2, sequences=true) -> lstm(2)"]
+
+
+@pytest.mark.parametrize("body", LAST_STATE)
+def test_a_padded_batch_gives_what_each_sequence_alone_gives(body):
+    net, short = _nets(body)
+    y = net.forward(TOKENS)
+    for b, L in enumerate(LENGTHS):
+        alone = short(L).forward(TOKENS[b:b + 1, :L])[0]
+        np.testing.assert_allclose(y[b], alone, atol=1e-10, err_msg=f"sample {b}, length {L}")
+
+
+EVERY_STEP = ["lstm(3, sequences=true)", "gru(3, sequences=true, reverse=true)",
+              "rnn(2, sequences=true, bidirectional=true)", "lstm(2, sequences=true, bidirectional=true)",
+              "attention(heads=2)", "attention(heads=1, causal=true) -> dense(3)"]
+
+
+@pytest.mark.parametrize("body", EVERY_STEP)
+def test_every_step_outputs_match_up_to_the_end_and_recurrent_ones_are_zero_after(body):
+    net, short = _nets(body)
+    y = net.forward(TOKENS)
+    for b, L in enumerate(LENGTHS):
+        alone = short(L).forward(TOKENS[b:b + 1, :L])[0]
+        np.testing.assert_allclose(y[b, :L], alone, atol=1e-10, err_msg=f"sample {b}, length {L}")
+        if "attention" not in body:
+            assert not y[b, L:].any(), "recurrent outputs past the end are zero"
+    assert np.isfinite(y).all(), "an all-padding row gives no NaN"
+
+
+def test_the_padding_row_starts_at_zero_and_never_learns():
+    net, _ = _nets("lstm(3)")
+    W = net.params["embedding_0.W"]
+    assert not W[0].any()
+    _, grads = net.loss_and_grads(TOKENS, np.ones((len(TOKENS), 3)), loss="mse")
+    assert not grads["embedding_0.W"][0].any()
+    assert grads["embedding_0.W"][[1, 3, 7]].any()
+
+
+# ------------------------------------------------------------------ gradients
+MASK = sequence_mask(TOKENS, 0, np.float64)
+READERS = [("a -> lstm(3)", [(T, 2)]), ("a -> gru(2, sequences=true, reverse=true)", [(T, 3)]),
+           ("a -> rnn(2, bidirectional=true)", [(T, 2)]), ("a -> lstm(2, sequences=true, bidirectional=true)", [(T, 2)]),
+           ("a -> attention(heads=2)", [(T, 4)]), ("a -> attention(heads=2, causal=true)", [(T, 4)]),
+           ("(a, b) -> attention(heads=2)", [(3, 4), (T, 4)]),
+           ("a -> global_avgpool1d", [(T, 3)]), ("a -> mean(axis=0)", [(T, 3)]),
+           ("a -> mean(axis=[0, 1], keepdims=true)", [(T, 3)]), ("a -> sum(axis=0)", [(T, 2)])]
+
+
+@pytest.mark.parametrize("layer,shapes", READERS)
+def test_backward_with_a_mask_matches_finite_differences(layer, shapes):
+    inputs = "\n".join(f"    input {n}: float32[{', '.join(map(str, s))}]" for n, s in zip("ab", shapes))
+    spec = nnspec.loads(f"model c {{\n{inputs}\n    {layer}\n}}\n")
+    (node,) = spec.graph.nodes
+    rng = np.random.default_rng(4)
+    w = {k: v + rng.normal(scale=0.3, size=v.shape)
+         for k, v in node.op.init(node.p, node.in_shapes, rng, np.dtype(np.float64), "glorot").items()}
+    xs = [rng.normal(size=(len(TOKENS), *s)) for s in shapes]
+    masks = tuple(MASK if s[0] == T else None for s in shapes)   # the key sequence is the padded one
+
+    def run():
+        ctx = Ctx(False, None, tuple(True for _ in xs), None, node.out_shape, masks=masks)
+        return node.op.forward(node.p, w, xs, ctx)
+    y, back = run()
+    r = rng.normal(size=y.shape)
+    dxs, dws = back(r.copy())
+    for arr, grad in [*zip(xs, dxs), *((w[k], dws[k]) for k in w)]:
+        flat, g = arr.reshape(-1), np.asarray(grad).reshape(-1)
+        for i in range(0, flat.size, max(1, flat.size // 40)):        # 40 entries of each
+            old = flat[i]
+            flat[i] = old + 1e-6
+            up = np.sum(run()[0] * r)
+            flat[i] = old - 1e-6
+            down = np.sum(run()[0] * r)
+            flat[i] = old
+            numeric = (up - down) / 2e-6
+            assert abs(numeric - g[i]) <= 1e-5 + 1e-4 * abs(numeric), f"{layer}: entry {i}"
+    for x, dx, m in zip(xs, dxs, masks):
+        if m is not None and "attention" not in layer:          # padded steps do not matter
+            assert not (dx * (1 - m)[:, :, None]).any()
+
+
+# ------------------------------------------------------------------ export
+ONNX_MODELS = [
+    "lstm(3)", "gru(3, reverse=true)", "rnn(2, bidirectional=true)",
+    "lstm(2, sequences=true, bidirectional=true) -> global_avgpool1d",
+    "gru(3, sequences=true) -> mean(axis=0)", "rnn(3, sequences=true, reverse=true) -> sum(axis=0)",
+    "attention(heads=2) -> global_avgpool1d", "positional -> attention(heads=2, causal=true) -> lstm(2)",
+    "dense(4) -> tanh -> mean(axis=[0, 1], keepdims=true)", "lstm(3, sequences=true)",
+]
+
+
+@pytest.mark.parametrize("body", ONNX_MODELS)
+def test_the_exported_model_computes_the_same_mask(body, tmp_path):
+    net = _spec(body, T).build(seed=2)
+    rng = np.random.default_rng(0)
+    for a in net.params.values():
+        a += rng.normal(scale=0.3, size=a.shape).astype(np.float32)
+    net.params["embedding_0.W"][0] = 0
+    path = tmp_path / "m.onnx"
+    net.export_onnx(path)
+    model = OnnxModel(path)
+    batch = np.concatenate([TOKENS, rng.integers(0, VOCAB, size=(7, T))])
+    batch[-3:, 2:] = 0                                   # more mixed lengths
+    got = model.run({"tokens": batch})[0]
+    np.testing.assert_allclose(got, net.forward(batch), atol=1e-5, rtol=1e-5)
+
+
+# ------------------------------------------------------------------ check errors
+@pytest.mark.parametrize("flow,message", [
+    ("embedding(9, 4, padding=9)", "padding=9 is not a token id of vocab=9"),
+    ("embedding(9, 4, paddin=0)", "did you mean `padding`"),
+    ("embedding(9, 4, padding=0) -> conv1d(2, kernel=3)", "conv1d cannot take the padding mask of `tokens`"),
+    ("embedding(9, 4, padding=0) -> flatten", "flatten cannot take the padding mask"),
+    ("embedding(9, 4, padding=0) -> softmax(axis=0)", "softmax cannot take the padding mask of `tokens` "
+                                                      "(padding=0) along axis 0"),
+    ("embedding(9, 4, padding=0) -> split(2) -> concat(axis=0)", "concat cannot take the padding mask"),
+])
+def test_misuse_is_a_located_check_error(flow, message):
+    src = f"model m {{\n    input tokens: int64[6]\n    tokens -> {flow}\n}}\n"
+    with pytest.raises(nnspec.SpecError) as err:
+        nnspec.loads(src, name="m.nn")
+    assert message in str(err.value)
+    assert "m.nn:3:" in str(err.value)
+
+
+def test_two_differently_padded_sequences_do_not_add():
+    src = """model m {
+    input a: int64[5]
+    input b: int64[5]
+    x = a -> embedding(9, 4, padding=0)
+    y = b -> embedding(9, 4, padding=0)
+    x + y
+}
+"""
+    with pytest.raises(nnspec.SpecError) as err:
+        nnspec.loads(src, name="m.nn")
+    assert "padding masks of different token inputs" in str(err.value)
+    assert "m.nn:6:" in str(err.value)
+
+
+def test_padding_needs_a_sequence_of_ids():
+    with pytest.raises(nnspec.SpecError, match=r"int64\[T\], got int64\[3, 2\]"):
+        nnspec.loads("model m {\n    input t: int64[3, 2]\n    t -> embedding(9, 4, padding=0)\n}\n")
