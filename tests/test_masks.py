@@ -197,3 +197,28 @@ def test_two_differently_padded_sequences_do_not_add():
 def test_padding_needs_a_sequence_of_ids():
     with pytest.raises(nnspec.SpecError, match=r"int64\[T\], got int64\[3, 2\]"):
         nnspec.loads("model m {\n    input t: int64[3, 2]\n    t -> embedding(9, 4, padding=0)\n}\n")
+
+
+def test_blocks_reading_a_mask_fold_into_functions_and_match(tmp_path):
+    """The mask is made at the front of the exported graph, so a block that
+    reads it stays one run of nodes: `export --functions` folds each call."""
+    spec = nnspec.loads(f"""block enc(units: int) {{
+    input x
+    h = x -> lstm(units, sequences=true)
+    (x, h) -> concat -> attention(heads=2)
+}}
+model m {{
+    input tokens: int64[{T}]
+    tokens -> embedding({VOCAB}, 4, padding=0) -> enc(4) -> enc(4) -> global_avgpool1d
+}}
+""", name="m.nn")
+    net = spec.build(seed=1)
+    path = tmp_path / "f.onnx"
+    net.export_onnx(path, functions=True)
+    import onnx
+    model = onnx.load(str(path))
+    calls = [n for n in model.graph.node if n.domain == "nnspec.blocks"]
+    assert len(calls) == 2, "both calls outlined"
+    batch = np.concatenate([TOKENS, TOKENS[::-1] * (TOKENS[::-1] < 5)])
+    got = OnnxModel(path).run({"tokens": batch})[0]
+    np.testing.assert_allclose(got, net.forward(batch), atol=1e-5, rtol=1e-5)

@@ -81,42 +81,50 @@ def refuse(kind: str, masks, why: str = "") -> None:
 
 
 # ------------------------------------------------------------------ ONNX
-# The same mask in the exported model, from the int64 token input, computed
-# once per model (the builder keeps what it made in b.memo).
+# The same mask in the exported model, from the int64 token input: made once
+# per model (the builder keeps what it made in b.memo), and placed at the
+# front of the graph, since it reads only the input (so a block that uses it
+# stays one run of nodes, which `export --functions` can fold into a call).
+
+def _once(b, memo: tuple, key: Mask, make) -> str:
+    """make()'s output, made on first use (make appends nodes; it calls no other _once)."""
+    if memo not in b.memo:
+        prefix, b.prefix, start = b.prefix, f"mask_{key.input}/", len(b.nodes)
+        b.memo[memo] = make()
+        made = b.nodes[start:]
+        del b.nodes[start:]
+        at = b.memo.get("front", 0)
+        b.nodes[at:at] = made
+        b.memo["front"], b.prefix = at + len(made), prefix
+    return b.memo[memo]
+
 
 def onnx_ends(b, key: Mask) -> str:
     """(B, 1) int64: one past the last non-padding token, at least 1."""
-    memo = ("ends", key)
-    if memo not in b.memo:
-        prefix, b.prefix = b.prefix, f"mask_{key.input}/"
+    def make():
         real = b.node("Cast", [b.node("Not", [b.node("Equal", [key.input, b.const(
             np.array(key.padding, np.int64), "padding")])])], to=7)              # int64 (B, T)
         place = b.node("Mul", [real, b.const(np.arange(1, key.steps + 1, dtype=np.int64), "positions")])
         last = b.node("ReduceMax", [place], axes=[1], keepdims=1)                # opset 17: axes an attribute
-        b.memo[memo] = b.node("Max", [last, b.const(np.array([1], np.int64), "one")])
-        b.prefix = prefix
-    return b.memo[memo]
+        return b.node("Max", [last, b.const(np.array([1], np.int64), "one")])
+    return _once(b, ("ends", key), key, make)
 
 
 def onnx_mask(b, key: Mask) -> str:
     """(B, T) float: 1 before each sequence's end, 0 after."""
-    memo = ("mask", key)
-    if memo not in b.memo:
-        ends = onnx_ends(b, key)
-        prefix, b.prefix = b.prefix, f"mask_{key.input}/"
+    ends = onnx_ends(b, key)                                                     # made first: no nesting
+
+    def make():
         steps = b.const(np.arange(key.steps, dtype=np.int64), "steps")
-        b.memo[memo] = b.node("Cast", [b.node("Less", [steps, ends])], to=1)     # float (B, T)
-        b.prefix = prefix
-    return b.memo[memo]
+        return b.node("Cast", [b.node("Less", [steps, ends])], to=1)             # float (B, T)
+    return _once(b, ("mask", key), key, make)
 
 
 def onnx_lengths(b, key: Mask) -> str:
     """(B,) int32: each sequence's length, as recurrent nodes' `sequence_lens`."""
-    memo = ("lengths", key)
-    if memo not in b.memo:
-        ends = onnx_ends(b, key)
-        prefix, b.prefix = b.prefix, f"mask_{key.input}/"
+    ends = onnx_ends(b, key)
+
+    def make():
         flat = b.node("Reshape", [ends, b.const(np.array([-1], np.int64), "shape")])
-        b.memo[memo] = b.node("Cast", [flat], to=6)                              # int32
-        b.prefix = prefix
-    return b.memo[memo]
+        return b.node("Cast", [flat], to=6)                                      # int32
+    return _once(b, ("lengths", key), key, make)
