@@ -50,10 +50,16 @@ class OnnxModel:
         self.input_types = {i.name: i.type for i in self.session.get_inputs()}
         self.output_names = [o.name for o in self.session.get_outputs()]
 
-    def run(self, x: dict[str, np.ndarray]) -> list[np.ndarray]:
-        feed = {k: np.ascontiguousarray(v, np.int64 if "int64" in self.input_types[k] else np.float32)
-                for k, v in x.items()}
-        return self.session.run(None, feed)
+    def run(self, x: dict[str, np.ndarray], chunk: int = 8192) -> list[np.ndarray]:
+        """The model's outputs for inputs `x`, run `chunk` rows at a time (so a
+        large file costs a chunk's copies and activations, not the file's)."""
+        n = len(next(iter(x.values())))
+        outs = []
+        for s in range(0, max(n, 1), chunk):
+            feed = {k: np.ascontiguousarray(v[s:s + chunk], np.int64 if "int64" in self.input_types[k]
+                                            else np.float32) for k, v in x.items()}
+            outs.append(self.session.run(None, feed))
+        return outs[0] if len(outs) == 1 else [np.concatenate(o) for o in zip(*outs)]
 
 
 def missing_model(path: Path) -> str:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from ..lazy import np
 
-from .table import DataError, Table
+from .table import DataError, Table, row_chunks
 
 
 @dataclass
@@ -58,7 +58,7 @@ def prepare(table: Table, inputs, out_shape: tuple, task: str, labels: list | No
             raise DataError(f"{table.origin}: input `{v.name}` takes whole-number token ids, got "
                             f"{value!r} in sample {row}, value {col}")
         _finite(a, f"{table.origin}: input `{v.name}`")
-        out[v.name] = a.reshape(n, *v.shape).astype(v.dtype)
+        out[v.name] = a.reshape(n, *v.shape).astype(v.dtype, copy=False)   # no copy: held once
     columns = {inputs[0].name: table.columns} if table.columns is not None and len(inputs) == 1 else None
     if table.y is None and not targets:
         return Prepared(out, None, labels, columns)
@@ -154,24 +154,24 @@ def first_non_whole(a: np.ndarray) -> tuple[int, int, float] | None:
     array meant for token ids, or None; never truncate a token id silently."""
     if a.dtype.kind != "f":
         return None
-    flat = a.reshape(len(a), -1)
-    bad = np.argwhere(flat != np.round(flat))
-    if not len(bad):
-        return None
-    row, col = (int(i) for i in bad[0])
-    return row, col, float(flat[row, col])
+    for s, flat in row_chunks(a):
+        bad = np.argwhere(flat != np.round(flat))
+        if len(bad):
+            row, col = (int(i) for i in bad[0])
+            return s + row, col, float(flat[row, col])
+    return None
 
 
 def _finite(a: np.ndarray, what: str) -> None:
     """NaN or infinity in data is an error naming the sample, not a diverged training."""
     if a.dtype.kind != "f":
         return
-    flat = a.reshape(len(a), -1)
-    bad = np.argwhere(~np.isfinite(flat))
-    if len(bad):
-        row, col = (int(i) for i in bad[0])
-        raise DataError(f"{what} holds {float(flat[row, col])} in sample {row}, value {col}; "
-                        f"expected finite numbers")
+    for s, flat in row_chunks(a):
+        bad = np.argwhere(~np.isfinite(flat))
+        if len(bad):
+            row, col = (int(i) for i in bad[0])
+            raise DataError(f"{what} holds {float(flat[row, col])} in sample {s + row}, value {col}; "
+                            f"expected finite numbers")
 
 
 def plain_label(v):

@@ -36,3 +36,21 @@ class Table:
     labels: list | None = None                # class labels, if the source knows them
     origin: str = ""                          # for messages: "data/x.csv", "dataset digits"
     columns: list[str] | None = None          # feature column names (a csv's header), in order
+
+
+CHUNK_BYTES = 8 << 20          # rows checked, summed or moved at a time: about 8 MB of them
+
+
+def chunk_rows(a) -> int:
+    """Rows of `a` (N, ...) in about CHUNK_BYTES, at least one: a pass over
+    data a chunk at a time costs that much scratch memory, not a copy."""
+    row = int(np.prod(a.shape[1:], dtype=np.int64)) * a.dtype.itemsize
+    return max(1, CHUNK_BYTES // max(row, 1))
+
+
+def row_chunks(a):
+    """(first row, chunk (rows, values)) over `a`, a chunk of rows at a time."""
+    step = chunk_rows(a)
+    for s in range(0, len(a), step):
+        chunk = np.asarray(a[s:s + step])
+        yield s, chunk.reshape(len(chunk), -1)

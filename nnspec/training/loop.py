@@ -15,6 +15,7 @@ from ..data import fit_standard
 from ..errors import Diagnostic, SpecError
 from ..metrics import METRICS, default_metrics, higher_is_better, with_monitored
 from ..threads import batches as paced      # all threads or one, by timing (threads.py)
+from .batches import Batches
 from .diagnostics import Diagnostics, diagnose
 from .load import load_data
 from .penalties import apply as add_penalties, penalties
@@ -87,8 +88,8 @@ def train(spec, epochs: int | None = None, batch: int | None = None, seed: int |
         net.norm = fit_standard(train_set)
     if cfg.init_weights is not None:
         load_initial(net, spec, cfg.init_weights)
-    x_train = net.feed(train_set.x)
-    x_val = net.feed(val_set.x) if val_set is not None else None
+    x_train = Batches(train_set, net)           # gathered and normalised a batch at a time
+    x_val = Batches(val_set, net) if val_set is not None else None
 
     opt, schedule = cfg.optimizer, cfg.schedule
     trainable = {k: w for k, w in net.params.items() if not frozen(k, cfg.freeze)}
@@ -117,12 +118,12 @@ def train(spec, epochs: int | None = None, batch: int | None = None, seed: int |
                 if st.stopped_early:
                     break
                 lr = schedule.lr(epoch, st.monitored, st.sched_state) if schedule is not None else opt.lr
-                order = st.rng.permutation(n)
+                order = x_train.order(st.rng)
                 total, outs = 0.0, []
                 diag.start_epoch()
                 for start in paced(range(0, n, batch)):
                     idx = order[start:start + batch]
-                    xb = {k: v[idx] for k, v in x_train.items()}
+                    xb = x_train.batch(idx)
                     value, y = fit_batch(net, opt, st.opt_state, xb, train_set.y[idx], loss, lr, cfg.l2,
                                          decay, cfg.clip_norm, trainable, diag.sample(start // batch))
                     st.limit = st.limit or BLOWUP * max(value, 1e-3)
@@ -282,13 +283,18 @@ def fit_batch(net, opt, opt_state, xb: dict, yb, loss, lr: float, l2: float = 0.
     return value, y
 
 
-def evaluate(net, xs: dict, y: np.ndarray, loss) -> tuple[float, np.ndarray]:
-    """Loss and outputs in inference mode, in chunks, on inputs already normalised."""
+def evaluate(net, xs, y: np.ndarray, loss) -> tuple[float, np.ndarray]:
+    """Loss and outputs in inference mode, in chunks: `xs` is a split's Batches
+    (normalised chunk by chunk), or a dict of inputs already normalised."""
     total, outs = 0.0, []
     n = len(y)
-    for start in range(0, n, EVAL_CHUNK):
-        sl = slice(start, start + EVAL_CHUNK)
-        value, out = net.eval_step({k: v[sl] for k, v in xs.items()}, y[sl], loss)
+    if isinstance(xs, Batches):
+        chunks = xs.chunks(EVAL_CHUNK)
+    else:
+        chunks = ((sl, {k: v[sl] for k, v in xs.items()})
+                  for sl in (slice(s, s + EVAL_CHUNK) for s in range(0, n, EVAL_CHUNK)))
+    for sl, xb in chunks:
+        value, out = net.eval_step(xb, y[sl], loss)
         total += value * len(y[sl])
         outs.append(out)
     return total / n, np.concatenate(outs)
