@@ -84,3 +84,52 @@ def test_both_at_once_and_no_weights_are_refused(runs, tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli.main(["export", str(SPECS / "digits_mlp.nn"), "-o", str(tmp_path / "x.onnx")])
     assert "--weights" in capsys.readouterr().err
+
+
+RECURRENT = """
+model seq {
+    input window: float32[24, 1]
+    lstm(16, sequences=true) -> gru(16, sequences=true) -> rnn(16)
+    dense(1)
+}
+
+train {
+    data       = dataset("sine", length=24)
+    validation = 0.2
+    loss       = mse
+    optimizer  = adam(lr=0.01)
+    epochs     = 3
+    batch      = 32
+    seed       = 0
+}
+"""
+
+
+def test_recurrent_layers_int8_where_onnxruntime_can_and_int8_stored_where_not(tmp_path, capsys):
+    import onnx
+    spec = tmp_path / "seq.nn"
+    spec.write_text(RECURRENT)
+    assert cli.main(["train", str(spec), "--quiet", "-o", str(tmp_path / "run")]) == 0
+    out = tmp_path / "small.onnx"
+    assert cli.main(["export", str(tmp_path / "run"), "--quantize", "int8", "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    ratio = float(re.search(r"file size: .* \(([\d.]+)x\)", text).group(1))
+    r2 = re.search(r"R² on the validation split \(\d+ samples\): ([-\d.]+) float32 -> ([-\d.]+)", text)
+    assert ratio < 0.6 and abs(float(r2.group(2)) - float(r2.group(1))) < 0.02
+    model = onnx.load(str(out))
+    # 16 units: names and graph are much of the file; the weights themselves shrink to under 0.45x
+    weights = [sum(t.ByteSize() for t in onnx.load(str(m)).graph.initializer)
+               for m in (tmp_path / "run" / "model.onnx", out)]
+    assert weights[1] < 0.45 * weights[0]
+    how = json.loads({p.key: p.value for p in model.metadata_props}["nnspec.optimized"])["how"]
+    # LSTM and the dense layer (fused into Gemm first) run in int8; GRU and RNN have no int8 kernel
+    # in onnxruntime, so only their weights are int8 in the file, and the metadata says just that
+    assert "dynamic int8 (Gemm, LSTM;" in how and "int8-stored weights (GRU, RNN:" in how
+    ops = [n.op_type for n in model.graph.node]
+    assert "DynamicQuantizeLSTM" in ops and "LSTM" not in ops and {"GRU", "RNN"} <= set(ops)
+    fed = {o for n in model.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    for n in model.graph.node:
+        if n.op_type in ("GRU", "RNN"):
+            assert n.input[1] in fed and n.input[2] in fed            # W and R come from int8
+    x = np.random.default_rng(0).normal(size=(4, 24, 1))
+    np.testing.assert_allclose(_run(out, x), _run(tmp_path / "run" / "model.onnx", x), atol=0.05)

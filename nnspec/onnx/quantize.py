@@ -3,8 +3,11 @@
 int8 goes through onnxruntime's quantisation tools: convolutions are
 quantised statically (activation ranges calibrated on training samples,
 QDQ format, per-channel weights), then dense and recurrent layers
-(MatMul, Gemm, LSTM, GRU) dynamically (weights int8, activation ranges
-found per batch at run time). --half converts weights and activations to
+dynamically (weights int8, activation ranges found per batch at run time):
+MatMul and LSTM, which onnxruntime has int8 kernels for. GRU and RNN have
+none, so their weights are stored int8 and dequantised to float32
+(DequantizeLinear on the initialisers): the file shrinks, the arithmetic
+stays float32. The metadata names only what was actually converted. --half converts weights and activations to
 float16 with onnxconverter-common (nnspec[half]), inputs and outputs kept
 float32. Either way the model's metadata is kept and `nnspec.optimized`
 says what was done."""
@@ -18,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 STATIC_OPS = ["Conv"]
-DYNAMIC_OPS = ["MatMul", "Gemm", "LSTM", "GRU", "Attention"]
+DYNAMIC_OPS = ["MatMul", "Gemm", "LSTM", "GRU", "Attention"]   # asked for; onnxruntime converts those it can
+WEIGHT_ONLY_OPS = ["GRU", "RNN"]       # no int8 kernel in onnxruntime: weights stored int8 only
 CALIBRATION_SAMPLES = 256
 
 
@@ -70,7 +74,10 @@ def quantize_int8(src, dst, calibration: dict[str, np.ndarray] | None) -> str:
             current = static
             done.append(f"static int8 ({', '.join(sorted(ops & set(STATIC_OPS)))}; QDQ, per-channel, "
                         f"calibrated on {n} training samples)")
-        dyn = sorted(ops & set(DYNAMIC_OPS))
+        # the pre-processing fuses a dense layer's MatMul and Add into Gemm, which the quantiser
+        # splits back and converts only when MatMul is asked for
+        pre = {n.op_type for n in onnx.load(str(current)).graph.node}
+        dyn = sorted((ops | pre | ({"MatMul"} if "Gemm" in pre else set())) & set(DYNAMIC_OPS))
         if dyn:
             out = Path(tmp) / "dynamic.onnx"
             import logging
@@ -80,9 +87,11 @@ def quantize_int8(src, dst, calibration: dict[str, np.ndarray] | None) -> str:
                 quantize_dynamic(str(current), str(out), op_types_to_quantize=dyn, weight_type=QuantType.QInt8)
             finally:
                 root.setLevel(level)
+            converted = _fewer(onnx.load(str(current)), onnx.load(str(out)), dyn)
             current = out
-            done.append(f"dynamic int8 ({', '.join(dyn)}; weights int8, activations per batch)")
-        if not done:
+            if converted:
+                done.append(f"dynamic int8 ({', '.join(converted)}; weights int8, activations per batch)")
+        if not done and not ops & set(WEIGHT_ONLY_OPS):
             raise QuantizeError(f"the model has no layer that int8 quantisation applies to "
                                 f"(it has {', '.join(sorted(ops))})")
         # onnxruntime's own fusions saved (DynamicQuantizeMatMul, QLinearConv: com.microsoft and
@@ -95,11 +104,64 @@ def quantize_int8(src, dst, calibration: dict[str, np.ndarray] | None) -> str:
         ort.InferenceSession(str(current), opts, providers=["CPUExecutionProvider"])
         done.append("onnxruntime's extended graph fusions saved (needs onnxruntime to run)")
         result = onnx.load(str(fused))
+    stored = _int8_weights(result, WEIGHT_ONLY_OPS)     # after the fusions, which would fold them back
+    if stored:
+        done.insert(-1, f"int8-stored weights ({', '.join(stored)}: onnxruntime has no int8 kernel for "
+                        f"them; dequantised to float32, computed in float32)")
     what = "; ".join(done)
     meta["nnspec.optimized"] = json.dumps({"quantize": "int8", "how": what})
     _set_meta(result, meta)
     _write(result, dst)
     return what
+
+
+def _fewer(before, after, ops) -> list[str]:
+    """The op types of `ops` that a pass replaced (fewer of them after than before)."""
+    def count(m):
+        out: dict[str, int] = {}
+        for n in m.graph.node:
+            out[n.op_type] = out.get(n.op_type, 0) + 1
+        return out
+    b, a = count(before), count(after)
+    return [op for op in ops if a.get(op, 0) < b.get(op, 0)]
+
+
+def _int8_weights(model, ops) -> list[str]:
+    """Each W and R initialiser of the `ops` nodes (directions, gates*H, width) stored int8,
+    symmetric, one scale per gate row, and a DequantizeLinear in front; the op types done."""
+    from onnx import helper, numpy_helper
+    g = model.graph
+    inits = {t.name: t for t in g.initializer}
+    uses: dict[str, int] = {}
+    for n in g.node:
+        for v in n.input:
+            uses[v] = uses.get(v, 0) + 1
+    dq, done = [], []
+    for n in g.node:
+        if n.op_type not in ops:
+            continue
+        for name in n.input[1:3]:                # W, R
+            if name not in inits or uses[name] != 1:
+                continue
+            w = numpy_helper.to_array(inits[name]).astype(np.float32)
+            if w.ndim != 3:
+                continue
+            scale = np.abs(w).max(axis=(0, 2)) / 127
+            scale[scale == 0] = 1
+            q = np.clip(np.round(w / scale[None, :, None]), -127, 127).astype(np.int8)
+            g.initializer.remove(inits.pop(name))
+            g.initializer.extend([numpy_helper.from_array(q, f"{name}_int8"),
+                                  numpy_helper.from_array(scale.astype(np.float32), f"{name}_scale"),
+                                  numpy_helper.from_array(np.zeros_like(scale, np.int8), f"{name}_zero")])
+            dq.append(helper.make_node("DequantizeLinear", [f"{name}_int8", f"{name}_scale", f"{name}_zero"],
+                                       [name], name=f"{name}_dequantize", axis=1))
+            if n.op_type not in done:
+                done.append(n.op_type)
+    if dq:
+        nodes = [*dq, *g.node]
+        del g.node[:]
+        g.node.extend(nodes)
+    return done
 
 
 def to_half(src, dst) -> str:
