@@ -1,5 +1,5 @@
 """The data sets that ship with nnspec (digits, iris) or are generated
-(xor, blobs, spirals, sine, first_equals_last, parity), each a registered
+(xor, blobs, spirals, sine, first_equals_last, last_above_first, parity), each a registered
 kind with its own options: `dataset("blobs", n=300, centers=4)`."""
 from __future__ import annotations
 
@@ -149,6 +149,35 @@ class FirstEqualsLast(DatasetParams):
         other = (x[:, 0] + rng.integers(1, self.vocab, self.n)) % self.vocab   # never the first
         x[:, -1] = np.where(y == 1, x[:, 0], other)
         return Table(x.astype(np.int64), y.astype(np.int64), [0, 1], "dataset first_equals_last")
+
+
+@DATASETS.register
+class LastAboveFirst(DatasetParams):
+    """Token sequences of random lengths, padded at the end with 0 (1 is kept
+    for an unknown token, as text inputs use it; real tokens are 2..vocab-1).
+    Class 1 when the last real token is greater than the first (balanced).
+    The last real token sits at a different place in each sequence: a model
+    that reads the padding as tokens has to learn to skip it, while one that
+    marks it (`embedding(..., padding=0)`) stops its recurrent layers there."""
+    kind: Literal["last_above_first"] = "last_above_first"
+    length: int = Field(12, ge=2)
+    vocab: int = Field(10, ge=4)
+    n: PositiveInt = 4000
+    seed: NonNegativeInt = 0
+
+    def make(self):
+        rng = np.random.default_rng(self.seed)
+        lengths = rng.integers(2, self.length + 1, self.n)                        # 2..length real tokens
+        x = rng.integers(2, self.vocab, (self.n, self.length))
+        x[np.arange(self.length) >= lengths[:, None]] = 0                        # the padding
+        y = np.arange(self.n) % 2
+        rng.shuffle(y)
+        low = rng.integers(2, self.vocab - 1, self.n)                              # two distinct ids,
+        high = low + rng.integers(1, self.vocab - low)                            # low < high
+        rows = np.arange(self.n)
+        x[rows, 0] = np.where(y == 1, low, high)
+        x[rows, lengths - 1] = np.where(y == 1, high, low)
+        return Table(x.astype(np.int64), y.astype(np.int64), [0, 1], "dataset last_above_first")
 
 
 @DATASETS.register
