@@ -1,8 +1,10 @@
 """int8 exports of digits_mlp and digits_cnn (trained with their specs'
 settings): file size and validation accuracy float32 against int8
 (`nnspec export --quantize int8`), and onnxruntime latency at batch 1 and
-256 for both (`nnspec bench`, interleaved A B B A rounds, median of the
-rounds' p50).
+256 for both (`nnspec bench`). The latency figure is a ratio, int8 over
+float32, taken per round (the two files timed back to back, in A B B A
+order) and the median over rounds, so drift on a shared machine cancels;
+the load average is printed before and after.
 
     python bench/deploy.py [ROUNDS] [THREADS]
 """
@@ -25,6 +27,7 @@ SPECS = Path(__file__).resolve().parent.parent / "specs"
 
 
 def main(rounds: int = 4, threads: int | None = None) -> None:
+    load = f"{os.getloadavg()[0]:.1f}"
     with tempfile.TemporaryDirectory() as tmp:
         for name in ("digits_mlp", "digits_cnn"):
             run = Path(tmp) / name
@@ -32,15 +35,20 @@ def main(rounds: int = 4, threads: int | None = None) -> None:
             small = Path(tmp) / f"{name}.int8.onnx"
             print(f"== {name}")
             assert cli.main(["export", str(run), "--quantize", "int8", "-o", str(small)]) == 0
-            p50 = {}
+            p50: dict[tuple, list[float]] = {}
             for r in range(rounds):
                 order = [("float32", run / "model.onnx"), ("int8", small)]
                 for kind, path in (order if r % 2 == 0 else order[::-1]):
                     for _, b, p, *_ in bench(path, [1, 256], threads=threads, runs=200):
                         p50.setdefault((kind, b), []).append(p)
             for b in (1, 256):
-                f, q = statistics.median(p50[("float32", b)]), statistics.median(p50[("int8", b)])
-                print(f"batch {b:>3}: p50 float32 {f:.3f} ms, int8 {q:.3f} ms ({q / f:.2f}x)")
+                f, q = p50[("float32", b)], p50[("int8", b)]
+                ratios = sorted(qi / fi for fi, qi in zip(f, q))       # one per round
+                print(f"batch {b:>3}: int8 / float32 p50 {statistics.median(ratios):.2f}x "
+                      f"(rounds {ratios[0]:.2f}-{ratios[-1]:.2f}); median p50 float32 "
+                      f"{statistics.median(f):.3f} ms, int8 {statistics.median(q):.3f} ms")
+    print(f"onnxruntime threads: {threads or 'default'}; load average {load} before, "
+          f"{os.getloadavg()[0]:.1f} after")
 
 
 if __name__ == "__main__":
