@@ -138,6 +138,8 @@ def _check_training(sf, graph: Graph, cfg: TrainConfig, coll: Collector) -> None
         if name not in names:
             coll.error(cfg.spans.get("freeze"), f"`freeze`: no layer or block `{name}`"
                                                 f"{did_you_mean(name, names)}")
+    if cfg.augment:
+        _check_augment(graph, cfg, coll)
     for n in graph.nodes:
         if n.op.differentiable:
             continue
@@ -145,3 +147,22 @@ def _check_training(sf, graph: Graph, cfg: TrainConfig, coll: Collector) -> None
             continue
         coll.error(n.span, f"{n.op.no_grad_hint or f'`{n.kind}` has no gradient'}; "
                            f"the loss is `{cfg.loss.kind}`", n.notes)
+
+
+def _check_augment(graph: Graph, cfg: TrainConfig, coll: Collector) -> None:
+    """Augmentation changes images, float32[C, H, W] inputs: the model needs
+    one, and each kind's settings must suit its size."""
+    from .data.augment import is_image
+    images = [v for v in graph.inputs if is_image(v)]
+    if not images:
+        shown = ", ".join(f"`{v.name}: {v.dtype}{list(v.shape)}`" for v in graph.inputs)
+        coll.error(cfg.spans.get("augment"), f"`augment` changes images, inputs of type float32[C, H, W]; "
+                                             f"this model's inputs are {shown}")
+        return
+    for i, kind in enumerate(cfg.augment):
+        for v in images:
+            problem = kind.problem(tuple(v.shape))
+            if problem:
+                coll.error(cfg.spans.get(f"augment.{i}", cfg.spans.get("augment")),
+                           f"`augment`: {problem} (input `{v.name}` is {v.dtype}{list(v.shape)})")
+                break

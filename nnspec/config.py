@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr, Str
 
 from . import spec as S
 from .data import DATASETS, SOURCES, DatasetSource
+from .data.augment import AUGMENTS
 from .errors import Collector, Span, did_you_mean, one_of
 from .losses import LOSSES, WEIGHTED
 from .metrics import METRICS, check_monitor, metric_name, task_problem
@@ -37,6 +38,7 @@ class TrainConfig(BaseModel):
     init_weights: str | None = None               # a weights.npz to start from (relative to the spec)
     freeze: list[str] | None = None               # layers (or blocks) whose parameters stay as loaded
     diagnostics: StrictBool = True                # per-layer diagnostics and warnings (training/diagnostics.py)
+    augment: list[Any] | None = None              # image augmentations, in order (data/augment.py)
     _spans: dict = PrivateAttr(default_factory=dict)     # setting -> where it was written
 
     @property
@@ -48,7 +50,8 @@ class TrainConfig(BaseModel):
         out = {}
         for k in type(self).model_fields:
             v = getattr(self, k)
-            out[k] = v.model_dump() if isinstance(v, BaseModel) else v
+            out[k] = (v.model_dump() if isinstance(v, BaseModel) else
+                      [i.model_dump() if isinstance(i, BaseModel) else i for i in v] if isinstance(v, list) else v)
         return out
 
 
@@ -78,6 +81,8 @@ def train_config(block: S.Train | None, coll: Collector, model_span: Span | None
             ok = False
             continue
         spans[st.key] = st.span
+        if st.key == "augment":                   # each kind's own place, for errors about it
+            spans.update({f"augment.{i}": node.span for i, node in enumerate(_items(st.value))})
         if st.on is not None and not _watch(st, raw, spans, coll):
             ok = False
         value = _setting(st, coll, env)
@@ -136,6 +141,8 @@ def _setting(st: S.Setting, coll: Collector, env: dict):
         return _option(st.key, registry, v, coll, env)
     if st.key == "metrics":
         return _metrics(v, coll, env)
+    if st.key == "augment":
+        return _augment(v, coll, env)
     if st.key == "monitor":
         if not isinstance(v, (S.Ident, S.Str)):
             coll.error(v.span, "`monitor` takes a column such as `val_loss` or `val_f1`")
@@ -211,6 +218,27 @@ def _dataset(v, args, kwargs, coll: Collector, env: dict):
     for span, msg in errors + more:
         coll.error(span, msg)
     return _FAILED if obj is None else DatasetSource(name=name, options=obj)
+
+
+def _items(v) -> list:
+    """A list's items, or the one value written without brackets."""
+    return list(v.items) if isinstance(v, S.ListV) else [v]
+
+
+def _augment(v, coll: Collector, env: dict):
+    """`[flip, shift(2), rotate(10)]`: the registered augmentations, in order;
+    `[]` is none (so that `--set augment=[]` turns a spec's off)."""
+    kinds, ok = [], True
+    for node in _items(v):
+        if not isinstance(node, (S.Call, S.Ident)) or (isinstance(node, S.Ident) and node.name in env):
+            coll.error(node.span, f"`augment` takes a list of augmentations such as [flip, shift(2), "
+                                  f"rotate(10), noise(0.05)]; expected one of {one_of(AUGMENTS)}")
+            ok = False
+            continue
+        kind = _option("augment", AUGMENTS, node, coll, env)
+        ok = ok and kind is not _FAILED
+        kinds.append(kind)
+    return (kinds or None) if ok else _FAILED
 
 
 def _metrics(v, coll: Collector, env: dict):

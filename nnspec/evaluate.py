@@ -90,10 +90,11 @@ def evaluate_file(model, data) -> dict:
 
 
 def scores(task: str, y: np.ndarray, t: np.ndarray, labels: list | None) -> dict:
-    """{"metrics": {...}} and, for a classifier, "classes" (precision, recall,
+    """{"metrics": {...}} (with `balanced_accuracy` when the targets' classes
+    are uneven) and, for a classifier, "classes" (precision, recall,
     F1 and support per label) and "confusion" (rows true, columns predicted)."""
-    from .metrics import METRICS, class_scores, confusion_matrix, default_metrics, predicted_classes
-    metrics = {m: METRICS[m](y, t) for m in default_metrics(task)}
+    from .metrics import METRICS, class_scores, confusion_matrix, default_metrics, predicted_classes, uneven_extra
+    metrics = {m: METRICS[m](y, t) for m in default_metrics(task) + uneven_extra(task, t)}
     if task == "regression" or labels is None:
         return {"metrics": metrics}
     m = confusion_matrix(np.asarray(t).reshape(-1), predicted_classes(y).reshape(-1), len(labels))

@@ -72,6 +72,20 @@ def default_metrics(task: str) -> list[str]:
     return ["accuracy"] if task in ("classes", "binary") else ["mae", "rmse", "r2"]
 
 
+UNEVEN = 1.5     # the largest class this many times the smallest: balanced accuracy is reported too
+
+
+def uneven_extra(task: str, y) -> list[str]:
+    """["balanced_accuracy"] when the classes of the targets `y` are uneven:
+    added to the default metrics of a run's history (a `metrics = [...]`
+    list is taken as written), of `nnspec eval` and of the run report."""
+    if task not in ("classes", "binary"):
+        return []
+    counts = np.bincount(np.asarray(y, np.int64).reshape(-1))
+    counts = counts[counts > 0]
+    return ["balanced_accuracy"] if len(counts) > 1 and counts.max() > UNEVEN * counts.min() else []
+
+
 # Per-class scores: not metrics of the registry (each gives a table, not one
 # number), used by `nnspec eval` and the run report.
 

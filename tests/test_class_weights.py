@@ -116,3 +116,24 @@ def test_balanced_accuracy_joins_the_history_when_classes_are_uneven(tmp_path):
     assert "balanced_accuracy" in uneven and "balanced_accuracy" not in even
     asked = nnspec.train(spec(tmp_path, "metrics = [accuracy]", counts=(30, 10))).history
     assert "balanced_accuracy" not in asked      # a metrics list is taken as written
+
+
+def test_eval_and_the_report_add_balanced_accuracy_when_the_classes_are_uneven():
+    """`nnspec eval` and the run report score through evaluate.scores: uneven
+    targets (the largest class over 1.5x the smallest) add balanced accuracy,
+    scikit-learn's balanced_accuracy_score; even ones do not."""
+    from nnspec.evaluate import scores
+    skm = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(0)
+    t = np.array([0] * 30 + [1] * 10 + [2] * 6)
+    y = rng.random((len(t), 3))
+    y[rng.random(len(t)) < 0.6, :] = 0
+    y[np.arange(len(t)), t] += 0.5                 # right more often than not
+    got = scores("classes", y, t, ["a", "b", "c"])["metrics"]
+    assert got["balanced_accuracy"] == pytest.approx(skm.balanced_accuracy_score(t, y.argmax(axis=1)))
+    assert got["balanced_accuracy"] != pytest.approx(got["accuracy"])
+    even = np.array([0, 1, 2] * 10)
+    assert "balanced_accuracy" not in scores("classes", y[:30], even, ["a", "b", "c"])["metrics"]
+    binary = scores("binary", y[:, :1], (t > 0).astype(float)[:, None], ["no", "yes"])["metrics"]
+    assert binary["balanced_accuracy"] == pytest.approx(
+        skm.balanced_accuracy_score(t > 0, y[:, 0] > 0.5))

@@ -56,7 +56,15 @@ def small_folder(root, classes=("cat", "dog"), n=3, mode="RGB", suffix=".png", s
     return root
 
 
-def test_image_folder_digits_train_like_the_builtin_digits(digits_dir, tmp_path):
+def test_image_folder_digits_train_like_the_builtin_digits(digits_dir, tmp_path, monkeypatch):
+    """The folder holds the digits in another order (class by class) and
+    rounded to 8 bits, so the batches differ and the accuracies may too, by
+    about what another batch order gives: over seeds 0-4 this 8-epoch run's
+    accuracy on the folder and on dataset("digits") differed by 0, 0, 0.3,
+    1.4 and 1.7 points (the seeds themselves spread it over 95.0-98.3%).
+    Hence 2 points; the test below takes order and rounding out and asks
+    for the same run."""
+    monkeypatch.setenv("NNSPEC_THREADS", "1")
     finals = {}
     for name, data in (("dataset", 'dataset("digits")'), ("images", f'images("{digits_dir}", size=[8, 8], channels=1)')):
         (tmp_path / "m.nn").write_text(CNN.replace("DATA", data))
@@ -64,6 +72,23 @@ def test_image_folder_digits_train_like_the_builtin_digits(digits_dir, tmp_path)
         finals[name] = nnspec.train(spec).final["val_accuracy"]
     assert finals["dataset"] > 0.9
     assert abs(finals["images"] - finals["dataset"]) <= 0.02, finals
+
+
+def test_image_folder_is_the_same_run_as_its_pixels_in_an_npz(digits_dir, tmp_path, monkeypatch):
+    """The digits rounded to 8 bits as PNG does, in the folder's order (class
+    by class), given as an npz: the image folder must train exactly the same
+    run, so decoding, scaling, layout and labels add nothing of their own."""
+    monkeypatch.setenv("NNSPEC_THREADS", "1")
+    d = DATASETS["digits"]().make()
+    order = np.argsort(np.asarray(d.y), kind="stable")
+    pixels = np.round(d.x[order] * 255).astype(np.float32) / np.float32(255)
+    np.savez(tmp_path / "rounded.npz", x=pixels, y=np.asarray(d.y)[order])
+    runs = {}
+    for name, data in (("npz", 'npz("rounded.npz")'), ("images", f'images("{digits_dir}", size=[8, 8], channels=1)')):
+        (tmp_path / "m.nn").write_text(CNN.replace("DATA", data).replace("epochs     = 8", "epochs     = 3"))
+        runs[name] = nnspec.train(nnspec.load(tmp_path / "m.nn"))
+    assert runs["images"].history == runs["npz"].history
+    assert runs["images"].net.labels == [str(i) for i in range(10)]
 
 
 def test_pixels_match_the_source_and_labels_are_folder_names(digits_dir):

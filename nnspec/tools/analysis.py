@@ -192,19 +192,21 @@ class Index:
 
     def _train(self, t: S.Train) -> None:
         from ..data import SOURCES
+        from ..data.augment import AUGMENTS
         from ..losses import LOSSES
         from ..optim import OPTIMIZERS
         from ..schedules import SCHEDULES
         registries = {"loss": LOSSES, "optimizer": OPTIMIZERS, "schedule": SCHEDULES, "data": SOURCES,
-                      "validation": SOURCES}
+                      "validation": SOURCES, "augment": AUGMENTS}
         for st in t.settings:
             self.refs.append(Ref(st.span, "setting", st.key, None))
             reg = registries.get(st.key)
-            v = st.value
-            if reg is not None and isinstance(v, (S.Call, S.Ident)) and v.name in reg:
-                end = v.span.column + len(v.name)
-                self.refs.append(Ref(Span(self.file, v.span.line, v.span.column, v.span.line, end), "option",
-                                     v.name, None, cls=reg[v.name]))
+            values = st.value.items if st.key == "augment" and isinstance(st.value, S.ListV) else [st.value]
+            for v in values:
+                if reg is not None and isinstance(v, (S.Call, S.Ident)) and v.name in reg:
+                    end = v.span.column + len(v.name)
+                    self.refs.append(Ref(Span(self.file, v.span.line, v.span.column, v.span.line, end), "option",
+                                         v.name, None, cls=reg[v.name]))
 
     def _compile(self) -> None:
         """Every node that compiles, even when a later line has an error."""

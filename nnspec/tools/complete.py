@@ -199,12 +199,14 @@ def _choices(cls, key: str) -> list[Item]:
 def _registries() -> dict:
     from ..config import TrainConfig
     from ..data import DATASETS, SOURCES
+    from ..data.augment import AUGMENTS
     from ..losses import LOSSES
     from ..metrics import METRICS
     from ..optim import OPTIMIZERS
     from ..schedules import SCHEDULES
     return {"loss": LOSSES, "optimizer": OPTIMIZERS, "schedule": SCHEDULES, "data": SOURCES,
-            "validation": SOURCES, "metrics": METRICS, "datasets": DATASETS, "config": TrainConfig}
+            "validation": SOURCES, "metrics": METRICS, "datasets": DATASETS, "config": TrainConfig,
+            "augment": AUGMENTS}
 
 
 def _train(w: Where) -> list[Item]:
@@ -219,7 +221,7 @@ def _train(w: Where) -> list[Item]:
             out.append(Item(k, "key", takes, insert=f"{k} = "))
         return out
     name = key[1]
-    if name == "metrics" or w.brackets:
+    if name == "metrics" or (w.brackets and name != "augment"):
         return [Item(k, "enum", "metric") for k in r["metrics"]]
     if name == "normalize":
         from ..options import literal_choices

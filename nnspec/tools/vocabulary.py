@@ -12,6 +12,7 @@ def vocabulary() -> dict[str, list[str]]:
     from nnspec.compile import DTYPES, PARAM_TYPES
     from nnspec.config import TrainConfig
     from nnspec.data import SOURCES
+    from nnspec.data.augment import AUGMENTS
     from nnspec.losses import LOSSES
     from nnspec.metrics import METRICS
     from nnspec.ops import REGISTRY
@@ -23,5 +24,5 @@ def vocabulary() -> dict[str, list[str]]:
         "type": sorted({*DTYPES, *PARAM_TYPES}),
         "layer": sorted(REGISTRY),
         "setting": sorted(TrainConfig.model_fields),
-        "option": sorted({*LOSSES, *OPTIMIZERS, *SCHEDULES, *SOURCES, *METRICS}),
+        "option": sorted({*LOSSES, *OPTIMIZERS, *SCHEDULES, *SOURCES, *METRICS, *AUGMENTS}),
     }

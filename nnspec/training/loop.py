@@ -12,8 +12,9 @@ from typing import Callable
 import numpy as np
 
 from ..data import fit_standard
+from ..data.augment import Augmenter, generator
 from ..errors import Diagnostic, SpecError
-from ..metrics import METRICS, default_metrics, higher_is_better, with_monitored
+from ..metrics import METRICS, default_metrics, higher_is_better, uneven_extra, with_monitored
 from ..threads import batches as paced      # all threads or one, by timing (threads.py)
 from .batches import Batches
 from .diagnostics import Diagnostics, diagnose
@@ -90,11 +91,12 @@ def train(spec, epochs: int | None = None, batch: int | None = None, seed: int |
         load_initial(net, spec, cfg.init_weights)
     x_train = Batches(train_set, net)           # gathered and normalised a batch at a time
     x_val = Batches(val_set, net) if val_set is not None else None
+    augment = Augmenter(cfg.augment, spec.graph.inputs) if cfg.augment else None
 
     opt, schedule = cfg.optimizer, cfg.schedule
     trainable = {k: w for k, w in net.params.items() if not frozen(k, cfg.freeze)}
     st = RunState(opt.start(trainable), schedule.start(opt.lr, epochs) if schedule is not None else None,
-                  np.random.default_rng(seed))
+                  np.random.default_rng(seed), generator(seed) if augment is not None else None)
     description = describe(spec, batch, seed)
     if resume is not None:
         restore(Path(resume), st, net, description)
@@ -123,7 +125,10 @@ def train(spec, epochs: int | None = None, batch: int | None = None, seed: int |
                 diag.start_epoch()
                 for start in paced(range(0, n, batch)):
                     idx = order[start:start + batch]
-                    xb = x_train.batch(idx)
+                    if augment is None:
+                        xb = x_train.batch(idx)
+                    else:                               # raw rows augmented, then normalised
+                        xb = x_train.feed(augment(x_train.rows(idx), st.augment_rng))
                     value, y = fit_batch(net, opt, st.opt_state, xb, train_set.y[idx], loss, lr, cfg.l2,
                                          decay, cfg.clip_norm, trainable, diag.sample(start // batch))
                     st.limit = st.limit or BLOWUP * max(value, 1e-3)
@@ -176,19 +181,6 @@ def train(spec, epochs: int | None = None, batch: int | None = None, seed: int |
         result.best_epoch = result.epochs_run
     result.warnings = diagnose(st.diagnostics)
     return result
-
-
-UNEVEN = 1.5     # the largest class this many times the smallest: balanced accuracy joins the history
-
-
-def uneven_extra(task: str, y) -> list[str]:
-    """["balanced_accuracy"] when the training classes are uneven (a default
-    metrics list only; `metrics = [...]` is taken as written)."""
-    if task not in ("classes", "binary"):
-        return []
-    counts = np.bincount(np.asarray(y, np.int64).reshape(-1))
-    counts = counts[counts > 0]
-    return ["balanced_accuracy"] if len(counts) > 1 and counts.max() > UNEVEN * counts.min() else []
 
 
 def weighted_loss(spec, train_set):

@@ -5,7 +5,7 @@ never stopped.
 
 A checkpoint holds the parameters and running statistics, the optimizer's
 and the schedule's state, the best weights and early stopping's count, both
-random generators (shuffling and dropout), the history, and a description
+random generators (shuffling, dropout and augmentation), the history, and a description
 of the model and its settings: resuming with another spec is refused with
 what differs."""
 from __future__ import annotations
@@ -32,6 +32,7 @@ class RunState:
     opt_state: object                        # optim.OptimState
     sched_state: ScheduleState | None
     rng: np.random.Generator                 # the shuffling
+    augment_rng: np.random.Generator | None = None     # augmentation's draws (data/augment.py), if any
     epoch: int = 0                           # epochs finished
     history: dict[str, list] = field(default_factory=dict)
     diagnostics: list = field(default_factory=list)      # diagnostics.csv's rows so far
@@ -57,6 +58,7 @@ def capture(st: RunState, net, description: dict) -> dict:
             "limit": st.limit, "first_val": st.first_val, "stopped_early": st.stopped_early,
             "sched": st.sched_state.arrays() if st.sched_state is not None else None,
             "rng": st.rng.bit_generator.state, "net_rng": net.rng.bit_generator.state,
+            "augment_rng": st.augment_rng.bit_generator.state if st.augment_rng is not None else None,
             "description": description}
     arrays["meta"] = np.array(json.dumps(meta))
     return arrays
@@ -100,6 +102,8 @@ def restore(path: Path, st: RunState, net, description: dict) -> None:
     st.limit, st.first_val, st.stopped_early = meta["limit"], meta["first_val"], meta["stopped_early"]
     st.rng.bit_generator.state = meta["rng"]
     net.rng.bit_generator.state = meta["net_rng"]
+    if st.augment_rng is not None:                       # the description made sure both augment
+        st.augment_rng.bit_generator.state = meta["augment_rng"]
 
 
 def describe(spec, batch: int, seed: int) -> dict:
