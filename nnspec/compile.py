@@ -147,7 +147,9 @@ class Compiler:
 
     # -- statements -------------------------------------------------------
     def _statement(self, st, scope: Scope) -> None:
-        if isinstance(st, S.Bind):
+        if isinstance(st, S.Bind) and st.names:
+            self._bind_several(st, scope)
+        elif isinstance(st, S.Bind):
             if not self._bindable(st.name, st.span, scope):
                 scope.unknown = True
                 return
@@ -163,6 +165,24 @@ class Compiler:
             self.error(st.span, "`input` belongs at the start of a model or block", scope)
         elif isinstance(st, S.Output):
             self.error(st.span, "`output` belongs in a model, not in a block", scope)
+
+    def _bind_several(self, st: S.Bind, scope: Scope) -> None:
+        """`a, b = x -> split(2)`: one name per value of the tuple; the last
+        becomes the current value, as a single binding's does."""
+        ok = all([self._bindable(n, s, scope) for n, s in zip(st.names, st.name_spans)])
+        for i, (n, s) in enumerate(zip(st.names, st.name_spans)):
+            if n in st.names[:i]:
+                self.error(s, f"`{n}` is bound twice in one statement; give each value its own name", scope)
+                ok = False
+        vals = self._expr(st.expr, scope) if ok else None
+        if vals is not None and len(vals) != len(st.names):
+            n, got = len(st.names), "one value" if len(vals) == 1 else f"a tuple of {len(vals)}"
+            self.error(st.span, f"`{', '.join(st.names)} = ...` names {n} values, but the expression gives "
+                                f"{got}; `split({n})` or a tuple of {n}, `(p, q, ...)`, gives {n}", scope)
+            vals = None
+        for i, n in enumerate(st.names):
+            scope.values[n] = None if vals is None else vals[i]     # None: failed; later uses stay quiet
+        scope.current, scope.unknown = (None, True) if vals is None else (vals[-1], False)
 
     def _repeat(self, st: S.Repeat, scope: Scope) -> None:
         try:

@@ -124,8 +124,10 @@ class Input(Node):
 
 class Bind(Node):
     kind: Literal["bind"] = "bind"
-    name: str
+    name: str                         # the first (or only) name
     expr: Expr
+    names: list[str] | None = None    # `a, b = ...`: every name, one per value of the tuple
+    name_spans: list[Span] | None = None
 
 
 class Flow(Node):

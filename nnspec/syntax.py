@@ -248,7 +248,11 @@ class ToSpec(Transformer):
                        dims=[d for d in dims if d is not None])
 
     def bind(self, meta, ch):
-        return S.Bind.model_construct(span=self.sp(ch[0]), name=str(ch[0]), expr=ch[1])
+        *names, expr = ch
+        if len(names) == 1:
+            return S.Bind.model_construct(span=self.sp(names[0]), name=str(names[0]), expr=expr)
+        return S.Bind.model_construct(span=self.sp(names[0]), name=str(names[0]), expr=expr,
+                                      names=[str(n) for n in names], name_spans=[self.sp(n) for n in names])
 
     def flow(self, meta, ch):
         return S.Flow.model_construct(span=self.sp(meta), expr=ch[0])

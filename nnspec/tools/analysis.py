@@ -94,6 +94,7 @@ class Ref:
     target: Span | None = None          # where it is defined
     expr: object = None                 # a binding's expression
     cls: object = None                  # an option's model (adam, huber, ...)
+    part: tuple[int, int] | None = None # `a, b = ...`: (which name, how many names)
 
 
 @dataclass
@@ -146,8 +147,10 @@ class Index:
                 bound[st.name] = span
             elif isinstance(st, S.Bind):
                 self._expr(st.expr, container, params, bound)
-                self.refs.append(Ref(st.span, "bind", st.name, container, target=st.span, expr=st.expr))
-                bound[st.name] = st.span
+                for i, (name, span) in enumerate(zip(st.names or [st.name], st.name_spans or [st.span])):
+                    self.refs.append(Ref(span, "bind", name, container, target=span, expr=st.expr,
+                                         part=(i, len(st.names)) if st.names else None))
+                    bound[name] = span
             elif isinstance(st, S.Flow):
                 self._expr(st.expr, container, params, bound)
             elif isinstance(st, S.Repeat):
@@ -283,6 +286,14 @@ class Index:
             return _distinct(_shape(self.values, n.output) for n in self._nodes(e.span))
         return []
 
+    def bind_shapes(self, d: Ref) -> list[str]:
+        """The shapes of a bound name; of `b` in `a, b = x -> split(2)`, its piece's."""
+        e = d.expr.layers[-1] if isinstance(d.expr, S.Chain) else d.expr
+        if d.part is None or not isinstance(e, S.Layer) or e.name not in REGISTRY:
+            return self.expr_shapes(d.expr, d.container)
+        i, n = d.part
+        return _distinct(_shape(self.values, node.output) for node in self._nodes(e.span)[i::n])
+
     def name_shapes(self, ref: Ref) -> list[str]:
         """The shapes of the value a name stands for."""
         if ref.target is None:
@@ -291,7 +302,7 @@ class Index:
         if d is None:
             return []
         if d.kind == "bind":
-            return self.expr_shapes(d.expr, d.container)
+            return self.bind_shapes(d)
         if d.container is None:
             v = self.inputs.get(d.name)
             return [_value_text(v)] if v is not None else []
@@ -369,7 +380,7 @@ class Index:
         return "\n\n".join(out)
 
     def _hover_name(self, r: Ref) -> str | None:
-        shapes = self.name_shapes(r) if r.kind != "bind" else self.expr_shapes(r.expr, r.container)
+        shapes = self.name_shapes(r) if r.kind != "bind" else self.bind_shapes(r)
         if r.kind == "input" and r.container is None:
             v = self.inputs.get(r.name)
             shapes = [_value_text(v)] if v is not None else shapes
