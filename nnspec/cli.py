@@ -77,6 +77,12 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--functions", action="store_true", help="each block an ONNX local function and each "
                                                             "call one node (default: blocks inlined)")
 
+    im = sub.add_parser("import", help="a spec and weights from an ONNX model (to read, train or export again)")
+    im.add_argument("model", metavar="MODEL.onnx")
+    im.add_argument("-o", "--out", metavar="DIR", help="output folder for model.nn and weights.npz "
+                                                       "(default: the model's file name without .onnx)")
+    im.add_argument("--overwrite", action="store_true", help="write into an --out DIR that holds files")
+
     bn = sub.add_parser("bench", help="latency (p50, p90, p99) and throughput of an ONNX model, "
                                       "and of nnspec's engine for a run folder")
     bn.add_argument("model", metavar="MODEL.onnx", help="an ONNX model, or a run folder (its model.onnx and engine)")
@@ -119,7 +125,7 @@ def parser() -> argparse.ArgumentParser:
 
     rp = sub.add_parser("report", help="(re)make a run folder's report.html")
     rp.add_argument("run", metavar="RUN_DIR", help="a folder written by `nnspec train`")
-    p.set_defaults(commands={"check": c, "summary": s, "train": t, "resume": rs, "export": e, "bench": bn, "predict": r, "fmt": f,
+    p.set_defaults(commands={"check": c, "summary": s, "train": t, "resume": rs, "export": e, "import": im, "bench": bn, "predict": r, "fmt": f,
                              "graph": g, "lsp": ls,
                              "eval": v, "report": rp, "sweep": sw})
     return p
@@ -311,6 +317,22 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_import(args) -> int:
+    from .onnx.importer import import_onnx, out_dir_problem, write_import
+    out = Path(args.out) if args.out else Path(Path(args.model).stem)
+    problem = out_dir_problem(out, args.overwrite)
+    if problem:                                  # said before the model is read
+        print(f"nnspec import: error: --out {out}: {problem}", file=sys.stderr)
+        return 2
+    imported = import_onnx(args.model)
+    paths = write_import(imported, out, args.overwrite)
+    g = imported.spec.graph
+    print(f"imported {args.model}: {len(g.nodes)} layer{'s' * (len(g.nodes) != 1)}, "
+          f"{sum(a.size for k, a in imported.weights.items() if '.' in k):,} weights")
+    print(f"wrote {', '.join(map(str, paths))}")
+    return 0
+
+
 def cmd_bench(args) -> int:
     from .benchmark import run
     return run(args)
@@ -443,7 +465,7 @@ def cmd_sweep(args) -> int:
 
 
 COMMANDS = {"resume": cmd_resume, "check": cmd_check, "summary": cmd_summary, "train": cmd_train,
-            "export": cmd_export, "predict": cmd_predict, "fmt": cmd_fmt,
+            "export": cmd_export, "import": cmd_import, "predict": cmd_predict, "fmt": cmd_fmt,
             "graph": cmd_graph, "lsp": cmd_lsp,
             "eval": cmd_eval, "report": cmd_report, "sweep": cmd_sweep, "bench": cmd_bench}
 

@@ -205,7 +205,10 @@ def frozen(param: str, freeze) -> bool:
 
 def load_initial(net, spec, path) -> None:
     """Weights to start from (`init_weights`): every parameter of the file
-    whose name and shape match is loaded; a frozen layer must be among them."""
+    whose name and shape match is loaded; a frozen layer must be among them.
+    The file's input standardisation (`normalize/INPUT/...`, as `nnspec
+    import` finds it in an ONNX graph) is kept unless the train block sets
+    `normalize = standard`, which fits its own."""
     from ..weights import read_arrays
     arrays = read_arrays(spec.base_dir / path if not Path(path).is_absolute() else Path(path))
     where = spec.train.spans.get("init_weights")
@@ -227,6 +230,10 @@ def load_initial(net, spec, path) -> None:
         raise SpecError([Diagnostic.at(where, p, source=spec.source) for p in problems])
     for k in found:
         {**net.params, **net.state}[k][...] = arrays[k]
+    if spec.train.normalize == "none":      # the weights were trained on standardised inputs: keep theirs
+        for v in net.graph.inputs:
+            if f"normalize/{v.name}/mean" in arrays and f"normalize/{v.name}/std" in arrays:
+                net.norm[v.name] = (arrays[f"normalize/{v.name}/mean"], arrays[f"normalize/{v.name}/std"])
 
 
 def _diverged(spec, result, st, epoch: int, batch: int | None, value: float, limit):

@@ -1,0 +1,299 @@
+"""`nnspec import`: ONNX models back into specs and weights.
+
+The references are onnxruntime on the ONNX model, and the outputs stored
+beside onnx's own backend test models (pytorch-converted): the imported
+spec, run by nnspec's engine, must give them within 1e-5."""
+import os
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+import nnspec
+from nnspec.cli import main
+from nnspec.onnx.importer import import_onnx, run_onnxruntime, sample_inputs
+from nnspec.summary import summary_table
+from nnspec.tools.fmt import format_text
+
+from op_cases import all_cases, case_spec
+
+TOL = 1e-5
+PYTORCH = Path(onnx.__file__).parent / "backend" / "test" / "data" / "pytorch-converted"
+
+# The pytorch-converted models nnspec has no layer for, and the op each is refused for.
+REFUSED = {
+    **{f"test_AvgPool3d{s}": "AveragePool" for s in ("", "_stride", "_stride1_pad0_gpu_input")},
+    **{f"test_Conv3d{s}": "Conv" for s in ("", "_dilated", "_dilated_strided", "_groups", "_no_bias",
+                                           "_stride", "_stride_padding")},
+    **{f"test_MaxPool3d{s}": "MaxPool" for s in ("", "_stride", "_stride_padding")},
+    "test_MaxPool1d_stride_padding_dilation": "MaxPool",        # dilated pools
+    "test_MaxPool2d_stride_padding_dilation": "MaxPool",
+    **{f"test_PReLU_{d}{s}": "PRelu" for d in ("1d", "2d", "3d") for s in ("", "_multiparam")},
+    "test_LogSoftmax": "LogSoftmax", "test_log_softmax_dim3": "LogSoftmax", "test_log_softmax_lastdim": "LogSoftmax",
+    "test_PoissonNLLLLoss_no_reduce": "Exp", "test_Softsign": "Abs", "test_Softmin": "Neg",
+    "test_ReflectionPad2d": "Pad", "test_ReplicationPad2d": "Pad",
+}
+PYTORCH_MODELS = sorted(p.name for p in PYTORCH.iterdir() if (p / "model.onnx").exists())
+
+
+def _outputs(net, feeds: dict) -> list:
+    got = net.forward(dict(zip([v.name for v in net.graph.inputs], feeds.values())))
+    return list(got.values()) if isinstance(got, dict) else [got]
+
+
+def _close(got, expected):
+    assert len(got) == len(expected)
+    for a, e in zip(got, expected):
+        assert a.shape == e.shape
+        np.testing.assert_allclose(a, e, atol=TOL, rtol=TOL)
+
+
+def _totals(spec) -> tuple:
+    """The summary's total line, and the shapes out of the layers that hold parameters."""
+    from nnspec.summary import node_params
+    table = summary_table(spec)
+    return (table.splitlines()[-1],
+            [(n.kind, n.out_shape) for n in spec.graph.nodes if node_params(n)])
+
+
+def _round_trip(spec, net, tmp_path):
+    """Export net, import the file: (imported, the exported model)."""
+    path = tmp_path / "m.onnx"
+    net.export_onnx(path, spec.source)
+    imported = import_onnx(path)
+    assert format_text(imported.text) == imported.text          # what `nnspec fmt --check` accepts
+    return imported, onnx.load(str(path))
+
+
+def _with_weights(spec, seed=3):
+    net = spec.build(seed=seed)
+    for k, a in {**net.params, **net.state}.items():             # non-trivial weights and statistics
+        a += np.random.default_rng(0).uniform(0.1, 0.5, a.shape).astype(a.dtype)
+    return net
+
+
+def _check_import(spec, net, tmp_path):
+    imported, model = _round_trip(spec, net, tmp_path)
+    feeds = sample_inputs(_graph_inputs(model), spec, batch=4, seed=1)
+    expected = run_onnxruntime(model, feeds)
+    _close(_outputs(imported.build(), feeds), expected)          # the engine on the import
+    _close(_outputs(net, feeds), expected)                       # (and on the original)
+    again = tmp_path / "again.onnx"                              # export -> import -> export
+    imported.build().export_onnx(again, imported.text)
+    _close(run_onnxruntime(onnx.load(str(again)), feeds), expected)
+    assert _totals(imported.spec) == _totals(spec)
+    return imported
+
+
+class _Inputs:
+    def __init__(self, model):
+        init = {t.name for t in model.graph.initializer}
+        self.inputs = [i.name for i in model.graph.input if i.name not in init]
+        self.shapes = {i.name: ("batch",) for i in model.graph.input}
+
+
+def _graph_inputs(model):
+    return _Inputs(model)
+
+
+@pytest.mark.parametrize("kind,i,case", [pytest.param(*c, id=f"{c[0]}-{c[1]}") for c in all_cases()])
+def test_every_op_case_exports_imports_and_matches(kind, i, case, tmp_path):
+    spec = nnspec.loads(case_spec(case), name="case.nn")
+    _check_import(spec, _with_weights(spec), tmp_path)
+
+
+def _examples(specs_dir):
+    return [p for p in sorted(specs_dir.glob("*.nn"))]
+
+
+def test_every_example_exports_imports_and_matches(specs_dir, tmp_path):
+    done = 0
+    for p in _examples(specs_dir):
+        try:
+            spec = nnspec.load(p)
+        except nnspec.SpecError:                  # an example that needs data files not here
+            continue
+        _check_import(spec, _with_weights(spec, seed=1), tmp_path)
+        done += 1
+    assert done >= 10
+
+
+def test_imported_spec_reads_like_a_spec(specs_dir, tmp_path):
+    """Flows where layers follow one another, names where a value is read twice."""
+    spec = nnspec.load(specs_dir / "two_towers.nn")
+    imported, _ = _round_trip(spec, spec.build(seed=0), tmp_path)
+    body = imported.text.split("{", 1)[1]
+    assert "input features: float32[4]" in body
+    assert "h1 = features -> dense(16) -> relu" in body
+    assert "h2 = features -> dense(16) -> tanh" in body
+    assert "(h1, h2) -> concat -> dense(3) -> softmax" in body
+    spec = nnspec.load(specs_dir / "digits_cnn.nn")
+    imported, _ = _round_trip(spec, spec.build(seed=0), tmp_path)
+    assert "maxpool2d(2) -> flatten -> dense(64) -> relu" in imported.text.replace("\n        ", " ")
+
+
+@pytest.mark.parametrize("name", [n for n in PYTORCH_MODELS if n not in REFUSED])
+def test_pytorch_converted_models_import_and_match_their_stored_outputs(name):
+    folder = PYTORCH / name
+    imported = import_onnx(folder / "model.onnx")
+    data = folder / "test_data_set_0"
+    x = numpy_helper.to_array(onnx.load_tensor(str(data / "input_0.pb")))
+    expected = numpy_helper.to_array(onnx.load_tensor(str(data / "output_0.pb")))
+    got = imported.build().forward(x)
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, atol=TOL, rtol=TOL)
+
+
+@pytest.mark.parametrize("name", sorted(REFUSED))
+def test_pytorch_converted_models_without_nnspec_layers_are_refused(name):
+    with pytest.raises(nnspec.SpecError) as e:
+        import_onnx(PYTORCH / name / "model.onnx")
+    message = str(e.value)
+    node = next(n for n in onnx.load(str(PYTORCH / name / "model.onnx")).graph.node if n.op_type == REFUSED[name])
+    assert f"unsupported op `{REFUSED[name]}`" in message
+    assert f"`{node.name or node.output[0]}`" in message        # where
+    assert "nnspec has" in message                              # and what to use instead
+    assert "Traceback" not in message
+
+
+def test_pytorch_converted_counts():
+    """The README's figure: every model is imported or refused, none fails otherwise."""
+    assert len(PYTORCH_MODELS) == 82
+    assert len(set(PYTORCH_MODELS) - set(REFUSED)) == 53
+
+
+def test_refusal_lists_every_unsupported_op_with_its_nodes(tmp_path):
+    from onnx import TensorProto, helper
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])
+    nodes = [helper.make_node("Relu", ["x"], ["a"], name="first_relu"),
+             helper.make_node("Abs", ["a"], ["b"], name="abs_1"),
+             helper.make_node("Abs", ["b"], ["c"], name="abs_2"),
+             helper.make_node("LogSoftmax", ["c"], ["y"], name="logits")]
+    model = helper.make_model(helper.make_graph(nodes, "g", [x], [y]), opset_imports=[helper.make_opsetid("", 17)])
+    path = tmp_path / "m.onnx"
+    onnx.save(model, str(path))
+    with pytest.raises(nnspec.SpecError) as e:
+        import_onnx(path)
+    lines = str(e.value).splitlines()
+    assert len(lines) == 3 and lines[2] == "2 errors"
+    assert lines[0].startswith(f"{path}: error: unsupported op `Abs` in nodes `abs_1`, `abs_2`; nnspec has")
+    assert "unsupported op `LogSoftmax` in node `logits`" in lines[1] and "softmax" in lines[1]
+
+
+def test_a_mismatched_pattern_is_not_imported_wrong(tmp_path):
+    """x * sigmoid(y) is not silu(x): it is refused, not imported as silu."""
+    from onnx import TensorProto, helper
+    ins = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["batch", 3]) for n in ("x", "y")]
+    out = helper.make_tensor_value_info("z", TensorProto.FLOAT, ["batch", 3])
+    nodes = [helper.make_node("Sigmoid", ["y"], ["s"]), helper.make_node("Mul", ["x", "s"], ["z"])]
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(helper.make_graph(nodes, "g", ins, [out]),
+                                opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    imported = import_onnx(path)
+    assert "silu" not in imported.text and "multiply" in imported.text
+
+
+# ---------------------------------------------------------------- the command
+
+def _export(specs_dir, tmp_path, name="two_towers"):
+    spec = nnspec.load(specs_dir / f"{name}.nn")
+    path = tmp_path / "model.onnx"
+    spec.build(seed=0).export_onnx(path, spec.source)
+    return path
+
+
+def test_import_command_writes_a_spec_that_checks(specs_dir, tmp_path, capsys):
+    path = _export(specs_dir, tmp_path)
+    out = tmp_path / "imported"
+    assert main(["import", str(path), "-o", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["model.nn", "weights.npz"]
+    assert main(["check", str(out / "model.nn")]) == 0
+    assert main(["fmt", "--check", str(out / "model.nn")]) == 0
+    capsys.readouterr()
+
+
+def test_import_command_refuses_a_folder_with_files(specs_dir, tmp_path, capsys):
+    path = _export(specs_dir, tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert main(["import", str(path), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "notes.txt" in err and "--overwrite" in err
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    assert main(["import", str(path), "-o", str(out), "--overwrite"]) == 0
+    assert (out / "notes.txt").read_text() == "mine" and (out / "model.nn").exists()
+
+
+@pytest.mark.parametrize("content,expected", [(None, "no such file"), (b"not a model at all\n", "not an ONNX model")])
+def test_import_command_says_what_is_wrong_with_the_file(tmp_path, capsys, content, expected):
+    path = tmp_path / "m.onnx"
+    if content is not None:
+        path.write_bytes(content)
+    assert main(["import", str(path), "-o", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"{path}: error:") and expected in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_import_command_refuses_unsupported_models_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["import", str(PYTORCH / "test_PReLU_2d" / "model.onnx"), "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "unsupported op `PRelu`" in err and "leaky_relu" in err
+    assert not out.exists()
+
+
+# ---------------------------------------------------------------- fine-tuning an import
+
+TRAIN = """
+train {{
+    data       = dataset("iris")
+    validation = 0.3
+    loss       = cross_entropy
+    optimizer  = {optimizer}
+    epochs     = {epochs}
+    batch      = 200
+    metrics    = [accuracy]
+    seed       = 7
+}}
+"""
+
+
+def _history_losses(folder):
+    import csv
+    with open(folder / "history.csv") as f:
+        return [float(r["loss"]) for r in csv.DictReader(f)]
+
+
+def test_an_imported_model_fine_tunes_from_its_own_loss(specs_dir, tmp_path, capsys):
+    """Train two_towers briefly, export it (normalisation folded in), import it,
+    add a train block and go on with --init-weights: the first epoch's loss is
+    the imported model's loss on the training split, and it falls from there."""
+    from nnspec.training import load_data
+    spec = nnspec.load(specs_dir / "two_towers.nn")
+    trained = nnspec.train(spec, epochs=15).net
+    path = tmp_path / "model.onnx"
+    trained.export_onnx(path, spec.source)
+    assert main(["import", str(path), "-o", str(tmp_path / "imp")]) == 0
+    base = (tmp_path / "imp" / "model.nn").read_text()
+
+    def run(optimizer, epochs, init=True, name="run"):
+        spec_path = tmp_path / f"{name}.nn"
+        spec_path.write_text(base + TRAIN.format(optimizer=optimizer, epochs=epochs))
+        args = ["train", str(spec_path), "-o", str(tmp_path / name), "--quiet"]
+        assert main(args + (["--init-weights", str(tmp_path / "imp" / "weights.npz")] if init else [])) == 0
+        return spec_path, _history_losses(tmp_path / name)
+
+    spec_path, tuned = run("adam(lr=0.01)", 3, name="tuned")
+    train_set, _ = load_data(nnspec.load(spec_path))
+    p = trained.forward(train_set.x)                                # the model before any import
+    expected = -np.mean(np.log(p[np.arange(len(p)), train_set.y]))
+    assert tuned[0] == pytest.approx(expected, rel=1e-4)            # one batch an epoch, scored before its step
+    assert tuned[-1] < tuned[0]
+    _, fresh = run("adam(lr=0.01)", 1, init=False, name="fresh")
+    assert abs(fresh[0] - expected) > 0.1                            # a fresh start is elsewhere
+    capsys.readouterr()
