@@ -18,6 +18,7 @@ from nnspec.summary import summary_table
 from nnspec.tools.fmt import format_text
 
 from op_cases import all_cases, case_spec
+from test_masks import EVERY_STEP, LAST_STATE, T, TOKENS, VOCAB
 
 TOL = 1e-5
 PYTORCH = Path(onnx.__file__).parent / "backend" / "test" / "data" / "pytorch-converted"
@@ -104,6 +105,18 @@ def test_every_op_case_exports_imports_and_matches(kind, i, case, tmp_path):
     _check_import(spec, _with_weights(spec), tmp_path)
 
 
+@pytest.mark.parametrize("body", LAST_STATE + EVERY_STEP)
+def test_padding_masks_import_as_embedding_padding(body, tmp_path):
+    """Layers that read a padding mask (ONNX sequence_lens, hidden keys, masked
+    sums) come back as the same layers after `embedding(..., padding=0)`."""
+    spec = nnspec.loads(f"model m {{\n    input tokens: int64[{T}]\n"
+                        f"    tokens -> embedding({VOCAB}, 4, padding=0) -> {body}\n}}\n", name="m.nn")
+    net = _with_weights(spec)
+    imported = _check_import(spec, net, tmp_path)
+    assert "embedding(9, 4, padding=0)" in imported.text
+    _close(_outputs(imported.build(), {"tokens": TOKENS}), _outputs(net, {"tokens": TOKENS}))
+
+
 def _examples(specs_dir):
     return [p for p in sorted(specs_dir.glob("*.nn"))]
 
@@ -118,6 +131,20 @@ def test_every_example_exports_imports_and_matches(specs_dir, tmp_path):
         _check_import(spec, _with_weights(spec, seed=1), tmp_path)
         done += 1
     assert done >= 10
+
+
+def test_an_export_with_functions_imports_as_the_inlined_one(specs_dir, tmp_path):
+    """`export --functions` writes each block call as a function call: onnx's
+    inliner brings their bodies back, and the import matches the inlined export's."""
+    spec = nnspec.load(specs_dir / "tiny_resnet.nn")
+    net = _with_weights(spec, seed=1)
+    inlined, model = _round_trip(spec, net, tmp_path)
+    net.export_onnx(tmp_path / "f.onnx", spec.source, functions=True)
+    assert onnx.load(str(tmp_path / "f.onnx")).functions
+    outlined = import_onnx(tmp_path / "f.onnx")
+    feeds = {"image": np.random.default_rng(0).normal(size=(3, 1, 8, 8)).astype(np.float32)}
+    _close(_outputs(outlined.build(), feeds), run_onnxruntime(model, feeds))
+    assert _totals(outlined.spec) == _totals(spec)
 
 
 def test_imported_spec_reads_like_a_spec(specs_dir, tmp_path):

@@ -21,6 +21,7 @@ import numpy as np
 from ..errors import Diagnostic, SpecError
 from ..files import file_error, folder_problem, write_atomic
 from . import read, rules  # noqa: F401 (rules registers the patterns)
+from .masks import find_masks
 from .recognise import recognise
 from .spec_text import IDENT, write
 
@@ -80,8 +81,10 @@ def import_onnx(path, check: bool = True) -> Imported:
     op of it that nnspec has no layer for (with what it has instead)."""
     path = Path(path)
     model, g = read.load(path)
+    find_masks(g)
     problems = _input_problems(g, path)
     layers, unsupported = recognise(g)
+    problems += _padding(layers, g, path)
     for op, nodes in sorted(unsupported.items()):
         shown = ", ".join(f"`{n}`" + (f" ({why})" if why else "") for n, why in list(nodes.items())[:8])
         more = f" and {len(nodes) - 8} more" if len(nodes) > 8 else ""
@@ -138,6 +141,26 @@ def write_import(imported: Imported, out_dir, overwrite: bool = False) -> list[P
     return paths
 
 
+def _padding(layers, g, path) -> list[Diagnostic]:
+    """`padding=ID` on the embedding of each token input whose padding mask a
+    layer reads (nnspec carries the mask from there to every reader)."""
+    pads: dict[str, set] = {}
+    for l in layers:
+        if l.mask is not None:
+            pads.setdefault(l.mask[0], set()).add(l.mask[1])
+    out = []
+    for tokens, ids in sorted(pads.items()):
+        readers = [l for l in layers if l.kind == "embedding" and l.inputs == [tokens]]
+        if len(ids) > 1 or not readers:
+            out.append(Diagnostic(str(path), 0, 0, f"padding masks of input `{tokens}` (padding ids "
+                                                   f"{sorted(ids)}) that no one embedding marks; nnspec "
+                                                   f"takes a mask from `embedding(padding=ID)`"))
+            continue
+        for l in readers:
+            l.args.append(("padding", next(iter(ids))))
+    return out
+
+
 def _input_problems(g, path) -> list[Diagnostic]:
     out = []
     for v in g.inputs:
@@ -172,8 +195,9 @@ def _compile(text: str, path: Path):
     from ..api import loads
     try:
         return loads(text, str(path.with_suffix(".nn")))
-    except SpecError as e:            # a rule wrote a layer nnspec rejects: a bug here
-        raise RuntimeError(f"the imported spec does not compile:\n{e}\n{text}") from None
+    except SpecError as e:            # e.g. a padding mask reaching a layer that cannot take it
+        raise file_error(path, "the model's layers are all nnspec's, but nnspec does not accept them "
+                               "in this arrangement:\n" + e.render()) from None
 
 
 def _place_weights(spec, layers, path) -> dict[str, np.ndarray]:
@@ -202,11 +226,18 @@ def sample_inputs(g, spec, batch: int = 3, seed: int = 0) -> dict[str, np.ndarra
     """Random inputs for the ONNX model by its input names (token ids below the vocabulary)."""
     rng = np.random.default_rng(seed)
     vocab = spec.graph.vocabularies()
+    pads = {n.inputs[0]: n.p.padding for n in spec.graph.nodes
+            if n.kind == "embedding" and getattr(n.p, "padding", None) is not None}
     out = {}
     for v, sv in zip(g.inputs, spec.graph.inputs):
         n = g.shapes[v][0] if isinstance(g.shapes[v][0], int) else batch
         if sv.dtype == "int64":
-            out[v] = rng.integers(0, vocab.get(sv.name, 2), size=(n, *sv.shape), dtype=np.int64)
+            ids = rng.integers(0, vocab.get(sv.name, 2), size=(n, *sv.shape), dtype=np.int64)
+            if sv.name in pads and ids.ndim == 2:           # sequences of every length, padded at the end
+                T = ids.shape[1]
+                ends = rng.integers(0, T + 1, size=n)
+                ids[np.arange(T) >= ends[:, None]] = pads[sv.name]
+            out[v] = ids
         else:
             out[v] = rng.normal(size=(n, *sv.shape)).astype(np.float32)
     return out

@@ -34,6 +34,7 @@ class OnnxGraph:
     metadata: dict[str, str] = field(default_factory=dict)
     producer: dict = field(default_factory=dict)          # value -> (node, output index)
     consumers: dict = field(default_factory=dict)         # value -> [node]
+    masks: dict = field(default_factory=dict)             # value -> (what, token input, padding): masks.py
 
     def __post_init__(self):
         for n in self.nodes:
@@ -70,6 +71,12 @@ def load(path) -> tuple[onnx.ModelProto, OnnxGraph]:
         onnx.checker.check_model(model)
     except Exception as e:
         raise file_error(path, f"an invalid ONNX model: {_first_line(e)}") from None
+    if model.functions:               # model-local functions (`export --functions`): their bodies inlined
+        from onnx import inliner
+        try:
+            model = inliner.inline_local_functions(model)
+        except Exception as e:
+            raise file_error(path, f"onnx's inliner cannot inline the model's functions: {_first_line(e)}") from None
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     others = sorted({o.domain for o in model.opset_import if o.domain not in ("", "ai.onnx")} &
                     {n.domain for n in model.graph.node})

@@ -50,6 +50,7 @@ class Layer:
     output: str = ""
     weights: dict[str, np.ndarray] = field(default_factory=dict)
     order: tuple = ()                               # where it runs: (anchor's index, output, step)
+    mask: tuple | None = None                       # the padding mask it reads: (token input, padding id)
 
 
 class Match:
@@ -123,6 +124,18 @@ class Match:
             raise NoMatch("it acts on the batch axis (axis 0); nnspec's layers never mix samples",
                           specific=True)
         return axis if axis < 0 else axis - 1
+
+    def mask(self, v: str, *whats: str) -> tuple:
+        """(token input, padding id) of a padding mask value (masks.py); with
+        an Unsqueeze of it taken into the pattern when "unsqueezed" is asked."""
+        if "unsqueezed" in whats and self.produced_by(v, "Unsqueeze"):
+            inner = self.g.producer[v][0].input[0]
+            if inner in self.g.masks:
+                v = self.producer(v, "Unsqueeze").input[0]
+        found = self.g.masks.get(v)
+        if found is None or found[0] not in whats:
+            raise NoMatch(f"{v} is not a padding mask")
+        return found[1:]
 
     def fresh(self) -> str:
         self._fresh += 1

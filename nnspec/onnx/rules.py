@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from ..ops.activations import GELU_C, SELU_ALPHA, SELU_SCALE
-from ..ops.attention import _mask as causal_mask
+from ..ops.attention import MASKED, _mask as causal_mask
 from ..ops.positional import sinusoids
 from ..ops.windows import same_pads
 from .recognise import Layer, Match, NoMatch, rule
@@ -196,6 +196,18 @@ def attention(m):
     heads_o = m.producer(m.producer(x_o, "Reshape").input[0], "Transpose")
     A, V = m.producer(heads_o.input[0], "MatMul").input
     S = m.producer(A, "Softmax").input[0]
+    keys = None
+    if m.produced_by(S, "Add"):                     # padded keys: (1 - mask) * MASKED, unsqueezed
+        S_in, hidden = m.g.producer[S][0].input
+        if m.produced_by(hidden, "Unsqueeze") and m.g.producer[hidden][0].input[0] not in m.g.consts:
+            m.producer(S, "Add")
+            scaled = m.producer(m.producer(hidden, "Unsqueeze").input[0], "Mul")
+            complement, big = scaled.input
+            one, keep = m.producer(complement, "Sub").input
+            if not (_scalar(m, big, MASKED) and _scalar(m, one, 1.0)):
+                raise NoMatch("not attention's key mask")
+            keys = m.mask(keep, "mask")
+            S = S_in
     causal = m.produced_by(S, "Add")
     if causal:
         S, mask = m.producer(S, "Add").input
@@ -222,8 +234,10 @@ def attention(m):
     if causal and not np.allclose(m.const(mask), causal_mask(Tq, Tk, np.float32)):
         raise NoMatch("a mask other than the causal one")
     inputs = [q_in] if q_in == kv_in else [q_in, kv_in]
-    return [L("attention", inputs, H, causal=True if causal else None,
-              weights={"Wq": Wq, "bq": bq, "Wk": Wk, "bk": bk, "Wv": Wv, "bv": bv, "Wo": Wo, "bo": bo})]
+    layer = L("attention", inputs, H, causal=True if causal else None,
+              weights={"Wq": Wq, "bq": bq, "Wk": Wk, "bk": bk, "Wv": Wv, "bv": bv, "Wo": Wo, "bo": bo})
+    layer.mask = keys
+    return [layer]
 
 
 @rule("Add")
@@ -551,6 +565,52 @@ def pad(m):
     return [L("pad", x, pairs, *([value] if value else []))]
 
 
+def _masked_sum(m: Match, v: str):
+    """(x, spec axes, keepdims, mask) for v = ReduceSum(x * mask, axes) over a padded sequence."""
+    node = m.producer(v, "ReduceSum") if v != m.value else m.node
+    prod = m.producer(node.input[0], "Mul")
+    x, mask = prod.input
+    key = m.mask(mask, "mask", "unsqueezed")
+    axes = m.const(node.input[1], "the axes").tolist()
+    return x, [m.spec_axis(x, a) for a in axes], bool(m.attr(node, "keepdims", 1)), key
+
+
+def _reduce_layer(kind, x, axes, keep, key):
+    layer = L(kind, x, axes[0] if len(axes) == 1 else axes, keepdims=True if keep else None)
+    layer.mask = key
+    return [layer]
+
+
+@rule("ReduceSum")
+def masked_sum(m):
+    """sum over time of a padded sequence: ReduceSum(x * mask), as ops/reduce.py writes it."""
+    return _reduce_layer("sum", *_masked_sum(m, m.value))
+
+
+@rule("Div")
+def masked_mean(m):
+    """mean over time of a padded sequence: sum(x * mask) / sum(mask, expanded to x's shape)."""
+    total, count = m.node.input
+    x, axes, keep, key = _masked_sum(m, total)
+    counted = m.producer(count, "ReduceSum")
+    expand = m.producer(counted.input[0], "Expand")
+    if m.producer(expand.input[1], "Shape").input[0] != x or m.mask(expand.input[0], "mask", "unsqueezed") != key:
+        raise NoMatch("not a masked mean")
+    return _reduce_layer("mean", x, axes, keep, key)
+
+
+@rule("Div")
+def masked_global_avgpool1d(m):
+    """global_avgpool1d of a padded sequence: sum(x * mask, time) / sum(mask, time)."""
+    total, count = m.node.input
+    x, axes, keep, key = _masked_sum(m, total)
+    if axes != [0] or keep or m.mask(m.producer(count, "ReduceSum").input[0], "mask") != key:
+        raise NoMatch("not a masked global_avgpool1d")
+    layer = Layer("global_avgpool1d", [], [x])
+    layer.mask = key
+    return [layer]
+
+
 @rule("ReduceMean", "ReduceSum")
 def reduce(m):
     x, *rest = m.node.input
@@ -602,7 +662,8 @@ RECURRENT = {"LSTM": ("lstm", 4), "GRU": ("gru", 3), "RNN": ("rnn", 1)}
 def _recurrent(m: Match, node, sequences: bool) -> Layer:
     kind, gates = RECURRENT[node.op_type]
     X, W, R, *rest = list(node.input) + [""] * 5
-    if any(rest[1:5]) or m.attr(node, "activations") or m.attr(node, "clip") is not None \
+    lengths = m.mask(rest[1], "lengths") if rest[1] else None    # each sequence stops at its end
+    if any(rest[2:5]) or m.attr(node, "activations") or m.attr(node, "clip") is not None \
             or m.attr(node, "input_forget", 0) or m.attr(node, "layout", 0):
         raise NoMatch("sequence lengths, initial states, peepholes, custom activations, clip or "
                       "layout=1; nnspec's recurrent layers have none", specific=True)
@@ -621,9 +682,11 @@ def _recurrent(m: Match, node, sequences: bool) -> Layer:
     for d, s in enumerate(sfx):
         weights.update({"W" + s: W[d].T.copy(), "R" + s: R[d].T.copy(),
                         "b" + s: B[d][:gates * H].copy(), "rb" + s: B[d][gates * H:].copy()})
-    return L(kind, t.input[0], H, sequences=True if sequences else None,
-             reverse=True if direction == "reverse" else None,
-             bidirectional=True if direction == "bidirectional" else None, weights=weights)
+    layer = L(kind, t.input[0], H, sequences=True if sequences else None,
+              reverse=True if direction == "reverse" else None,
+              bidirectional=True if direction == "bidirectional" else None, weights=weights)
+    layer.mask = lengths
+    return layer
 
 
 @rule("Reshape")
