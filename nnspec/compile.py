@@ -402,17 +402,17 @@ class Compiler:
                 n.init_hint = "he"
 
 
-INIT_KEYS = ("init", "bias_init")
+INIT_KEYS = ("init", "bias_init", "recurrent_init")
 
 
 def _init_call(layer: str, kw: S.KwArg, env: dict):
     """`init=uniform(0.05)` → (UniformInit, []), or (None, located errors)."""
     v, cls = kw.value, INIT_CALLS.get(kw.value.name)
-    names = INITS if kw.key == "init" else BIAS_INITS
+    names = BIAS_INITS if kw.key == "bias_init" else INITS
     if isinstance(v, S.Ident) and v.name in names:
         return v.name, []
     if isinstance(v, S.Ident) and cls is None:
-        calls = "uniform(limit), normal(std), constant(value)" + (", orthogonal(gain)" if kw.key == "init" else "")
+        calls = "uniform(limit), normal(std), constant(value)" + (", orthogonal(gain)" if kw.key != "bias_init" else "")
         return None, [(kw.span, f"`{layer}`: `{kw.key}` must be one of {one_of(names)} or a call ({calls}), "
                                 f"got `{v.name}`{did_you_mean(v.name, [*names, *INIT_CALLS])}")]
     if cls is None:

@@ -13,10 +13,10 @@ import math
 from typing import Literal
 
 from ..lazy import np
-from pydantic import PositiveInt
+from pydantic import Field, PositiveInt
 
 from ..parallel import over_batch
-from .base import Op, Params, ShapeError, initializer, register
+from .base import BiasInit, Init, Op, Params, ShapeError, initializer, register
 from .dense import affine, affine_onnx
 from .mask import mask_of, onnx_mask
 
@@ -27,6 +27,10 @@ class AttentionParams(Params):
     kind: Literal["attention"] = "attention"
     heads: PositiveInt = 1
     causal: bool = False
+    init: Init | None = None                 # Wq, Wk, Wv, Wo (default: Glorot)
+    bias_init: BiasInit = "zeros"            # bq, bk, bv, bo
+    l1: float = Field(0.0, ge=0)             # this layer's own penalties on the four W (see dense)
+    l2: float = Field(0.0, ge=0)
     positional = ("heads",)
 
 
@@ -50,6 +54,7 @@ class Attention(Op):
     kind = "attention"
     Params = AttentionParams
     arity = (1, 2)
+    penalised = ("Wq", "Wk", "Wv", "Wo")
 
     def infer_shape(self, p, shapes):
         for s in shapes:
@@ -72,8 +77,8 @@ class Attention(Op):
         D, Dk = shapes[0][1], shapes[-1][1]
         w = {}
         for name, fan_in in (("q", D), ("k", Dk), ("v", Dk), ("o", D)):
-            w[f"W{name}"] = initializer("glorot", (fan_in, D), fan_in, D, rng, dtype)
-            w[f"b{name}"] = np.zeros(D, dtype)
+            w[f"W{name}"] = initializer(p.init or "glorot", (fan_in, D), fan_in, D, rng, dtype)
+            w[f"b{name}"] = initializer(p.bias_init, (D,), fan_in, D, rng, dtype)
         return w
 
     def macs(self, p, shapes, out):

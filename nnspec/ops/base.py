@@ -79,6 +79,7 @@ class Op:
     input_dtype: ClassVar[str] = "float32"    # what its inputs must hold ("int64": token ids)
     position_wise: ClassVar[bool] = False     # True: works on each position alone, a padding mask passes
     no_grad_hint: ClassVar[str] = ""
+    penalised: ClassVar[tuple[str, ...]] = ("W",)   # the weights a layer's own l1/l2 apply to
 
     def infer_shape(self, p, shapes: list[Shape]) -> Shape:
         return shapes[0]

@@ -20,9 +20,9 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 
 from ..lazy import np
-from pydantic import PositiveInt
+from pydantic import Field, PositiveInt
 
-from .base import Op, Params, ShapeError, initializer, register
+from .base import BiasInit, Init, Op, Params, ShapeError, initializer, orthogonal, register
 from .mask import mask_of, onnx_lengths
 
 
@@ -31,6 +31,11 @@ class RecurrentParams(Params):
     sequences: bool = False          # every step's state, or only the last
     reverse: bool = False            # read the sequence from its end
     bidirectional: bool = False      # both directions, their states concatenated (forward first)
+    init: Init | None = None         # the input weights W (default: Glorot)
+    recurrent_init: Init | None = None   # the recurrent weights R (default: orthogonal, per gate block)
+    bias_init: BiasInit | None = None    # b (default: zeros; an LSTM's forget gate 1); rb stays zero
+    l1: float = Field(0.0, ge=0)     # this layer's own penalties on W and R (see dense)
+    l2: float = Field(0.0, ge=0)
     positional = ("units",)
 
     def directions(self) -> list[tuple[str, bool]]:
@@ -56,14 +61,26 @@ class Recurrent(Op):
         # each sequence stops at its end (ops/mask.py); every-step outputs keep the mask
         return masks[0] if p.sequences else None
 
+    penalised = ("W", "R", "W_r", "R_r")
+
     def init(self, p, shapes, rng, dtype, init_hint):
         n_in, H, g = shapes[0][1], p.units, self.gates
         w = {}
         for sfx, _ in p.directions():
-            w.update({"W" + sfx: initializer("glorot", (n_in, g * H), n_in, H, rng, dtype),
-                      "R" + sfx: _orthogonal(H, g, rng, dtype),
-                      "b" + sfx: self.initial_bias(H, dtype), "rb" + sfx: np.zeros(g * H, dtype)})
+            w.update({"W" + sfx: initializer(p.init or "glorot", (n_in, g * H), n_in, H, rng, dtype),
+                      "R" + sfx: self.recurrent_weights(p.recurrent_init, H, rng, dtype),
+                      "b" + sfx: self.initial_bias(H, dtype) if p.bias_init is None else
+                      initializer(p.bias_init, (g * H,), n_in, H, rng, dtype),
+                      "rb" + sfx: np.zeros(g * H, dtype)})
         return w
+
+    def recurrent_weights(self, init, H, rng, dtype):
+        """R [H, gates*H]: orthogonal (times gain) per gate block, or any initialiser
+        over the whole (fans H and H)."""
+        if init is None or init == "orthogonal" or getattr(init, "kind", "") == "orthogonal":
+            gain = getattr(init, "gain", 1.0)
+            return np.concatenate([orthogonal((H, H), rng, dtype, gain) for _ in range(self.gates)], axis=1)
+        return initializer(init, (H, self.gates * H), H, H, rng, dtype)
 
     def initial_bias(self, H, dtype):
         return np.zeros(self.gates * H, dtype)
@@ -243,15 +260,6 @@ def _steps_last(ctx, key, a):
 def _node(op, inputs, outputs, name, **attrs):
     from onnx import helper
     return helper.make_node(op, inputs, outputs, name=name, **attrs)
-
-
-def _orthogonal(H, gates, rng, dtype):
-    """Orthogonal recurrent weights per gate block: keeps early gradients in scale."""
-    blocks = []
-    for _ in range(gates):
-        q, r = np.linalg.qr(rng.normal(size=(H, H)))
-        blocks.append(q * np.sign(np.diag(r)))
-    return np.concatenate(blocks, axis=1).astype(dtype)
 
 
 class LstmParams(RecurrentParams):

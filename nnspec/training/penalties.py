@@ -17,7 +17,7 @@ def penalties(net, trainable: dict, l1: float, l2: float) -> dict[str, tuple[flo
     own = {}
     for n in net.graph.nodes:
         a, b = getattr(n.p, "l1", 0.0), getattr(n.p, "l2", 0.0)
-        for local in ("W",):
+        for local in n.op.penalised:
             own[n.param(local)] = (a, b)
     out = {}
     for k, w in trainable.items():
