@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .graph import Graph
+from .inference import Inference
 from .inputs import feed_inputs
 from .losses import absorbed_node
 from .ops.base import Ctx
@@ -39,6 +40,7 @@ class Network:
         self._caches = [dict() for _ in graph.nodes]
         self._masks = [tuple(n.in_masks) if any(n.in_masks) else () for n in graph.nodes]
         self._absorbs: dict[str, object] = {}          # pre-activation kind -> the node a loss absorbs
+        self._inference: Inference | None = None       # made on the first inference call
 
     def node_arrays(self) -> list[dict[str, np.ndarray]]:
         """Per node, in graph order: its parameters and state by local name."""
@@ -107,10 +109,22 @@ class Network:
             return outs[0]
         return dict(zip(self.graph.output_names, outs))
 
+    def _infer(self, xs: dict, stop: object = None) -> dict:
+        """Values by name in inference mode (nnspec/inference.py): no backward
+        bookkeeping, batchnorm folded, buffers kept. Some values are buffers
+        that the next call overwrites."""
+        if self._inference is None:
+            self._inference = Inference(self)
+        return self._inference.run(xs, stop)
+
     def forward(self, x, training: bool = False):
-        """Outputs for a batch of raw inputs (normalisation applied)."""
-        values, _ = self._forward(self.feed(x), training, reuse=False)
-        return self._outputs(values)
+        """Outputs for a batch of raw inputs (normalisation applied).
+        training=False (the default) takes the inference path."""
+        if training:
+            values, _ = self._forward(self.feed(x), training, reuse=False)
+            return self._outputs(values)
+        values = self._infer(self.feed(x))
+        return self._outputs({o: np.array(values[o]) for o in self.graph.outputs})   # copies: not buffers
 
     def loss_and_grads(self, x, target, training: bool = False, loss=None):
         """The loss on a batch and its gradient for every parameter."""
@@ -148,10 +162,11 @@ class Network:
     def eval_step(self, xs: dict, target, loss):
         """Loss and output in inference mode, with no gradients."""
         absorbed = self._absorbed(loss)
-        values, _ = self._forward(xs, False, reuse=False, stop=absorbed)
+        values = self._infer(xs, stop=absorbed)
         raw = values[absorbed.inputs[0] if absorbed is not None else self.graph.outputs[0]]
         value = loss.from_pre(raw, target)[0] if absorbed is not None else loss(raw, target)[0]
-        return value, self.output_from(raw, loss)
+        out = self.output_from(raw, loss)
+        return value, (np.array(out) if out is raw else out)        # a copy, not the buffer
 
     def _run_absorbed(self, node, z):
         """Run the node the loss absorbed, for the output itself."""

@@ -20,6 +20,7 @@ class Relu(Op):
     kind = "relu"
     position_wise = True
     init_family = "relu"
+    owns_output = True
 
     def forward(self, p, w, xs, ctx):
         (x,) = xs
@@ -32,6 +33,11 @@ class Relu(Op):
             dx = dy if ctx.dy_is_free else ctx.buffer("dx", dy.shape, dy.dtype, like=dy)
             return [np.multiply(dy, mask, out=dx)], {}
         return y, backward
+
+    def infer(self, p, w, xs, ctx, then=None):
+        (x,) = xs
+        out = x if ctx.free[0] else ctx.buffer("y", x.shape, x.dtype, like=x)
+        return np.maximum(x, 0, out=out)     # no mask to keep for backward
 
     def to_onnx(self, b, p, w, xs):
         return b.node("Relu", xs)

@@ -3,6 +3,8 @@ over the spec shapes. The batch axis stays first, so a lower-rank value gets
 its missing axes inserted after the batch axis: [3] + [2, 3] -> [2, 3]."""
 from __future__ import annotations
 
+from typing import ClassVar
+
 from ..lazy import np
 
 from .base import Op, ShapeError, register
@@ -27,6 +29,8 @@ class Add(Op):
     kind = "add"
     position_wise = True
     arity = None
+    owns_output = True                   # a new array, or (inference) a free input's buffer
+    in_place: ClassVar[str | None] = "add"   # the ufunc that folds one input into another in place
 
     def infer_shape(self, p, shapes):
         # NumPy's rule, on the right-aligned axes: sizes agree or one of them is 1
@@ -50,6 +54,19 @@ class Add(Op):
             return [unbroadcast(dy, a.shape).reshape(x.shape) if a.shape != dy.shape else dy
                     for a, x in zip(aligned, xs)], {}
         return y, backward
+
+    def infer(self, p, w, xs, ctx, then=None):
+        aligned = aligned_inputs(xs, ctx.out_shape)
+        full = (xs[0].shape[0], *ctx.out_shape)
+        # a residual's sum written over an input no one else reads
+        into = next((a for a, free in zip(aligned, ctx.free) if free and a.shape == full), None)
+        if into is None or self.in_place is None:
+            return self.forward(p, w, xs, ctx)[0]
+        combine = getattr(np, self.in_place)
+        for a in aligned:
+            if a is not into:
+                combine(into, a, out=into)
+        return into
 
     def to_onnx(self, b, p, w, xs):
         return b.node("Sum", self.aligned_onnx(b, xs))

@@ -39,6 +39,9 @@ class Ctx:
     # gradient shares dy's memory, so backward may write its dx into dy
     dy_is_free: bool = False
     masks: tuple = ()               # per input: its padding mask (B, T) of 0/1, or None (ops/mask.py)
+    # inference only (nnspec/inference.py): per input, True when it is a
+    # buffer that no other node reads, which the op may overwrite
+    free: tuple[bool, ...] = ()
 
     def buffer(self, key: str, shape: tuple, dtype, fill: float | None = None,
                like: np.ndarray | None = None) -> np.ndarray:
@@ -80,6 +83,10 @@ class Op:
     position_wise: ClassVar[bool] = False     # True: works on each position alone, a padding mask passes
     no_grad_hint: ClassVar[str] = ""
     penalised: ClassVar[tuple[str, ...]] = ("W",)   # the weights a layer's own l1/l2 apply to
+    # inference (nnspec/inference.py): True when `infer` always returns a
+    # buffer of its own (or an input it was told is free), never a view of
+    # another value; the next op may then overwrite it
+    owns_output: ClassVar[bool] = False
 
     def infer_shape(self, p, shapes: list[Shape]) -> Shape:
         return shapes[0]
@@ -112,6 +119,19 @@ class Op:
 
     def forward(self, p, w: dict, xs: list[np.ndarray], ctx: Ctx) -> tuple[np.ndarray, Backward]:
         raise NotImplementedError
+
+    def infer(self, p, w: dict, xs: list[np.ndarray], ctx: Ctx, then=None) -> np.ndarray:
+        """The output alone, in inference mode (ctx.training False, no backward
+        to follow); an op overrides it where it can skip work that only
+        backward needs. then: (scale, shift) per output channel, to apply to
+        the output (a batchnorm folded in), given only where
+        `takes_affine` said yes."""
+        return self.forward(p, w, xs, ctx)[0]
+
+    def takes_affine(self, p, out_shape: Shape) -> bool:
+        """Whether `infer` can apply a per-channel (scale, shift) to its
+        output, the channel being axis 0 of out_shape (a batchnorm's)."""
+        return False
 
     def to_onnx(self, b, p, w: dict[str, str], xs: list[str]) -> str:
         raise NotImplementedError

@@ -21,6 +21,7 @@ class BatchnormParams(Params):
 class Batchnorm(Op):
     kind = "batchnorm"
     Params = BatchnormParams
+    owns_output = True
 
     def infer_shape(self, p, shapes):
         if len(shapes[0]) == 0:
@@ -66,6 +67,21 @@ class Batchnorm(Op):
             return [dx], grads
 
         return y, backward
+
+    def as_affine(self, p, w):
+        """Inference as one affine map per channel: (scale, shift), y = x * scale + shift.
+        nnspec/inference.py folds it into a convolution or dense layer before it."""
+        scale = w["gamma"] / np.sqrt(w["running_var"] + np.asarray(p.eps, w["running_var"].dtype))
+        return scale, w["beta"] - w["running_mean"] * scale
+
+    def infer(self, p, w, xs, ctx, then=None):
+        (x,) = xs
+        scale, shift = self.as_affine(p, w)
+        bshape = (1, -1) + (1,) * (x.ndim - 2)
+        out = x if ctx.free[0] else ctx.buffer("y", x.shape, x.dtype, like=x)
+        np.multiply(x, scale.reshape(bshape), out=out)
+        out += shift.reshape(bshape)
+        return out
 
     def to_onnx(self, b, p, w, xs):
         return b.node("BatchNormalization", [xs[0], w["gamma"], w["beta"], w["running_mean"],

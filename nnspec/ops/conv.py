@@ -169,9 +169,19 @@ class Conv(Op):
     def macs(self, p, shapes, out):
         return prod(out) * (shapes[0][0] // p.groups) * prod(pair(p.kernel, self.ndim, "kernel"))
 
-    def forward(self, p, w, xs, ctx):
+    owns_output = True                   # the product's buffer, or the valid columns' copy
+
+    def takes_affine(self, p, out_shape):
+        return True                          # the filters are the channels
+
+    def infer(self, p, w, xs, ctx, then=None):
+        return self.forward(p, w, xs, ctx, then)[0]
+
+    def forward(self, p, w, xs, ctx, then=None):
+        """then: (scale, shift) per filter, folded into the product's weights
+        (inference only; p.bias is then true, the shift the bias column)."""
         if p.groups == 1:
-            return self._forward(p, w, xs, ctx)
+            return self._forward(p, w, xs, ctx, then)
         # groups: one dense convolution with a block-diagonal kernel (zeros
         # between the groups), and only the blocks' gradients kept. It costs
         # `groups` times the multiply-adds of a per-group loop, for no second
@@ -183,7 +193,7 @@ class Conv(Op):
         blocks = [(slice(i * f, (i + 1) * f), slice(i * Cg, (i + 1) * Cg)) for i in range(g)]
         for rows, cols in blocks:
             full[rows, cols] = W[rows]
-        y, back = self._forward(p, {**w, "W": full}, xs, ctx)
+        y, back = self._forward(p, {**w, "W": full}, xs, ctx, then)
 
         def backward(dy):
             dxs, grads = back(dy)
@@ -192,7 +202,7 @@ class Conv(Op):
             return dxs, grads
         return y, backward
 
-    def _forward(self, p, w, xs, ctx):
+    def _forward(self, p, w, xs, ctx, then=None):
         (x,) = xs
         W = w["W"]
         F, C = W.shape[:2]
@@ -220,9 +230,18 @@ class Conv(Op):
             fr.unmask(framed_cols, c, b)
         over_leading(im2col, xp)
         Wb = ctx.buffer("Wb", (F, CK + p.bias), x.dtype)                 # [W | b]
-        Wb[:, :CK] = W.reshape(F, CK)
-        if p.bias:
-            Wb[:, CK] = w["b"]
+        if then is None:
+            Wb[:, :CK] = W.reshape(F, CK)
+            if p.bias:
+                Wb[:, CK] = w["b"]
+        else:                                    # (W x + b) * scale + shift, in the weights
+            scale, shift = then
+            np.multiply(W.reshape(F, CK), scale[:, None], out=Wb[:, :CK])
+            if "b" in w:
+                np.multiply(w["b"], scale, out=Wb[:, CK])
+                Wb[:, CK] += shift
+            else:
+                Wb[:, CK] = shift
         yF = np.matmul(Wb, columns, out=ctx.buffer("frame", (F, B * L), x.dtype))
         framed = yF.reshape(F, B, *fr.shape)
         if fr.widened:

@@ -26,6 +26,7 @@ class Dense(Op):
     kind = "dense"
     position_wise = True
     Params = DenseParams
+    owns_output = True                   # affine's y buffer
 
     def infer_shape(self, p, shapes):
         (s,) = shapes
@@ -50,6 +51,17 @@ class Dense(Op):
             dx, dW, db = back(dy)
             return [dx], ({"W": dW, "b": db} if p.bias else {"W": dW})
         return y, backward
+
+    def takes_affine(self, p, out_shape):
+        return len(out_shape) == 1           # the units are the channels
+
+    def infer(self, p, w, xs, ctx, then=None):
+        y = affine(xs[0], w["W"], w.get("b"), ctx)[0]
+        if then is not None:                 # a batchnorm folded in: (x @ W + b) * scale + shift
+            scale, shift = then
+            y *= scale
+            y += shift
+        return y
 
     def to_onnx(self, b, p, w, xs):
         return affine_onnx(b, xs[0], w["W"], w.get("b"))

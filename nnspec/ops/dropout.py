@@ -35,5 +35,8 @@ class Dropout(Op):
 
         return x * mask, backward
 
+    def infer(self, p, w, xs, ctx, then=None):
+        return xs[0]                     # inference keeps every unit, unscaled (inverted dropout)
+
     def to_onnx(self, b, p, w, xs):
         return xs[0]

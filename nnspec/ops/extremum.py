@@ -12,6 +12,7 @@ from .base import ShapeError, register
 
 class Extremum(Add):
     pick: str                     # "max" or "min"
+    in_place = None               # forward's own pass (a tie stays with the earlier input)
 
     def infer_shape(self, p, shapes):
         try:

@@ -11,6 +11,7 @@ from .base import ShapeError, register
 @register
 class Multiply(Add):
     kind = "multiply"
+    in_place = "multiply"
 
     def infer_shape(self, p, shapes):
         try:

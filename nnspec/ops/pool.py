@@ -25,6 +25,7 @@ class PoolParams(Params):
 
 
 class Pool(Op):
+    owns_output = True                   # y is its own buffer
     ndim: int
     expects: str
     reduce: str                                 # "max" or "mean"

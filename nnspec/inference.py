@@ -1,0 +1,122 @@
+"""The engine's inference path: a graph run forward for its outputs alone
+(Network.forward, and every epoch's validation through eval_step).
+
+It differs from a training-mode pass in three ways, none of which changes a
+result beyond float32 rounding (tests/test_inference.py):
+- no backward bookkeeping: each op's `infer` returns its output only;
+- a batchnorm whose input is a convolution's or dense layer's output, read
+  by nothing else, is folded into that layer: the layer is handed the
+  batchnorm's per-channel (scale, shift) and the batchnorm itself is skipped
+  (a convolution folds them into the weights of its product for free);
+- buffers live on between calls, per batch size (the last MAX_SIZES sizes
+  seen, batches of at most MAX_ROWS rows), so repeated calls allocate
+  nothing; and an op whose input is a buffer that no other node reads may
+  write its output over it (relu in place).
+Outputs handed back to the caller are copies, never the buffers."""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from .lazy import np
+from .ops.base import Ctx
+
+MAX_SIZES = 2          # batch sizes whose buffers are kept (validation: the chunk and the remainder)
+MAX_ROWS = 4096        # larger batches get buffers for the call only (no memory held afterwards)
+
+
+@dataclass
+class Step:
+    index: int                       # the node's place in graph.nodes
+    node: object
+    p: object                        # the node's params (bias forced on when a batchnorm folds in)
+    fold: object = None              # the batchnorm node folded into this one, or None
+    fold_index: int = -1
+    skip: bool = False               # a batchnorm folded into its producer: its output is the producer's
+    free: tuple = ()                 # per input: a buffer that no one else reads, free to overwrite
+
+
+class Plan:
+    """The steps of an inference pass over a graph, worked out once."""
+
+    def __init__(self, graph):
+        nodes = graph.nodes
+        readers: dict[str, int] = {}
+        for n in nodes:
+            for v in n.inputs:
+                readers[v] = readers.get(v, 0) + 1
+        outputs = set(graph.outputs)
+        producer = {n.output: i for i, n in enumerate(nodes)}
+        self.steps = [Step(i, n, n.p) for i, n in enumerate(nodes)]
+        owner = {}                     # value -> the step whose buffer holds it
+        for i, n in enumerate(nodes):
+            owner[n.output] = i
+            j = producer.get(n.inputs[0]) if len(n.inputs) == 1 else None
+            if j is None or not hasattr(n.op, "as_affine"):
+                continue
+            prod = self.steps[j]
+            if (readers[n.inputs[0]] == 1 and n.inputs[0] not in outputs and prod.fold is None
+                    and prod.node.op.takes_affine(prod.node.p, prod.node.out_shape)):
+                prod.fold, prod.fold_index = n, i
+                if getattr(prod.p, "bias", True) is False:
+                    prod.p = prod.p.model_copy(update={"bias": True})
+                self.steps[i].skip = True
+                owner[n.output] = j
+        for s in self.steps:
+            s.free = tuple(v in owner and readers[v] == 1 and v not in outputs
+                           and self.steps[owner[v]].node.op.owns_output for v in s.node.inputs)
+
+
+class Inference:
+    """Runs a network's plan, keeping each node's buffers between calls."""
+
+    def __init__(self, net):
+        self.net = net
+        self.plan = Plan(net.graph)
+        self.sizes: OrderedDict[int, list[Ctx]] = OrderedDict()     # batch size -> a Ctx per node
+        self.lock = threading.Lock()
+
+    def _contexts(self, batch: int, keep: bool) -> list[Ctx]:
+        ctxs = self.sizes.get(batch) if keep else None
+        if ctxs is None:
+            ctxs = [Ctx(False, None, (False,) * len(s.node.inputs), {} if keep else None,
+                        s.node.out_shape, free=s.free) for s in self.plan.steps]
+            if keep:
+                self.sizes[batch] = ctxs
+                while len(self.sizes) > MAX_SIZES:
+                    self.sizes.popitem(last=False)
+        elif keep:
+            self.sizes.move_to_end(batch)
+        return ctxs
+
+    def run(self, xs: dict, stop=None) -> dict:
+        """Values by name, up to (not including) the node `stop`. The values
+        may be buffers that the next call overwrites: copy what is kept."""
+        batch = len(next(iter(xs.values())))
+        mine = self.lock.acquire(blocking=False)       # another thread inside: buffers of its own
+        try:
+            ctxs = self._contexts(batch, keep=mine and batch <= MAX_ROWS)
+            values = dict(xs)
+            w = self.net.node_arrays()
+            masks: dict = {}                           # padding masks, made once per call
+            for s in self.plan.steps:
+                n = s.node
+                if n is stop:
+                    break
+                if s.skip:
+                    values[n.output] = values[n.inputs[0]]
+                    continue
+                ins = [values[v] for v in n.inputs]
+                if self.net._masks[s.index]:
+                    ctxs[s.index].masks = tuple(None if k is None else self.net._mask(k, values, masks)
+                                                for k in self.net._masks[s.index])
+                if s.fold is None:
+                    values[n.output] = n.op.infer(s.p, w[s.index], ins, ctxs[s.index])
+                else:
+                    then = s.fold.op.as_affine(s.fold.p, w[s.fold_index])
+                    values[n.output] = n.op.infer(s.p, w[s.index], ins, ctxs[s.index], then=then)
+            return values
+        finally:
+            if mine:
+                self.lock.release()

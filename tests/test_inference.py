@@ -1,0 +1,180 @@
+"""The engine's inference path (nnspec/inference.py) against the training
+code's own forward pass in inference mode (dropout off, batchnorm on its
+running statistics): for every op case, every example spec, and the
+batchnorm folds, to float32 rounding; and its buffers never leak into
+what the caller holds."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import nnspec
+from nnspec.training.loop import evaluate
+
+from op_cases import all_cases, case_spec
+
+SPECS = sorted((Path(__file__).parent.parent / "specs").glob("*.nn"))
+TOL = dict(rtol=1e-5, atol=1e-5)
+
+
+def _nudged(spec, seed=0):
+    """A network whose parameters and running statistics are off their neutral
+    values (gamma 1, beta 0, mean 0, var 1 would hide a wrong fold)."""
+    net = spec.build(seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    for k, a in {**net.params, **net.state}.items():
+        if k.endswith("running_var"):
+            a[...] = rng.uniform(0.5, 2.0, a.shape)
+        else:
+            a += rng.normal(scale=0.3, size=a.shape).astype(a.dtype)
+    return net
+
+
+def _inputs(net, batch, rng, tokens=0):
+    xs = {}
+    for v in net.graph.inputs:
+        if v.dtype == "int64":
+            xs[v.name] = rng.integers(0, tokens or 2, size=(batch, *v.shape))
+        else:
+            xs[v.name] = rng.normal(size=(batch, *v.shape)).astype(np.float32)
+    return xs
+
+
+def _reference(net, xs):
+    """The training code's forward with training=False, no buffers kept."""
+    values, _ = net._forward(net.feed(xs), False, reuse=False)
+    return [np.array(values[o]) for o in net.graph.outputs]
+
+
+def _as_list(out, net):
+    return [out] if len(net.graph.outputs) == 1 else [out[k] for k in net.graph.output_names]
+
+
+def _check(net, rng, tokens=0, batches=(5, 1, 5)):
+    """Several calls, batch sizes changing, every result kept: each equals
+    the reference, and none was overwritten by a later call."""
+    kept = []
+    for b in batches:
+        xs = _inputs(net, b, rng, tokens)
+        before = {k: v.copy() for k, v in xs.items()}
+        got = _as_list(net.forward(xs), net)
+        for k in xs:
+            np.testing.assert_array_equal(xs[k], before[k], err_msg="inference wrote into the caller's input")
+        want = _reference(net, xs)
+        for g, w in zip(got, want):
+            assert g.shape == w.shape and g.dtype == w.dtype
+            np.testing.assert_allclose(g, w, **TOL)
+        kept.append((got, want))
+    for got, want in kept:            # later calls reuse buffers: earlier results must not change
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g, w, **TOL)
+
+
+@pytest.mark.parametrize("kind,i,case", [pytest.param(*c, id=f"{c[0]}-{c[1]}") for c in all_cases()])
+def test_every_op_case_infers_as_training_code_does(kind, i, case):
+    net = _nudged(nnspec.loads(case_spec(case), name="case.nn"))
+    _check(net, np.random.default_rng(3), case.tokens)
+
+
+@pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
+def test_every_example_infers_as_training_code_does(path):
+    spec = nnspec.load(path)
+    net = _nudged(spec)
+    _check(net, np.random.default_rng(4), tokens=_vocabulary(spec))
+
+
+def _vocabulary(spec):
+    sizes = [n.op.vocabulary(n.p) for n in spec.graph.nodes]
+    return min([s for s in sizes if s] or [2])
+
+
+FOLDS = {
+    # flow -> how many batchnorms fold into the layer before them
+    "conv2d(4, kernel=3, padding=same) -> batchnorm -> relu -> conv2d(3, kernel=3) -> batchnorm": 2,
+    "conv2d(4, kernel=3, bias=false) -> batchnorm -> relu": 1,
+    "conv2d(4, kernel=3, padding=same, groups=2) -> batchnorm": 1,
+    "conv2d(4, kernel=3, stride=2, padding=1, groups=2, bias=false) -> batchnorm -> relu": 1,
+    "flatten -> dense(6) -> batchnorm -> relu -> dense(5, bias=false) -> batchnorm": 2,
+    "conv2d(4, kernel=3) -> batchnorm -> batchnorm": 1,        # the second reads the first: not a layer
+    "relu -> batchnorm": 0,                                   # relu is not affine
+}
+
+
+@pytest.mark.parametrize("flow,folded", FOLDS.items(), ids=range(len(FOLDS)))
+def test_batchnorm_folds_into_the_layer_before(flow, folded):
+    net = _nudged(nnspec.loads(f"model m {{\n    input x: float32[2, 6, 6]\n    x -> {flow}\n}}\n"))
+    net.forward(np.zeros((1, 2, 6, 6), np.float32))
+    assert sum(s.fold is not None for s in net._inference.plan.steps) == folded
+    _check(net, np.random.default_rng(5))
+
+
+def test_no_fold_where_the_layer_output_is_read_twice_or_is_an_output():
+    text = """model m {
+    input x: float32[2, 5, 5]
+    c = x -> conv2d(3, kernel=3, padding=same)
+    n = c -> batchnorm
+    (n, c) -> add -> relu
+}
+"""
+    net = _nudged(nnspec.loads(text))
+    _check(net, np.random.default_rng(6))
+    assert not any(s.fold for s in net._inference.plan.steps)
+    # a dense layer's output over a sequence: batchnorm's channel is not the units
+    seq = _nudged(nnspec.loads("model m {\n    input x: float32[4, 3]\n    x -> dense(5) -> batchnorm\n}\n"))
+    _check(seq, np.random.default_rng(7))
+    assert not any(s.fold for s in seq._inference.plan.steps)
+
+
+def test_relu_in_place_only_on_a_buffer_of_its_own():
+    # flatten of an input is a view of the caller's array: relu must not write
+    # there; nor into a convolution's output that a second reader still needs
+    text = """model m {
+    input x: float32[2, 4, 4]
+    c = x -> conv2d(2, kernel=3, padding=same)
+    r = c -> relu
+    s = (r, c) -> add -> relu -> flatten
+    f = x -> flatten -> relu
+    (s, f) -> concat
+}
+"""
+    net = _nudged(nnspec.loads(text))
+    _check(net, np.random.default_rng(8))
+    free = {s.node.output: s.free for s in net._inference.plan.steps}
+    assert free[net.graph.nodes[1].output] == (False,)          # relu of c: c is read by add too
+    assert free[net.graph.nodes[3].output] == (True,)           # relu of add's own buffer
+
+
+@pytest.mark.parametrize("op", ["add", "multiply", "max", "min"])
+def test_elementwise_ops_over_buffers_of_their_own(op):
+    # both inputs free to overwrite: add (and only add) sums into one of them
+    text = f"""model m {{
+    input x: float32[4]
+    c = x -> dense(3)
+    d = x -> dense(3)
+    e = x -> dense(3)
+    (c, d, e) -> {op}
+}}
+"""
+    net = _nudged(nnspec.loads(text))
+    _check(net, np.random.default_rng(10))
+    assert net._inference.plan.steps[-1].free == (True, True, True)
+
+
+@pytest.mark.parametrize("name", ["digits_cnn", "diabetes_regression"])
+def test_validation_metrics_are_those_of_the_training_code(name):
+    # two chunks of evaluate's of one size: the first chunk's output must survive the second
+    spec = nnspec.load(Path(__file__).parent.parent / "specs" / f"{name}.nn")
+    net = _nudged(spec)
+    rng = np.random.default_rng(9)
+    n = 2100                                            # two full chunks and a remainder
+    xs = net.feed(_inputs(net, n, rng))
+    ref = _reference(net, xs)[0]
+    if net.loss.task == "classes":                      # softmax absorbed by cross-entropy
+        y = rng.integers(0, ref.shape[1], size=n)
+        want = float(np.mean(-np.log(ref[np.arange(n), y])))
+    else:
+        y = rng.normal(size=ref.shape).astype(np.float32)
+        want = float(np.mean((ref - y) ** 2))
+    value, out = evaluate(net, xs, y, net.loss)
+    np.testing.assert_allclose(out, ref, **TOL)
+    assert abs(value - want) < 1e-4 * max(1.0, abs(want))
