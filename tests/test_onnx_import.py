@@ -133,6 +133,54 @@ def test_every_example_exports_imports_and_matches(specs_dir, tmp_path):
     assert done >= 10
 
 
+def test_repeated_layers_come_back_as_blocks(specs_dir, tmp_path):
+    spec = nnspec.load(specs_dir / "tiny_resnet.nn")
+    imported, model = _round_trip(spec, _with_weights(spec, seed=1), tmp_path)
+    text = imported.text.replace("\n        ", " ")
+    assert "block residual() {" in text
+    assert "h1 = x -> conv2d(16, kernel=3, padding=1) -> batchnorm -> relu -> conv2d(16, kernel=3, padding=1) -> batchnorm" in text
+    assert "(x, h1) -> add -> relu" in text
+    assert "conv2d(16, kernel=3, padding=1) -> relu -> residual -> residual -> residual -> global_avgpool" in text
+    assert [n.name for n in imported.spec.graph.nodes][2:4] == ["residual_0/conv2d_0", "residual_0/batchnorm_0"]
+    spec = nnspec.load(specs_dir / "tiny_transformer.nn")
+    imported, _ = _round_trip(spec, _with_weights(spec, seed=1), tmp_path)
+    assert "block encoder() {" in imported.text and "-> encoder -> encoder ->" in imported.text
+
+
+def test_repeats_in_a_graph_without_node_names_are_found_too(specs_dir, tmp_path):
+    """No scopes to go by: the block is named block1, and the model still matches."""
+    spec = nnspec.load(specs_dir / "tiny_resnet.nn")
+    net = _with_weights(spec, seed=1)
+    net.export_onnx(tmp_path / "m.onnx", spec.source)
+    model = onnx.load(str(tmp_path / "m.onnx"))
+    for n in model.graph.node:
+        n.name = ""
+    onnx.save(model, str(tmp_path / "bare.onnx"))
+    imported = import_onnx(tmp_path / "bare.onnx")
+    assert "block block1() {" in imported.text and imported.text.count("block1") == 4
+    feeds = {"image": np.random.default_rng(0).normal(size=(3, 1, 8, 8)).astype(np.float32)}
+    _close(_outputs(imported.build(), feeds), run_onnxruntime(model, feeds))
+
+
+def test_a_short_chain_is_written_out_not_made_a_block(tmp_path):
+    spec = nnspec.loads("model m {\n    input x: float32[4]\n\n"
+                        "    dense(8) -> relu -> dense(8) -> relu -> dense(2)\n}\n", name="m.nn")
+    imported, _ = _round_trip(spec, _with_weights(spec), tmp_path)
+    assert "block" not in imported.text.split("\n", 1)[1]
+    assert "dense(8) -> relu -> dense(8) -> relu -> dense(2)" in imported.text
+
+
+def test_a_run_whose_inner_value_is_read_later_is_no_block(tmp_path):
+    """[dense, relu, dense, relu] twice, but the first relu is read at the end:
+    no block could hand it out, so the layers stay written out."""
+    spec = nnspec.loads("model m {\n    input x: float32[4]\n\n"
+                        "    h = x -> dense(4) -> relu\n    a = h -> dense(4) -> relu\n"
+                        "    g = a -> dense(4) -> relu\n    b = g -> dense(4) -> relu\n"
+                        "    (h, b) -> concat\n}\n", name="m.nn")
+    imported = _check_import(spec, _with_weights(spec), tmp_path)
+    assert "block" not in imported.text.split("\n", 1)[1]
+
+
 def test_an_export_with_functions_imports_as_the_inlined_one(specs_dir, tmp_path):
     """`export --functions` writes each block call as a function call: onnx's
     inliner brings their bodies back, and the import matches the inlined export's."""

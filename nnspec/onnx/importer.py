@@ -1,8 +1,10 @@
 """`nnspec import MODEL.onnx`: an ONNX model as a spec and its weights.
 
     read.py        load, check, convert to the exporter's opset, infer shapes, fold constants
+    masks.py       padding masks found (and their nodes set aside) before the rules run
     recognise.py   the walk from the outputs, asking each node's rules
     rules.py       the rules, one small function per pattern
+    blocks.py      repeated runs of layers as blocks
     spec_text.py   the layers as .nn text
 
 The spec is then compiled as any other, its weights put where compile

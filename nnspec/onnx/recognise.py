@@ -51,6 +51,7 @@ class Layer:
     weights: dict[str, np.ndarray] = field(default_factory=dict)
     order: tuple = ()                               # where it runs: (anchor's index, output, step)
     mask: tuple | None = None                       # the padding mask it reads: (token input, padding id)
+    source: str = ""                                # the ONNX node it was matched at (its name)
 
 
 class Match:
@@ -165,7 +166,7 @@ def recognise(g: OnnxGraph) -> tuple[list[Layer], dict[str, dict[str, str]]]:
             continue
         made = {l.output for l in found}
         for step, layer in enumerate(found):
-            layer.order = (index[id(node)], out_index, step)
+            layer.order, layer.source = (index[id(node)], out_index, step), node.name
             layers.append(layer)
             todo.extend(u for u in reversed(layer.inputs) if u not in made)
     layers.sort(key=lambda l: l.order)

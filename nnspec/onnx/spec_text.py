@@ -13,6 +13,7 @@ import numpy as np
 
 from ..ops import REGISTRY
 from ..tools.fmt import format_text
+from .blocks import find_repeats
 from .recognise import Layer
 
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -75,6 +76,42 @@ def write(model_name: str, inputs: list[tuple], layers: list[Layer], outputs: li
           header: str = "") -> tuple[str, list[Layer]]:
     """The spec text, and the layers in the order their nodes compile.
     inputs: (graph name, spec name, dtype, shape) each; outputs: graph names."""
+    real, outs = _resolved(layers, outputs)
+    names = Names()
+    for graph_name, spec_name, _, _ in inputs:
+        names.give(graph_name, spec_name)
+    items = find_repeats(real, _uses(real, outs), names.usable)
+    blocks, calls, order = [], [], []
+    for item in items:
+        if isinstance(item, Layer):
+            calls.append(item)
+            order.append(item)
+            continue
+        if item.name not in names.taken:            # one block for every repeat of the same layers
+            names.taken.add(item.name)
+            blocks.append(_block(item.name, item.runs[0]))
+        for run in item.runs:
+            source = next(v for l in run for v in l.inputs if v not in {k.output for k in run})
+            calls.append(Layer(item.name, [], [source], run[-1].output))
+            order.extend(run)
+    decls = [f"input {spec}: {dtype}[{', '.join(map(str, shape))}]" for _, spec, dtype, shape in inputs]
+    body = _body(calls, outs, outputs, names, decls, inputs[-1][0] if inputs else None)
+    text = header + "".join(blocks) + f"model {model_name} {{\n{body}\n}}\n"
+    return format_text(text, f"{model_name}.nn"), order
+
+
+def _block(name: str, run: list[Layer]) -> str:
+    """`block NAME() { input x ... }` for one run of a repeat."""
+    made = {l.output for l in run}
+    source = next(v for l in run for v in l.inputs if v not in made)
+    names = Names()
+    names.give(source, "x")
+    body = _body(run, [run[-1].output], [run[-1].output], names, ["input x"], source)
+    return f"block {name}() {{\n{body}\n}}\n\n"
+
+
+def _resolved(layers, outputs):
+    """The layers without the Identity ones, every input and output read through them."""
     alias: dict[str, str] = {}
     real = []
     for l in layers:
@@ -89,31 +126,32 @@ def write(model_name: str, inputs: list[tuple], layers: list[Layer], outputs: li
         return v
     for l in real:
         l.inputs = [resolve(v) for v in l.inputs]
-    outs = [resolve(o) for o in outputs]
+    return real, [resolve(o) for o in outputs]
 
+
+def _uses(layers, outs) -> dict[str, int]:
     uses: dict[str, int] = {}
-    for l in real:
-        for v in l.inputs:
-            uses[v] = uses.get(v, 0) + 1
-    for o in outs:
-        uses[o] = uses.get(o, 0) + 1
+    for v in [v for l in layers for v in l.inputs] + list(outs):
+        uses[v] = uses.get(v, 0) + 1
+    return uses
 
-    names = Names()
-    for graph_name, spec_name, _, _ in inputs:
-        names.give(graph_name, spec_name)
-    # statements: runs of layers, each reading the one before it alone
+
+def _body(layers, outs, out_names, names: Names, decls: list[str], current) -> str:
+    """The statements of a model or block body: its input declarations, then
+    runs of layers, each reading the one before it alone, as flows."""
+    uses = _uses(layers, outs)
     statements: list[list[Layer]] = []
-    for l in real:
+    for l in layers:
         prev = statements[-1][-1] if statements else None
         if (prev is not None and len(l.inputs) == 1 and l.inputs[0] == prev.output
                 and uses[prev.output] == 1 and prev.output not in outs):
             statements[-1].append(l)
         else:
             statements.append([l])
-    last = statements[-1][-1].output if statements else (inputs[-1][0] if inputs else None)
+    last = statements[-1][-1].output if statements else current
     plain_end = len(outs) == 1 and outs[0] == last and uses[last] == 1
     # the graph's own names for outputs and for values read more than once
-    for o, graph_name in zip(outs, outputs):
+    for o, graph_name in zip(outs, out_names):
         if not plain_end:
             names.give(o, graph_name)
     for st in statements:
@@ -121,9 +159,7 @@ def write(model_name: str, inputs: list[tuple], layers: list[Layer], outputs: li
         if end not in names.of and uses.get(end, 0) and not (plain_end and end == last):
             names.give(end, end)
 
-    lines = [f"input {spec}: {dtype}[{', '.join(map(str, shape))}]" for _, spec, dtype, shape in inputs]
-    lines.append("")
-    current = inputs[-1][0] if inputs else None
+    lines = [*decls, ""]
     for st in statements:
         first, end = st[0], st[-1].output
         if len(first.inputs) > 1:
@@ -137,6 +173,4 @@ def write(model_name: str, inputs: list[tuple], layers: list[Layer], outputs: li
         current = end
     if not plain_end:
         lines.append("output " + ", ".join(names.of[o] for o in outs))
-    body = "\n".join(f"    {ln}" if ln else "" for ln in lines)
-    text = f"{header}model {model_name} {{\n{body}\n}}\n"
-    return format_text(text, f"{model_name}.nn"), real
+    return "\n".join(f"    {ln}" if ln else "" for ln in lines)
