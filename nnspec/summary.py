@@ -53,4 +53,16 @@ def summary_table(spec) -> str:
                + (f" (+{state:,} running statistics)" if state else "")
                + f", {total_macs:,} multiply-adds a sample, "
                + f"{size_text(total_params * np.dtype(np.float32).itemsize)} as float32")
+    out += masks_note(g)
     return "\n".join(out)
+
+
+def masks_note(g) -> list[str]:
+    """Per padding mask (docs/language.md, padding masks): the layers that read it."""
+    readers: dict = {}
+    for n in g.nodes:
+        for m in n.in_masks:
+            names = readers.setdefault(m, []) if m is not None else None
+            if names is not None and n.op.reads_mask(n.p, n.in_shapes) and n.name not in names:
+                names.append(n.name)
+    return [f"padding mask of {m}: read by {', '.join(names) or 'no layer'}" for m, names in readers.items()]

@@ -255,3 +255,12 @@ def test_the_padded_text_example_learns_and_exports(specs_dir, tmp_path):
     x = DATASETS["last_above_first"](length=12, vocab=10, n=256, seed=9).make().x
     assert len({int((r != 0).sum()) for r in x}) == 11           # lengths 2..12
     np.testing.assert_allclose(OnnxModel(path).run({"tokens": x})[0], net.forward(x), atol=1e-5, rtol=1e-5)
+
+
+def test_summary_names_the_layers_that_read_the_mask():
+    from nnspec.summary import summary_table
+    spec = _spec("dense(4) -> gru(3, sequences=true) -> attention(heads=1) -> mean(axis=-1) -> "
+                 "mean(axis=0)", T)
+    assert summary_table(spec).splitlines()[-1] == \
+        "padding mask of `tokens` (padding=0): read by gru_0, attention_0, mean_1"
+    assert "padding mask" not in summary_table(_spec("gru(3)", T, padding=False))

@@ -69,6 +69,9 @@ class Attention(Op):
                              f"and {list(shapes[-1])}")
         return (Tq, D)
 
+    def reads_mask(self, p, shapes):
+        return True
+
     def out_mask(self, p, shapes, masks, out, inputs):
         # keys past their sequence's end are hidden; the output is the queries' sequence
         return masks[0]

@@ -109,6 +109,10 @@ class Op:
         refuse(self.kind, masks)
         return None
 
+    def reads_mask(self, p, shapes: list[Shape]) -> bool:
+        """True for an op whose forward reads `ctx.masks` (for the summary)."""
+        return False
+
     def vocabulary(self, p) -> int | None:
         """For an op that reads token ids: how many there are (ids 0..n-1)."""
         return None

@@ -19,6 +19,9 @@ class GlobalAvgpool1d(Op):
             raise ShapeError(f"global_avgpool1d expects a sequence [time, features], got {list(s)}")
         return (s[1],)
 
+    def reads_mask(self, p, shapes):
+        return True
+
     def out_mask(self, p, shapes, masks, out, inputs):
         return None                                        # the time axis, and its mask, are gone
 

@@ -57,6 +57,9 @@ class Recurrent(Op):
         width = p.units * len(p.directions())
         return (s[0], width) if p.sequences else (width,)
 
+    def reads_mask(self, p, shapes):
+        return True
+
     def out_mask(self, p, shapes, masks, out, inputs):
         # each sequence stops at its end (ops/mask.py); every-step outputs keep the mask
         return masks[0] if p.sequences else None

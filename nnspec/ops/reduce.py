@@ -33,6 +33,9 @@ class Reduce(Op):
     def over_time(self, p, shape) -> bool:
         return 0 in {check_axis(self.kind, a, shape) for a in p.axes()}
 
+    def reads_mask(self, p, shapes):
+        return self.over_time(p, shapes[0])
+
     def out_mask(self, p, shapes, masks, out, inputs):
         # over time: the mask is read (and gone); over other axes each position stays itself
         return None if self.over_time(p, shapes[0]) else masks[0]
