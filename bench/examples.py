@@ -22,6 +22,7 @@ GOALS = {
     "perceptron": ("val_accuracy", 1.0, ">="), "digits_cnn": ("val_accuracy", 0.98, ">="),
     "tiny_resnet": ("val_accuracy", 0.97, ">="), "gru_sequences": ("val_accuracy", 0.95, ">="),
     "tiny_transformer": ("val_accuracy", 0.95, ">="), "sine_lstm": ("val_loss / noise variance", 2.0, "<="),
+    "text_sentiment": ("val_accuracy", 0.88, ">="),
 }
 
 

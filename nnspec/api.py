@@ -9,6 +9,7 @@ from . import spec as S
 from . import syntax
 from .compile import compile_model, model_parameters
 from .config import TrainConfig, train_config
+from .data import Source
 from .errors import Collector, Diagnostic, Span, SpecError, did_you_mean
 from .files import MAX_SPEC_BYTES, not_readable
 from .graph import Graph
@@ -133,6 +134,12 @@ def _check_training(sf, graph: Graph, cfg: TrainConfig, coll: Collector) -> None
     if problem and (last is None or last.op.differentiable):      # else the error below says more
         where = [f"the model's output comes from {last.span}"] if last is not None else []
         coll.error(loss_span, problem, where)
+    for key in ("data", "validation"):
+        source = getattr(cfg, key)
+        if isinstance(source, Source):
+            training = cfg.data if key == "validation" else None
+            for message, notes in source.model_problems(graph, training):
+                coll.error(cfg.spans.get(key), f"`{key}`: {message}", notes)
     names = {"/".join(n.name.split("/")[:i]) for n in graph.nodes for i in range(1, n.name.count("/") + 2)}
     for name in cfg.freeze or ():
         if name not in names:

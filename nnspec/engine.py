@@ -28,6 +28,7 @@ class Network:
         self.loss, self.norm, self.labels = loss, dict(norm or {}), labels
         self.target_column: str | None = None       # a csv target column, kept in the export
         self.columns: dict[str, list[str]] | None = None   # input -> the csv columns it was trained on
+        self.text: dict | None = None                       # input -> its data.text.Vocabulary
         self.rng = np.random.default_rng(seed)
         # per node: its arrays by local name (the same objects the optimizer updates)
         by_node: dict[str, dict] = {}

@@ -42,6 +42,7 @@ class OnnxModel:
         self.labels = _json(meta, "labels", None, path)
         self.columns = _json(meta, "nnspec.columns", None, path)
         self.vocab = _json(meta, "nnspec.vocab", {}, path)
+        self.text = _vocabularies(_json(meta, "nnspec.text", {}, path), path)
         self.loss = meta.get("nnspec.loss")
         self.target = meta.get("nnspec.target")
         self.source = meta.get("nnspec.source", "")
@@ -78,6 +79,15 @@ def _json(meta: dict, key: str, default, path):
         raise file_error(path, f"the model's metadata `{key}` is not JSON: {meta[key][:60]!r}") from None
 
 
+def _vocabularies(meta: dict, path) -> dict:
+    """nnspec.text: input -> the Vocabulary its text is read with."""
+    from .data.text import Vocabulary
+    try:
+        return {k: Vocabulary.from_json(json.dumps(v)) for k, v in meta.items()}
+    except (ValueError, KeyError, TypeError):
+        raise file_error(path, "the model's metadata `nnspec.text` is not a vocabulary written by nnspec") from None
+
+
 DELIMITERS = {".csv": ",", ".txt": ",", ".tsv": "\t"}
 
 
@@ -104,6 +114,8 @@ def read_samples(path, model: OnnxModel) -> Samples:
                         " an image (.png, .jpg) or a folder of images")
     header, body = read_csv(path, DELIMITERS[suffix], str(path))
     tcol = header.index(model.target) if model.target in header else None
+    if model.text:                       # raw text, read as training read it
+        return _text_samples(path, header, body, model, tcol, DELIMITERS[suffix])
     names = list(model.columns.values())[0] if model.columns and len(model.columns) == 1 else None
     if names is None:                    # trained on npz or a built-in set: columns in order
         cols = [j for j in range(len(header)) if j != tcol]
@@ -112,6 +124,17 @@ def read_samples(path, model: OnnxModel) -> Samples:
     x = csv_features(path, header, body, cols, DELIMITERS[suffix])
     targets = [row[tcol].strip() for _, row in body] if tcol is not None else None
     return Samples(Table(x, None, origin=str(path), columns=[header[j] for j in cols]), targets)
+
+
+def _text_samples(path: Path, header, body, model: OnnxModel, tcol, delimiter: str) -> Samples:
+    """A csv's text column tokenised and encoded with the model's vocabulary."""
+    from .data import Table
+    from .data.text import TextSettings, read_text
+    (name, voc), = model.text.items()
+    texts = read_text(path, header, body, TextSettings(voc.column, voc.mode, voc.lowercase), tcol,
+                      delimiter, str(path))
+    targets = [row[tcol].strip() for _, row in body] if tcol is not None else None
+    return Samples(Table({name: voc.encode(texts)}, None, origin=str(path), columns=[voc.column]), targets)
 
 
 def image_samples(path: Path, model: OnnxModel) -> Samples:

@@ -1,7 +1,8 @@
 """A network's weights on disk: `weights.npz` holds the parameters and
 running statistics by name (`dense_0.W`), the normalisation fitted on the
-training split (`normalize/INPUT/mean`, `.../std`), the class labels and the
-csv columns each input was trained on (`columns/INPUT`)."""
+training split (`normalize/INPUT/mean`, `.../std`), the class labels, the
+csv columns each input was trained on (`columns/INPUT`) and, for a text
+input, its vocabulary and tokenising settings (`text/INPUT`, JSON)."""
 from __future__ import annotations
 
 import io
@@ -19,6 +20,8 @@ def weight_arrays(net) -> dict[str, np.ndarray]:
         out["labels"] = np.array(net.labels)
     for name, cols in (net.columns or {}).items():
         out[f"columns/{name}"] = np.array(cols, dtype=str)
+    for name, voc in (net.text or {}).items():
+        out[f"text/{name}"] = np.array(voc.to_json())       # JSON: a str array would drop trailing NULs
     return out
 
 
@@ -61,3 +64,12 @@ def load_weights(net, path) -> None:
     if "labels" in arrays:
         net.labels = arrays["labels"].tolist()
     net.columns = {k.split("/", 1)[1]: arrays[k].tolist() for k in arrays if k.startswith("columns/")} or None
+    net.text = {k.split("/", 1)[1]: _vocabulary(path, k, arrays[k]) for k in arrays if k.startswith("text/")} or None
+
+
+def _vocabulary(path, key: str, a: np.ndarray):
+    from .data.text import Vocabulary
+    try:
+        return Vocabulary.from_json(str(a))
+    except (ValueError, KeyError, TypeError):
+        raise file_error(path, f"`{key}` is not a vocabulary written by `nnspec train`") from None

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from ..lazy import np
 
 from .table import DataError, Table, row_chunks
+from .text import text_input
 
 
 @dataclass
@@ -17,12 +18,14 @@ class Prepared:
     y: np.ndarray | None                      # class indices (int64) or values (float32)
     labels: list | None
     columns: dict[str, list[str]] | None = None   # input name -> its csv columns, in order
+    text: dict | None = None                  # input name -> its text.Vocabulary, once encoded
 
     def __len__(self) -> int:
         return len(self.y)
 
     def take(self, idx) -> "Prepared":
-        return Prepared({k: v[idx] for k, v in self.x.items()}, self.y[idx], self.labels, self.columns)
+        return Prepared({k: v[idx] for k, v in self.x.items()}, self.y[idx], self.labels, self.columns,
+                        self.text)
 
 
 def prepare(table: Table, inputs, out_shape: tuple, task: str, labels: list | None = None,
@@ -30,11 +33,14 @@ def prepare(table: Table, inputs, out_shape: tuple, task: str, labels: list | No
     """Shape a table for the model: reshape feature rows to each input's
     shape, and turn targets into class indices or float values (targets=False:
     the table may have none, as for prediction)."""
-    xs = table.x if isinstance(table.x, dict) else {inputs[0].name: table.x} if len(inputs) == 1 else None
-    if xs is None:
+    out = {}
+    if table.text is not None:            # token lists (N,), encoded once the training split is known
+        v = text_input(inputs, table.text, table.origin)
+        out[v.name], inputs = table.x, []
+    xs = table.x if isinstance(table.x, dict) else {inputs[0].name: table.x} if len(inputs) == 1 else {}
+    if len(inputs) > 1 and not isinstance(table.x, dict):
         raise DataError(f"{table.origin} gives one feature array, but the model has inputs "
                         f"{', '.join(v.name for v in inputs)}; use an npz file with one array per input")
-    out = {}
     for v in inputs:
         if v.name not in xs:
             raise DataError(f"{table.origin} has no features for input `{v.name}` "
@@ -59,7 +65,7 @@ def prepare(table: Table, inputs, out_shape: tuple, task: str, labels: list | No
                             f"{value!r} in sample {row}, value {col}")
         _finite(a, f"{table.origin}: input `{v.name}`")
         out[v.name] = a.reshape(n, *v.shape).astype(v.dtype, copy=False)   # no copy: held once
-    columns = {inputs[0].name: table.columns} if table.columns is not None and len(inputs) == 1 else None
+    columns = {next(iter(out)): table.columns} if table.columns is not None and len(out) == 1 else None
     if table.y is None and not targets:
         return Prepared(out, None, labels, columns)
     if table.y is None:
@@ -187,6 +193,8 @@ def check_tokens(data: Prepared, vocabularies: dict[str, int], origin: str, file
     sample and position, never a silently wrong answer."""
     for name, vocab in vocabularies.items():
         a = data.x[name]
+        if a.dtype == object:
+            continue                  # raw text: encoded after the split, within the vocabulary by construction
         bad = np.argwhere((a < 0) | (a >= vocab))
         if len(bad):
             row, *pos = (int(i) for i in bad[0])

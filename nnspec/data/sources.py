@@ -14,22 +14,49 @@ from pydantic import Field, field_validator
 from ..errors import did_you_mean
 from ..files import not_readable
 from ..params import Params
-from .table import SOURCES, DataError, Table
+from .table import SOURCES, DataError, Table, field_column
+from .text import TextSettings, model_problems, read_text, validation_problems
 
 
 class Source(Params):
     def load(self, base: Path) -> Table:
         raise NotImplementedError
 
+    def model_problems(self, graph, training: "Source | None" = None) -> list[tuple[str, list[str]]]:
+        """(message, notes) for what cannot fit the model, seen before any data
+        is read; `training`: the training source, when this is the validation one."""
+        return []
+
 
 @SOURCES.register
 class CsvSource(Source):
-    """csv(PATH, target=COL): a header row, then one row per sample."""
+    """csv(PATH, target=COL): a header row, then one row per sample. With
+    text=COL, that column's text is tokenised for an int64[T] input (text.py)."""
     kind: Literal["csv"] = "csv"
     path: str
     target: str | None = None
     delimiter: str = Field(",", min_length=1, max_length=1)
+    text: str | None = None
+    tokens: Literal["words", "chars"] = "words"
+    vocab: int | None = Field(None, ge=3)     # ids in all, padding and unknown included
+    lowercase: bool = True
     positional = ("path",)
+
+    def text_settings(self) -> TextSettings | None:
+        if self.text is None:
+            return None
+        return TextSettings(self.text, self.tokens, self.lowercase, self.vocab)
+
+    def model_problems(self, graph, training=None):
+        settings = self.text_settings()
+        if settings is None:
+            given = [k for k in ("tokens", "vocab", "lowercase") if k in self.model_fields_set]
+            return [(f"{', '.join(f'`{k}`' for k in given)} read{'s' * (len(given) == 1)} a column of "
+                     f"text: name it with text=COLUMN", [])] if given else []
+        if training is not None:
+            return [(m, []) for m in validation_problems(
+                training.text_settings() if isinstance(training, CsvSource) else None, settings)]
+        return model_problems(settings, graph)
 
     @field_validator("delimiter", mode="before")
     @classmethod
@@ -44,10 +71,15 @@ class CsvSource(Source):
             raise DataError(f"no column `{self.target}` (target); the header has "
                             f"{', '.join(header)}{did_you_mean(self.target, header)}", str(path), 1, 1)
         tcol = header.index(self.target) if self.target is not None else None
-        feats = [j for j in range(len(header)) if j != tcol]
-        x = csv_features(path, header, body, feats, self.delimiter)
+        words = self.text_settings()
+        if words is not None:             # the text column alone, as token lists (N,)
+            x = read_text(path, header, body, words, tcol, self.delimiter, self.path)
+            feats = [header.index(words.column)]
+        else:
+            feats = [j for j in range(len(header)) if j != tcol]
+            x = csv_features(path, header, body, feats, self.delimiter)
         if tcol is None:
-            return Table(x, None, origin=self.path, columns=[header[j] for j in feats])
+            return Table(x, None, origin=self.path, columns=[header[j] for j in feats], text=words)
         y = []
         for line, row in body:
             text = row[tcol].strip()
@@ -57,7 +89,7 @@ class CsvSource(Source):
                                 f"finite number or a label", str(path), line,
                                 field_column(row, tcol, self.delimiter))
             y.append(text)
-        return Table(x, _labels_or_numbers(y), origin=self.path, columns=[header[j] for j in feats])
+        return Table(x, _labels_or_numbers(y), origin=self.path, columns=[header[j] for j in feats], text=words)
 
 
 def read_csv(path: Path, delimiter: str, written: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
@@ -102,11 +134,6 @@ def csv_features(path: Path, header: list[str], body: list, cols: list[int], del
                                 str(path), line, field_column(row, j, delimiter))
             x[n, k] = value
     return x
-
-
-def field_column(row: list[str], j: int, delimiter: str) -> int:
-    """The 1-based column where field j of a row starts."""
-    return len(delimiter.join(row[:j])) + (1 if j == 0 else 2)
 
 
 @SOURCES.register

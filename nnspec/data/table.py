@@ -36,6 +36,7 @@ class Table:
     labels: list | None = None                # class labels, if the source knows them
     origin: str = ""                          # for messages: "data/x.csv", "dataset digits"
     columns: list[str] | None = None          # feature column names (a csv's header), in order
+    text: object = None                       # text.TextSettings when x holds token lists (N,)
 
 
 CHUNK_BYTES = 8 << 20          # rows checked, summed or moved at a time: about 8 MB of them
@@ -54,3 +55,8 @@ def row_chunks(a):
     for s in range(0, len(a), step):
         chunk = np.asarray(a[s:s + step])
         yield s, chunk.reshape(len(chunk), -1)
+
+
+def field_column(row: list[str], j: int, delimiter: str) -> int:
+    """The 1-based column where field j of a csv row starts."""
+    return len(delimiter.join(row[:j])) + (1 if j == 0 else 2)

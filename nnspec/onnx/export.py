@@ -1,7 +1,7 @@
 """Graph → ONNX, through each op's own `to_onnx`. The model is in inference
 mode (dropout gone, batchnorm from running statistics), takes raw features
 (normalisation folded in), has a dynamic batch dimension, and carries the
-spec source and class labels in its metadata."""
+spec source, class labels, csv columns and text vocabularies in its metadata."""
 from __future__ import annotations
 
 import json
@@ -108,6 +108,8 @@ def build_model(net, source: str = "", functions: bool = False) -> onnx.ModelPro
         meta["nnspec.vocab"] = json.dumps(vocab)
     if net.columns:
         meta["nnspec.columns"] = json.dumps(net.columns)
+    if getattr(net, "text", None):
+        meta["nnspec.text"] = json.dumps({k: json.loads(v.to_json()) for k, v in net.text.items()})
     target = getattr(net, "target_column", None)
     if target:
         meta["nnspec.target"] = target

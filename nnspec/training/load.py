@@ -9,6 +9,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from ..data import DataError, DataWarning, check_tokens, prepare, validation_split
+from ..data.text import encode
 from ..errors import Diagnostic, Span, SpecError
 
 
@@ -23,6 +24,7 @@ def load_data(spec):
         table = cfg.data.load(spec.base_dir)
         data = prepare(table, g.inputs, out_shape, task)
         check_tokens(data, g.vocabularies(), table.origin)
+    text = table.text
     val = None
     if isinstance(cfg.validation, float):
         with _located(spec, "validation"):
@@ -32,6 +34,9 @@ def load_data(spec):
             table = cfg.validation.load(spec.base_dir)
             val = prepare(table, g.inputs, out_shape, task, data.labels)
             check_tokens(val, g.vocabularies(), table.origin)
+    if text is not None:                 # the vocabulary from the training split only
+        v = g.inputs[0]
+        data, val = encode(data, val, text, v.shape[0], g.vocabularies().get(v.name))
     if task != "regression" and len(np.unique(data.y)) < 2:
         label = data.labels[int(data.y.reshape(-1)[0])] if data.labels else data.y.reshape(-1)[0]
         warnings.warn(DataWarning(f"every training target is {label!r}: the model can only learn to "

@@ -85,6 +85,7 @@ def train(spec, epochs: int | None = None, batch: int | None = None, seed: int |
     net = spec.build(seed=seed)
     net.labels = train_set.labels
     net.columns = train_set.columns
+    net.text = train_set.text
     if cfg.normalize == "standard":
         net.norm = fit_standard(train_set)
     if cfg.init_weights is not None:
