@@ -189,7 +189,14 @@ def model_problems(settings: TextSettings, graph) -> list[tuple[str, list[str]]]
     out = []
     for n in graph.nodes:
         rows = n.op.vocabulary(n.p)
-        if rows is not None and name in n.inputs and settings.vocab is not None and settings.vocab > rows:
+        if rows is None or name not in n.inputs:
+            continue
+        pad = getattr(n.p, "padding", None)
+        if pad not in (None, PAD):
+            out.append((f"text={settings.column} pads with id {PAD} (and marks unknown tokens {UNKNOWN}); "
+                        f"`{n.name}` takes padding={pad}: write padding={PAD}",
+                        [f"`{n.name}` is at {n.span.file}:{n.span.line}:{n.span.column}"]))
+        if settings.vocab is not None and settings.vocab > rows:
             out.append((f"vocab={settings.vocab} is more token ids than the {rows} rows of "
                         f"`{n.kind}` `{n.name}` reading input `{name}`; make it vocab={rows} or "
                         f"less, or the embedding larger",
