@@ -20,6 +20,7 @@ GOALS = {
     "digits_mlp": ("val_accuracy", 0.97, ">="), "xor": ("accuracy", 1.0, ">="),
     "two_towers": ("val_accuracy", 0.93, ">="), "diabetes_regression": ("val_r2", 0.4, ">="),
     "perceptron": ("val_accuracy", 1.0, ">="), "digits_cnn": ("val_accuracy", 0.98, ">="),
+    "digits_cnn_augment": ("val_accuracy", 0.98, ">="),
     "tiny_resnet": ("val_accuracy", 0.97, ">="), "gru_sequences": ("val_accuracy", 0.95, ">="),
     "tiny_transformer": ("val_accuracy", 0.95, ">="), "sine_lstm": ("val_loss / noise variance", 2.0, "<="),
     "text_sentiment": ("val_accuracy", 0.88, ">="),
