@@ -185,6 +185,11 @@ def test_predict_on_raw_text_equals_the_engine_on_the_validation_tokens(tmp_path
     probs = np.array([[float(v) for v in line.split(",")[1:]] for line in lines[1:]])
     np.testing.assert_allclose(probs, engine, atol=1e-5)
     assert [line.split(",")[0] for line in lines[1:]] == [["neg", "pos"][i] for i in engine.argmax(1)]
+    resolved = json.loads((out / "resolved.json").read_text())["text"]["review"]
+    voc = net.text["review"]
+    assert resolved == {"column": "review", "tokens": "words", "lowercase": True, "length": 6,
+                        "size": voc.size, "most_frequent": voc.tokens[:10]}
+    assert f"most frequent: {' '.join(voc.tokens[:10])}" in (out / "report.html").read_text()
     code, stdout, err = run_cli("eval", out, "--data", tmp_path / "val.csv", "--json")
     assert code == 0, err
     history = (out / "history.csv").read_text().splitlines()
@@ -240,6 +245,12 @@ def test_empty_text_or_text_without_words_names_the_row_and_column(tmp_path):
     rows = [[lab, r] for r, lab in rows]
     d = train_error(tmp_path, 'csv("d.csv", target=label, text=review)', rows, header=("label", "review"))
     assert (d.line, d.column) == (5, 5) and "holds no words ('?!'" in d.message
+
+
+def test_a_column_of_text_without_text_says_how_to_read_it(tmp_path):
+    d = train_error(tmp_path, 'csv("d.csv", target=label)', reviews(8))
+    assert (d.line, d.column) == (2, 1) and "column `review` holds" in d.message
+    assert "a column of text is read as token ids with text=review, for an int64[T] input" in d.message
 
 
 def test_text_and_target_the_same_column(tmp_path):

@@ -129,8 +129,11 @@ def csv_features(path: Path, header: list[str], body: list, cols: list[int], del
         for k, j in enumerate(cols):
             value = _number(row[j])
             if value is None or not math.isfinite(value):
+                words = value is None and len(row[j].split()) > 1     # looks like text, not a category
+                hint = (f"; a column of text is read as token ids with text={header[j]}, for an "
+                        f"int64[T] input" if words else "")
                 raise DataError(f"column `{header[j]}` holds {row[j]!r}, expected a "
-                                f"{'finite ' if value is not None else ''}number",
+                                f"{'finite ' if value is not None else ''}number{hint}",
                                 str(path), line, field_column(row, j, delimiter))
             x[n, k] = value
     return x

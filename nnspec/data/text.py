@@ -70,6 +70,11 @@ class Vocabulary:
             out[n, :len(ids)] = ids
         return out
 
+    def summary(self) -> dict:
+        """For resolved.json and the report: the settings, the size and the top tokens."""
+        return {"column": self.column, "tokens": self.mode, "lowercase": self.lowercase,
+                "length": self.length, "size": self.size, "most_frequent": self.tokens[:10]}
+
     def to_json(self) -> str:
         return json.dumps({"column": self.column, "tokens": self.mode, "lowercase": self.lowercase,
                            "length": self.length, "vocabulary": self.tokens})

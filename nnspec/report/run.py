@@ -226,6 +226,11 @@ def _settings(run: RunFolder) -> str:
         facts.append(["labels", escape(", ".join(map(str, r["labels"])))])
     if r.get("columns"):
         facts.append(["columns", escape("; ".join(f"{k}: {', '.join(v)}" for k, v in r["columns"].items()))])
+    for name, t in (r.get("text") or {}).items():
+        facts.append([f"text ({escape(name)})", escape(
+            f"column {t['column']}, {t['tokens']}{', lowercased' if t['lowercase'] else ''}, "
+            f"{t['length']} ids a text, a vocabulary of {t['size']} ids (0 padding, 1 unknown; "
+            f"most frequent: {' '.join(t['most_frequent'])})")])
     source = ""
     if run.has("spec.nn"):
         source = f"<details><summary>spec.nn</summary><pre>{escape((run.path / 'spec.nn').read_text())}</pre></details>"

@@ -166,7 +166,8 @@ def save_run(folder: Path, spec, result, overrides: list, report=None) -> bool:
                 "parameters": spec.parameters, "overrides": list(overrides),
                 "train": result.settings,
                 "epochs_run": result.epochs_run, "kept_epoch": result.best_epoch,
-                "labels": net.labels, "columns": net.columns}
+                "labels": net.labels, "columns": net.columns,
+                "text": {k: v.summary() for k, v in (net.text or {}).items()} or None}
     with signals_deferred() as got:
         write_run(folder, spec, result, resolved, write_history, report)
     return bool(got)
