@@ -161,6 +161,9 @@ def test_vocabulary_saved_with_the_weights_and_the_onnx_model(tmp_path):
     result.net.export_onnx(tmp_path / "m.onnx")
     from nnspec.runtime import OnnxModel
     assert OnnxModel(tmp_path / "m.onnx").text["review"] == voc
+    raw = ["Great box!", "AWFUL it was"]
+    np.testing.assert_array_equal(other.text["review"].read(raw),
+                                  voc.encode([list(r.strip().lower()) for r in raw]))
 
 
 def test_predict_on_raw_text_equals_the_engine_on_the_validation_tokens(tmp_path):

@@ -70,6 +70,11 @@ class Vocabulary:
             out[n, :len(ids)] = ids
         return out
 
+    def read(self, texts: list[str]) -> np.ndarray:
+        """Raw strings -> (N, T) int64, tokenised as in training: what a
+        Python caller hands to Network.forward."""
+        return self.encode([tokenize(t, self.mode, self.lowercase) for t in texts])
+
     def summary(self) -> dict:
         """For resolved.json and the report: the settings, the size and the top tokens."""
         return {"column": self.column, "tokens": self.mode, "lowercase": self.lowercase,
