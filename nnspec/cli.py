@@ -212,6 +212,7 @@ def cmd_resume(args) -> int:
 def _train(spec, folder: Path, args, overrides: list, resume: bool) -> int:
     """Train into a run folder (a checkpoint each epoch, throttled), and write
     its files as one set; Ctrl-C and SIGTERM stop after the current batch."""
+    from .errors import SpecError
     from .progress import Progress
     from .training import Diverged, train
     from .training.runs import CHECKPOINT, sigterm_as_interrupt, write_info
@@ -245,6 +246,10 @@ def _train(spec, folder: Path, args, overrides: list, resume: bool) -> int:
             _forget(folder, resume)
         _warn(e.result.warnings)
         return 1
+    except SpecError:                            # bad data, found before any epoch: no run to keep
+        progress.close()
+        _forget(folder, resume)
+        raise
     progress.close()
     elapsed = time.perf_counter() - started
     if result.epochs_run == 0:

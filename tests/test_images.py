@@ -201,3 +201,20 @@ def test_predict_and_eval_take_an_image_folder_or_one_image(digits_dir, tmp_path
     assert len(lines) == 2 and lines[1].split(",")[0] == "7"
     code, _, err = run_cli("predict", out / "model.onnx", "--data", tmp_path / "m.nn")
     assert code != 0 and "folder of images" in err
+
+
+def test_a_data_error_leaves_no_run_folder_behind(tmp_path):
+    """Training that stops at a bad image (before any epoch) leaves no
+    half-made run in -o: once the file is fixed the same command works."""
+    root = small_folder(tmp_path / "pics")
+    bad = root / "dog" / "notes.jpg"
+    bad.write_text("not an image")
+    (tmp_path / "m.nn").write_text(CNN.replace("DATA", 'images("pics", size=[8, 8], channels=1)')
+                                   .replace("dense(10)", "dense(2)"))
+    out = tmp_path / "run"
+    code, _, err = run_cli("train", tmp_path / "m.nn", "--out", out, "--quiet")
+    assert code == 1 and "notes.jpg" in err and "is not an image" in err, err
+    assert not out.exists()
+    bad.unlink()
+    code, _, err = run_cli("train", tmp_path / "m.nn", "--out", out, "--quiet", "--epochs", "1")
+    assert code == 0, err
