@@ -271,6 +271,76 @@ def test_a_mismatched_pattern_is_not_imported_wrong(tmp_path):
     assert "silu" not in imported.text and "multiply" in imported.text
 
 
+# ---------------------------------------------------------------- PyTorch's forms
+
+TORCH = Path(__file__).parent / "data" / "torch"      # written by make_models.py there (needs torch)
+TORCH_SPECS = {
+    "mlp": "dense(16) -> relu -> dense(3) -> softmax",
+    "cnn": "conv2d(4, kernel=3, padding=1) -> relu -> maxpool2d(2) -> "
+           "conv2d(8, kernel=3, stride=2, padding=1) -> relu -> reshape([32]) -> dense(3) -> softmax",
+    "text": "embedding(10, 4) -> gru(6) -> layernorm -> dense(2)",
+    "stacked": "lstm(5, sequences=true) -> lstm(5, sequences=true) -> "
+               "gru(4, sequences=true, bidirectional=true) -> split([5, 1], axis=0, part=1) -> "
+               "reshape([8]) -> dense(2)",
+    "gelu_tanh": "dense(8) -> gelu -> dense(2)",
+}
+
+
+@pytest.mark.parametrize("name", sorted(TORCH_SPECS))
+def test_pytorch_exports_import_and_match_onnxruntime(name):
+    """Dropout gone, x.view(x.size(0), -1), h_n[-1], a two-layer LSTM fed time-major
+    with zero initial states, out[:, -1], GELU(approximate="tanh")."""
+    imported = import_onnx(TORCH / f"{name}.onnx")
+    assert TORCH_SPECS[name] in " ".join(imported.text.split())
+    model = onnx.load(str(TORCH / f"{name}.onnx"))
+    feeds = sample_inputs(_graph_inputs(model), imported.spec, batch=5, seed=2)
+    _close(_outputs(imported.build(), feeds), run_onnxruntime(model, feeds))
+
+
+def _save(tmp_path, nodes, inits, width=8, out_shape=None):
+    from onnx import TensorProto, helper
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", width])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape or ["batch", width])
+    graph = helper.make_graph(nodes, "g", [x], [y], [numpy_helper.from_array(np.asarray(a), k) for k, a in inits.items()])
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def test_a_computed_reshape_that_folds_the_batch_is_refused(tmp_path):
+    """x.view(x.size(0) * 2, -1): a shape computed from x's, but it moves samples."""
+    from onnx import helper
+    nodes = [helper.make_node("Shape", ["x"], ["s"]), helper.make_node("Gather", ["s", "zero"], ["b"], axis=0),
+             helper.make_node("Mul", ["b", "two"], ["b2"]), helper.make_node("Unsqueeze", ["b2", "axes"], ["b2v"]),
+             helper.make_node("Concat", ["b2v", "minus1"], ["shape"], axis=0),
+             helper.make_node("Reshape", ["x", "shape"], ["y"], name="fold")]
+    path = _save(tmp_path, nodes, {"zero": np.array(0, np.int64), "two": np.array(2, np.int64),
+                                   "axes": np.array([0], np.int64), "minus1": np.array([-1], np.int64)},
+                 out_shape=["rows", "columns"])
+    with pytest.raises(nnspec.SpecError) as e:
+        import_onnx(path)
+    assert "unsupported op `Reshape` in node `fold` (a Reshape to [14, -1] for a batch of 7" in str(e.value)
+
+
+def test_a_tanh_product_with_other_constants_is_not_gelu(tmp_path):
+    """gelu's form with 0.7 for sqrt(2/pi): refused, not imported as gelu."""
+    from onnx import helper
+    mul, add = (lambda a, b, o: helper.make_node("Mul", [a, b], [o])), (lambda a, b, o: helper.make_node("Add", [a, b], [o]))
+    nodes = [mul("x", "x", "x2"), mul("x2", "x", "x3"), mul("x3", "k", "kx3"), add("x", "kx3", "inner"),
+             mul("inner", "c", "scaled"), helper.make_node("Tanh", ["scaled"], ["t"]), add("t", "one", "t1"),
+             mul("x", "half", "hx"), mul("hx", "t1", "y")]
+    consts = {"k": np.float32(0.044715), "c": np.float32(0.7), "one": np.float32(1), "half": np.float32(0.5)}
+    with pytest.raises(nnspec.SpecError) as e:
+        import_onnx(_save(tmp_path, nodes, consts))
+    assert "unsupported op `Mul`" in str(e.value)
+
+
+def test_exact_gelu_is_refused_for_its_erf():
+    with pytest.raises(nnspec.SpecError) as e:
+        import_onnx(TORCH / "gelu_erf.onnx")
+    assert "unsupported op `Erf`" in str(e.value) and "tanh approximation" in str(e.value)
+
+
 # ---------------------------------------------------------------- the command
 
 def _export(specs_dir, tmp_path, name="two_towers"):
@@ -344,11 +414,12 @@ def _history_losses(folder):
         return [float(r["loss"]) for r in csv.DictReader(f)]
 
 
-def test_an_imported_model_fine_tunes_from_its_own_loss(specs_dir, tmp_path, capsys):
+def test_an_imported_model_fine_tunes_from_its_own_loss(specs_dir, tmp_path, capsys, monkeypatch):
     """Train two_towers briefly, export it (normalisation folded in), import it,
     add a train block and go on with --init-weights: the first epoch's loss is
     the imported model's loss on the training split, and it falls from there."""
     from nnspec.training import load_data
+    monkeypatch.setattr("nnspec.report.run.write_report_or_warn", lambda *a, **k: None)   # not tested here
     spec = nnspec.load(specs_dir / "two_towers.nn")
     trained = nnspec.train(spec, epochs=15).net
     path = tmp_path / "model.onnx"

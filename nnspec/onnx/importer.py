@@ -1,6 +1,7 @@
 """`nnspec import MODEL.onnx`: an ONNX model as a spec and its weights.
 
     read.py        load, check, convert to the exporter's opset, infer shapes, fold constants
+    forms.py       equivalent forms made the ones the rules know (PyTorch's time-major stacks)
     masks.py       padding masks found (and their nodes set aside) before the rules run
     recognise.py   the walk from the outputs, asking each node's rules
     rules.py       the rules, one small function per pattern
@@ -23,6 +24,7 @@ import numpy as np
 from ..errors import Diagnostic, SpecError
 from ..files import file_error, folder_problem, write_atomic
 from . import read, rules  # noqa: F401 (rules registers the patterns)
+from .forms import batch_first_recurrent_inputs
 from .masks import find_masks
 from .recognise import recognise
 from .spec_text import IDENT, write
@@ -50,6 +52,12 @@ INSTEAD = {
     "MatMul": "dense (a value times a weight matrix) and attention",
     "Gather": "embedding (rows of a table picked by int64 token ids)",
     "Constant": "(a model whose output does not depend on its input)",
+    "Resize": "upsample2d (whole scales of H and W of [C, H, W])",
+    "Concat": "concat (of values; shapes are computed at compile time)",
+    "Shape": "shapes inferred at compile time (no shape arithmetic)",
+    "ConstantOfShape": "zero initial states of recurrent layers (none other)",
+    "Equal": "embedding(padding=ID) for padding masks", "Not": "embedding(padding=ID) for padding masks",
+    "Where": "embedding(padding=ID) for padding masks",
 }
 DEFAULT_INSTEAD = "no such layer; docs/language.md lists nnspec's layers"
 
@@ -83,6 +91,7 @@ def import_onnx(path, check: bool = True) -> Imported:
     op of it that nnspec has no layer for (with what it has instead)."""
     path = Path(path)
     model, g = read.load(path)
+    batch_first_recurrent_inputs(g)
     find_masks(g)
     problems = _input_problems(g, path)
     layers, unsupported = recognise(g)

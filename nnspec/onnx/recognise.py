@@ -22,11 +22,13 @@ from .read import OnnxGraph
 RULES: dict[str, list[Callable]] = {}
 
 
-def rule(*op_types: str):
-    """Registers a rule for nodes of these op types (tried in the order registered)."""
+def rule(*op_types: str, first: bool = False):
+    """Registers a rule for nodes of these op types (tried in the order
+    registered; `first`: before those registered so far)."""
     def add(fn):
         for t in op_types:
-            RULES.setdefault(t, []).append(fn)
+            rules = RULES.setdefault(t, [])
+            rules.insert(0, fn) if first else rules.append(fn)
         return fn
     return add
 

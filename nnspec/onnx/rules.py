@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from onnx import numpy_helper
 
 from ..ops.activations import GELU_C, SELU_ALPHA, SELU_SCALE
 from ..ops.attention import MASKED, _mask as causal_mask
@@ -104,18 +105,45 @@ def _binary_const(m: Match, node, value: float) -> str:
     raise NoMatch(f"not a {node.op_type} by {value}")
 
 
+def _factors(m: Match, v: str, depth: int = 0) -> tuple[float, list[str]]:
+    """v as a product (through Mul nodes, taken): its constant factor and its value factors."""
+    a = m.g.const(v)
+    if a is not None:
+        if a.size != 1:
+            raise NoMatch("a product with a constant tensor")
+        return float(a.reshape(())), []
+    if m.produced_by(v, "Mul") and depth < 8:
+        left, right = m.producer(v, "Mul").input
+        (c1, f1), (c2, f2) = _factors(m, left, depth + 1), _factors(m, right, depth + 1)
+        return c1 * c2, f1 + f2
+    return 1.0, [v]
+
+
+def _plus(m: Match, v: str, value: float) -> str:
+    """The computed term of v = term + value (either order), taken."""
+    return _binary_const(m, m.producer(v, "Add"), value)
+
+
 @rule("Mul")
 def gelu(m):
-    """0.5 x (1 + tanh(c (x + 0.044715 x³))), as ops/activations.py writes it."""
-    half_x, plus1 = m.node.input
-    x = _binary_const(m, m.producer(half_x, "Mul"), 0.5)
-    t = _binary_const(m, m.producer(plus1, "Add"), 1.0)
-    inner = _binary_const(m, m.producer(m.producer(t, "Tanh").input[0], "Mul"), GELU_C)
-    a, cube = m.producer(inner, "Add").input
-    x3 = _binary_const(m, m.producer(cube, "Mul"), 0.044715)
-    xx, x_ = m.producer(x3, "Mul").input
-    if x_ != x or list(m.producer(xx, "Mul").input) != [x, x] or a != x:
-        raise NoMatch("not gelu's pattern")
+    """0.5 x (1 + tanh(c (x + 0.044715 x³))), the products in any grouping (nnspec's
+    export and PyTorch's GELU(approximate="tanh") group them differently)."""
+    half, outer = _factors(m, m.value)
+    if len(outer) != 2 or not close(half, 0.5):
+        raise NoMatch("not gelu's product")
+    for x, t in (outer, outer[::-1]):               # t = 1 + tanh(...)
+        if m.produced_by(t, "Add") and any(m.produced_by(v, "Tanh") for v in m.g.producer[t][0].input):
+            break
+    else:
+        raise NoMatch("not gelu's product")
+    c, inner = _factors(m, m.producer(_plus(m, t, 1.0), "Tanh").input[0])
+    if len(inner) != 1 or not close(c, GELU_C):
+        raise NoMatch("not gelu's tanh")
+    a, b = m.producer(inner[0], "Add").input
+    cube = b if a == x else a
+    k, xs = _factors(m, cube)
+    if x not in (a, b) or xs != [x, x, x] or not close(k, 0.044715):
+        raise NoMatch("not gelu's cube")
     return [L("gelu", x)]
 
 
@@ -475,11 +503,65 @@ def flatten(m):
 
 def _reshape_to_output(m: Match, x: str):
     """reshape(out) for a node that only regroups x's non-batch elements."""
+    if m.node.op_type == "Reshape" and not m.is_const(m.node.input[1]):
+        return [L("reshape", x, _computed_shape(m, x))]
     out = m.shape(m.value)
     if m.batch(m.value) != m.batch(x) or math.prod(out) != math.prod(m.shape(x)):
         raise NoMatch(f"a reshape that changes the batch axis ({list(m.g.shapes.get(x) or [])} -> "
                       f"{list(m.g.shapes.get(m.value) or [])})", specific=True)
     return [L("reshape", x, list(out))]
+
+
+SHAPE_OPS = {"Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Slice", "Cast", "Mul", "Div", "Add",
+             "Sub", "Constant", "Identity", "Reshape"}
+
+
+def _computed_shape(m: Match, x: str) -> list[int]:
+    """The target of a Reshape whose shape is computed from shapes (PyTorch's
+    x.view(x.size(0), -1)): the shape subgraph run for two batch sizes; its
+    first entry must follow the batch, the others stay put."""
+    from onnx import helper
+    from onnx.reference import ReferenceEvaluator
+    nodes, todo, seen = [], [m.node.input[1]], set()
+    while todo:                                   # the nodes the shape is computed by, back to Shape(...)
+        v = todo.pop()
+        if v in seen or not v or m.is_const(v):
+            continue
+        seen.add(v)
+        node, _ = m.g.producer.get(v, (None, 0))
+        if node is None or node.op_type not in SHAPE_OPS:
+            raise NoMatch("a Reshape to a shape computed from data", specific=True)
+        nodes.append(node)
+        if node.op_type != "Shape":
+            todo.extend(node.input)
+    nodes.reverse()
+    order = {id(n): i for i, n in enumerate(m.g.nodes)}
+    nodes.sort(key=lambda n: order.get(id(n), -1))
+    results = []
+    for batch in (7, 11):
+        values = {k: a for k, a in m.g.consts.items()}
+        for n in nodes:
+            if n.op_type == "Shape":
+                full = (batch, *m.shape(n.input[0]))
+                start, end = m.attr(n, "start", 0), m.attr(n, "end", None)
+                values[n.output[0]] = np.array(full[start:end], np.int64)
+                continue
+            g = helper.make_graph([n], "s", [helper.make_tensor_value_info(i, helper.np_dtype_to_tensor_dtype(values[i].dtype), values[i].shape) for i in n.input if i],
+                                  [helper.make_tensor_value_info(o, 0, None) for o in n.output])
+            outs = ReferenceEvaluator(helper.make_model(g)).run(None, {i: values[i] for i in n.input if i})
+            values.update(zip(n.output, map(np.asarray, outs)))
+        results.append(values[m.node.input[1]].tolist())
+    (a, b), size = results, math.prod(m.shape(x))
+    rest = a[1:]
+    if a[0] != 7 or b[0] != 11 or rest != b[1:] or rest.count(-1) > 1 or 0 in rest:
+        raise NoMatch(f"a Reshape to {a} for a batch of 7 and {b} for 11: it does not keep the batch "
+                      f"axis", specific=True)
+    if -1 in rest:
+        known = math.prod(d for d in rest if d != -1)
+        rest[rest.index(-1)] = size // known if known and size % known == 0 else -1
+    if -1 in rest or math.prod(rest) != size:
+        raise NoMatch(f"a Reshape of {list(m.shape(x))} to {rest}", specific=True)
+    return rest
 
 
 @rule("Squeeze", "Unsqueeze")
@@ -663,9 +745,10 @@ def _recurrent(m: Match, node, sequences: bool) -> Layer:
     kind, gates = RECURRENT[node.op_type]
     X, W, R, *rest = list(node.input) + [""] * 5
     lengths = m.mask(rest[1], "lengths") if rest[1] else None    # each sequence stops at its end
+    rest[2:5] = [v for v in rest[2:5] if v and not _zeros(m, v)]  # zero initial states are nnspec's
     if any(rest[2:5]) or m.attr(node, "activations") or m.attr(node, "clip") is not None \
             or m.attr(node, "input_forget", 0) or m.attr(node, "layout", 0):
-        raise NoMatch("sequence lengths, initial states, peepholes, custom activations, clip or "
+        raise NoMatch("non-zero initial states, peepholes, custom activations, clip or "
                       "layout=1; nnspec's recurrent layers have none", specific=True)
     if kind == "gru" and not m.attr(node, "linear_before_reset", 0):
         raise NoMatch("linear_before_reset=0; nnspec's gru resets after the product (as PyTorch "
@@ -687,6 +770,95 @@ def _recurrent(m: Match, node, sequences: bool) -> Layer:
               bidirectional=True if direction == "bidirectional" else None, weights=weights)
     layer.mask = lengths
     return layer
+
+
+ZERO_KEEPING = ("Slice", "Gather", "Squeeze", "Unsqueeze", "Reshape", "Expand", "Transpose")
+
+
+def _zeros(m: Match, v: str) -> bool:
+    """v is all zeros: a constant, or ConstantOfShape of 0 (PyTorch's initial
+    states, shared by its layers) or a slice or reshaping of one. Not taken
+    into the pattern: nothing of them is computed."""
+    if m.is_const(v):
+        return not np.any(m.const(v))
+    node, _ = m.g.producer.get(v, (None, 0))
+    if node is None:
+        return False
+    if node.op_type == "ConstantOfShape":
+        value = m.attr(node, "value")
+        zero = value is None or not np.any(numpy_helper.to_array(value))
+    else:
+        zero = node.op_type in ZERO_KEEPING and _zeros(m, node.input[0])
+    return zero
+
+
+def _recurrent_output(m: Match, v: str, index: int):
+    """The recurrent node whose output `index` (0: Y, 1: Y_h) is v, taken."""
+    node, i = m.g.producer.get(v, (None, 0))
+    if node is None or node.op_type not in RECURRENT or i != index:
+        raise NoMatch("not a recurrent layer's output")
+    return m.producer(v, node.op_type)
+
+
+@rule("Transpose", first=True)
+def recurrent_sequences(m):
+    """PyTorch's batch-first every-step output: Y -> Squeeze(1) -> Transpose(1, 0, 2), or for
+    both directions Y -> Transpose(0, 2, 1, 3) -> Reshape(T, B, 2H) -> Transpose(1, 0, 2)."""
+    if list(m.attr(m.node, "perm")) != [1, 0, 2]:
+        raise NoMatch("not a sequence's transpose")
+    x = m.node.input[0]
+    if m.produced_by(x, "Squeeze"):
+        sq = m.producer(x, "Squeeze")
+        if m.const(sq.input[1]).tolist() != [1]:
+            raise NoMatch("not a recurrent output's squeeze")
+        node = _recurrent_output(m, sq.input[0], 0)
+        if m.attr(node, "direction", "forward") == "bidirectional":
+            raise NoMatch("both directions squeezed")
+    else:
+        t = m.producer(m.producer(x, "Reshape").input[0], "Transpose")
+        if list(m.attr(t, "perm")) != [0, 2, 1, 3]:
+            raise NoMatch("not a recurrent output's layout")
+        node = _recurrent_output(m, t.input[0], 0)
+    return [_recurrent(m, node, sequences=True)]
+
+
+@rule("Gather", "Squeeze", first=True)
+def recurrent_state(m):
+    """PyTorch's last state of a one-direction layer: Y_h -> Gather(0 or -1) or Squeeze(0)."""
+    data, *rest = m.node.input
+    if m.node.op_type == "Gather":
+        index = m.const(rest[0], "the index")
+        if m.attr(m.node, "axis", 0) != 0 or index.ndim != 0 or int(index) not in (0, -1):
+            raise NoMatch("not a recurrent state's pick")
+    elif m.const(rest[0], "the axes").tolist() != [0]:
+        raise NoMatch("not a recurrent state's squeeze")
+    node = _recurrent_output(m, data, 1)
+    if m.attr(node, "direction", "forward") == "bidirectional":
+        raise NoMatch("one direction of a bidirectional layer's states; nnspec gives both, concatenated",
+                      specific=True)
+    return [_recurrent(m, node, sequences=False)]
+
+
+@rule("Gather")
+def pick(m):
+    """x[:, i] on a non-batch axis (PyTorch's out[:, -1]): the piece of a split, its axis dropped."""
+    data, index = m.node.input
+    index = m.const(index, "the index")
+    if m.is_const(data) or index.size != 1:
+        raise NoMatch("a Gather other than one index of a value", specific=True)
+    axis = m.spec_axis(data, m.attr(m.node, "axis", 0))
+    shape = m.shape(data)
+    a = axis % len(shape)
+    i = int(index.reshape(())) % shape[a]
+    picked = m.fresh()
+    layers = [] if shape[a] == 1 else _split_part(m, data, axis, [i, 1, shape[a] - i - 1], 1)
+    if layers:
+        layers[0].output = picked
+    if index.ndim == 0:                             # the axis goes away
+        layers.append(L("reshape", picked if layers else data, [d for k, d in enumerate(shape) if k != a]))
+    elif not layers:
+        return [Layer(None, inputs=[data])]
+    return layers
 
 
 @rule("Reshape")
