@@ -42,6 +42,8 @@ def evaluate(v: S.Value, env: dict[str, Any]) -> Any:
         return BOOLS.get(v.name, Enum(v.name))
     if isinstance(v, S.ListV):
         return [evaluate(i, env) for i in v.items]
+    if isinstance(v, S.DictV):
+        return {e.key: evaluate(e.value, env) for e in v.entries}
     if isinstance(v, S.Neg):
         x = evaluate(v.operand, env)
         _need_number(x, v.operand, env)

@@ -45,6 +45,18 @@ class ListV(Node):
     items: list["Value"]
 
 
+class Entry(Node):
+    """`recon: mse` in a dict; `span` is the key's."""
+    key: str
+    value: "Value"
+
+
+class DictV(Node):
+    """`{recon: mse, cls: cross_entropy}`: a train setting given per model output."""
+    kind: Literal["dict"] = "dict"
+    entries: list[Entry]
+
+
 class KwArg(Node):
     key: str
     value: "Value"
@@ -70,7 +82,7 @@ class Neg(Node):
     operand: "Value"
 
 
-Value = Annotated[Union[Num, Str, Ident, ListV, Call, BinOp, Neg], Field(discriminator="kind")]
+Value = Annotated[Union[Num, Str, Ident, ListV, DictV, Call, BinOp, Neg], Field(discriminator="kind")]
 
 
 # ---- data-flow expressions ----

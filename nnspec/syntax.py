@@ -17,6 +17,7 @@ MAX_SYNTAX_ERRORS = 20
 MAX_NESTING = 100          # brackets inside brackets; deeper is no spec a person wrote
 OPENERS = {"LPAR": "RPAR", "LSQB": "RSQB"}
 CLOSERS = {"RPAR", "RSQB"}
+DICT_AFTER = {"=", ":", ",", "(", "["}    # a `{` after one of these opens a dict, not a body
 CONTINUES = {"->", "{", ","}       # a line ending in one of these goes on
 READABLE = {"NAME": "a name", "NUMBER": "a number", "STRING": "a string", "_NL": "end of line",
             "$END": "end of file"}
@@ -56,11 +57,12 @@ class Newlines:
             if tok.type == "_NL":
                 if self.unclosed or prev is None or prev.type == "_NL" or prev.value in CONTINUES:
                     continue
-            elif tok.type in OPENERS:
-                self.unclosed.append(tok)
+            elif tok.type in OPENERS or (tok.type == "LBRACE" and prev is not None and prev.value in DICT_AFTER):
+                self.unclosed.append(tok)       # a dict's `{` is a bracket: newlines inside it go on
                 if len(self.unclosed) > MAX_NESTING:
                     raise TooDeep(tok)
-            elif tok.type in CLOSERS and self.unclosed:
+            elif (tok.type in CLOSERS or tok.type == "RBRACE" and self.unclosed
+                  and self.unclosed[-1].type == "LBRACE") and self.unclosed:
                 self.unclosed.pop()
             elif tok.type == "RBRACE" and not self.unclosed and prev is not None and prev.type not in ("_NL", "LBRACE"):
                 yield Token.new_borrow_pos("_NL", "\n", tok)
@@ -333,6 +335,20 @@ class ToSpec(Transformer):
 
     def list(self, meta, ch):
         return S.ListV.model_construct(span=self.sp(meta), items=[c for c in ch if c is not None])
+
+    def dict(self, meta, ch):
+        entries = [c for c in ch if c is not None]
+        seen: dict = {}
+        for e in entries:
+            if e.key in seen:                   # reported; the first one kept
+                self.error(e.span, f"`{e.key}` is given twice in this dict (first at line {seen[e.key].line})")
+            else:
+                seen[e.key] = e.span
+        kept = [e for e in entries if seen[e.key] is e.span]
+        return S.DictV.model_construct(span=self.sp(meta), entries=kept)
+
+    def entry(self, meta, ch):
+        return S.Entry.model_construct(span=self.sp(ch[0]), key=str(ch[0]), value=ch[1])
 
     def _binop(op):
         def rule(self, meta, ch):

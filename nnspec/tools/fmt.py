@@ -53,6 +53,7 @@ _TOKEN = re.compile(r"""
 class Tok:
     kind: str                     # name, number, string or op
     text: str
+    bracket: bool = False         # a dict's `{` or `}`: a bracket, not a body's brace
     after: str | None = None      # a comment after it on its source line
     inner: list[str] = field(default_factory=list)   # comments on lines of their own just before it
 
@@ -69,11 +70,22 @@ class Line:
 
     @property
     def opens(self) -> bool:
-        return bool(self.toks) and self.toks[-1].text == "{"
+        return bool(self.toks) and self.toks[-1].text == "{" and not self.toks[-1].bracket
 
     @property
     def closes(self) -> bool:
-        return bool(self.toks) and self.toks[0].text == "}"
+        return bool(self.toks) and self.toks[0].text == "}" and not self.toks[0].bracket
+
+
+DICT_AFTER = frozenset({"=", ":", ",", "(", "["})   # a `{` after one of these opens a dict (syntax.py)
+
+
+def opener(t: Tok) -> bool:
+    return t.text in OPENERS or t.bracket and t.text == "{"
+
+
+def closer(t: Tok) -> bool:
+    return t.text in CLOSERS or t.bracket and t.text == "}"
 
 
 def format_text(text: str, name: str = "<spec>") -> str:
@@ -111,6 +123,7 @@ def split_lines(text: str) -> list[Line]:
     depth = brackets = newlines = 0
     prev: Tok | None = None
     code_on_line = False
+    braces: list[bool] = []       # per open `{`: whether it is a dict's
 
     def end():
         nonlocal cur
@@ -139,18 +152,23 @@ def split_lines(text: str) -> list[Line]:
             newlines = 0
             continue
         tok = Tok(kind, value, inner=pending)
+        if value == "{":
+            tok.bracket = prev is not None and prev.text in DICT_AFTER
+            braces.append(tok.bracket)
+        elif value == "}":
+            tok.bracket = bool(braces) and braces.pop()
         pending = []
         if not cur:
             cur_blank = newlines >= 2
         newlines, code_on_line, prev = 0, True, tok
-        if value == "}":
+        if value == "}" and not tok.bracket:
             end()
             depth -= 1
             lines.append(Line([tok], None, depth, cur_blank))
             continue
         cur.append(tok)
-        brackets += (value in OPENERS) - (value in CLOSERS)
-        if value == "{":
+        brackets += opener(tok) - closer(tok)
+        if value == "{" and not tok.bracket:
             end()
             depth += 1
     end()
@@ -225,7 +243,7 @@ def _layout(ln: Line) -> list[list]:
     gaps = _gaps(toks, ln.key_width)
     depth, level = [], 0                              # bracket depth after each token
     for t in toks:
-        level += (t.text in OPENERS) - (t.text in CLOSERS)
+        level += opener(t) - closer(t)
         depth.append(level)
     breakable = [t.text in ("->", ",") for t in toks]
     indent, cont = INDENT * ln.depth, INDENT * (ln.depth + 1)
@@ -272,7 +290,7 @@ def _layout(ln: Line) -> list[list]:
 def _drop_trailing_commas(toks: list[Tok]) -> list[Tok]:
     out: list[Tok] = []
     for i, t in enumerate(toks):
-        if t.text == "," and i + 1 < len(toks) and toks[i + 1].text in CLOSERS:
+        if t.text == "," and i + 1 < len(toks) and closer(toks[i + 1]):
             nxt = toks[i + 1]
             if t.after and out and not out[-1].after:
                 out[-1].after = t.after
@@ -289,7 +307,7 @@ def _gaps(toks: list[Tok], key_width: int) -> list[str]:
     level, before = 0, []
     for t in toks:
         before.append(level)
-        level += (t.text in OPENERS) - (t.text in CLOSERS)
+        level += opener(t) - closer(t)
 
     def tight_eq(k):              # a keyword argument's `=`, not a block parameter's default
         return toks[k].text == "=" and before[k] > 0 and not (k >= 2 and toks[k - 2].text == ":")
@@ -298,7 +316,7 @@ def _gaps(toks: list[Tok], key_width: int) -> list[str]:
         if toks[k].text != "-":
             return False
         p = toks[k - 1] if k else None
-        return (p is None or (p.kind == "op" and p.text not in CLOSERS)
+        return (p is None or (p.kind == "op" and not closer(p))
                 or (k == 1 and p.text in KEYWORDS))
 
     gaps = [""]
@@ -306,11 +324,11 @@ def _gaps(toks: list[Tok], key_width: int) -> list[str]:
         p, t = toks[i - 1], toks[i]
         if i == 1 and key_width and t.text == "=":
             gaps.append(" " * (key_width - len(p.text) + 1))
-        elif p.text in OPENERS or t.text in CLOSERS or t.text in (",", ":"):
+        elif opener(p) or closer(t) or t.text in (",", ":"):
             gaps.append("")
         elif tight_eq(i) or tight_eq(i - 1) or unary(i - 1):
             gaps.append("")
-        elif t.text in OPENERS:
+        elif opener(t) and not t.bracket:
             gaps.append("" if p.kind == "name" and not (i == 1 and p.text in KEYWORDS) else " ")
         else:
             gaps.append(" ")

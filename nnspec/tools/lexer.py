@@ -32,8 +32,16 @@ class NnspecLexer(RegexLexer):
         ],
         "train": [
             (r"\}", Punctuation, "#pop"),
+            (r"\{", Punctuation, "dict"),          # {recon: mse, cls: cross_entropy}
+
             (words(_WORDS["setting"], prefix=r"(?m)^(\s*)", suffix=r"(\s*)(=)"),
              bygroups(Whitespace, Name.Attribute, Whitespace, Operator)),
+            (words(_WORDS["option"], prefix=r"\b", suffix=r"\b"), Name.Builtin),
+            include("common"),
+        ],
+        "dict": [
+            (r"\}", Punctuation, "#pop"),
+            (r"\{", Punctuation, "#push"),
             (words(_WORDS["option"], prefix=r"\b", suffix=r"\b"), Name.Builtin),
             include("common"),
         ],
