@@ -49,6 +49,9 @@ class Spec:
             for local, a in n.op.init_state(n.p, n.in_shapes, dt).items():
                 state[n.param(local)] = a.astype(dt, copy=False)
         loss = self.train.loss if self.train else None
+        if isinstance(loss, dict):                  # a loss per output
+            from .heads import Heads
+            loss = Heads(self.graph, loss, self.train.loss_weights)
         net = Network(self.graph, params, state, dt, loss=loss, seed=seed)
         net.target_column = getattr(self.train.data, "target", None) if self.train else None
         return net
@@ -122,31 +125,21 @@ def _check_training(sf, graph: Graph, cfg: TrainConfig, coll: Collector) -> None
     producer = graph.producer()
     last = producer.get(graph.outputs[0])
     loss_span = cfg.spans.get("loss")
+    if isinstance(cfg.loss, dict):
+        return _check_heads(sf, graph, cfg, coll)
     if len(graph.outputs) > 1:
         stmt = next(st for st in sf.models[0].body if isinstance(st, S.Output))
         names = ", ".join(f"`{n}`" for n in graph.output_names)
         coll.error(stmt.span, f"the model has {len(graph.outputs)} outputs ({names}), but training "
                               f"with one loss would train only the first and export the others "
-                              f"untrained; name one output to train, or leave out the train block to "
-                              f"only build and export the model")
+                              f"untrained; give a loss per output, as in `loss = {{{graph.output_names[0]}: "
+                              f"mse, ...}}`, or leave out the train block to only build and export the model")
         return
     problem = cfg.loss.output_problem(last, graph.values[graph.outputs[0]].shape)
     if problem and (last is None or last.op.differentiable):      # else the error below says more
         where = [f"the model's output comes from {last.span}"] if last is not None else []
         coll.error(loss_span, problem, where)
-    for key in ("data", "validation"):
-        source = getattr(cfg, key)
-        if isinstance(source, Source):
-            training = cfg.data if key == "validation" else None
-            for message, notes in source.model_problems(graph, training):
-                coll.error(cfg.spans.get(key), f"`{key}`: {message}", notes)
-    names = {"/".join(n.name.split("/")[:i]) for n in graph.nodes for i in range(1, n.name.count("/") + 2)}
-    for name in cfg.freeze or ():
-        if name not in names:
-            coll.error(cfg.spans.get("freeze"), f"`freeze`: no layer or block `{name}`"
-                                                f"{did_you_mean(name, names)}")
-    if cfg.augment:
-        _check_augment(graph, cfg, coll)
+    _check_common(graph, cfg, coll)
     for n in graph.nodes:
         if n.op.differentiable:
             continue
@@ -154,6 +147,19 @@ def _check_training(sf, graph: Graph, cfg: TrainConfig, coll: Collector) -> None
             continue
         coll.error(n.span, f"{n.op.no_grad_hint or f'`{n.kind}` has no gradient'}; "
                            f"the loss is `{cfg.loss.kind}`", n.notes)
+
+
+def _check_common(graph: Graph, cfg: TrainConfig, coll: Collector) -> None:
+    """What one output and several share: the data sources against the model, `freeze`, `augment`."""
+    for key in ("data", "validation"):
+        source = getattr(cfg, key)
+        if isinstance(source, Source):
+            training = cfg.data if key == "validation" else None
+            for message, notes in source.model_problems(graph, training):
+                coll.error(cfg.spans.get(key), f"`{key}`: {message}", notes)
+    _check_freeze(graph, cfg, coll)
+    if cfg.augment:
+        _check_augment(graph, cfg, coll)
 
 
 def _check_augment(graph: Graph, cfg: TrainConfig, coll: Collector) -> None:
@@ -173,3 +179,61 @@ def _check_augment(graph: Graph, cfg: TrainConfig, coll: Collector) -> None:
                 coll.error(cfg.spans.get(f"augment.{i}", cfg.spans.get("augment")),
                            f"`augment`: {problem} (input `{v.name}` is {v.dtype}{list(v.shape)})")
                 break
+
+
+def _check_freeze(graph: Graph, cfg: TrainConfig, coll: Collector) -> None:
+    names = {"/".join(n.name.split("/")[:i]) for n in graph.nodes for i in range(1, n.name.count("/") + 2)}
+    for name in cfg.freeze or ():
+        if name not in names:
+            coll.error(cfg.spans.get("freeze"), f"`freeze`: no layer or block `{name}`"
+                                                f"{did_you_mean(name, names)}")
+
+
+def _check_heads(sf, graph: Graph, cfg: TrainConfig, coll: Collector) -> None:
+    """A loss per output (`loss = {recon: mse, cls: cross_entropy}`): every
+    output has one, each name is an output, each loss fits its output; the
+    weights, metrics and watched column name outputs too."""
+    from .metrics import task_problem
+    from .heads import columns_problem
+    outputs = graph.output_names
+    by_name = dict(zip(outputs, graph.outputs))
+    producer = graph.producer()
+    for key in ("loss", "loss_weights"):
+        for name in (getattr(cfg, key) or {}):
+            if name not in by_name:
+                coll.error(cfg.spans.get(f"{key}.{name}", cfg.spans.get(key)),
+                           f"`{key}`: the model has no output `{name}` (its outputs are "
+                           f"{', '.join(outputs)}){did_you_mean(name, outputs)}")
+    missing = [o for o in outputs if o not in cfg.loss]
+    if missing:
+        coll.error(cfg.spans.get("loss"), f"`loss` gives no loss for output "
+                                          f"{', '.join(f'`{o}`' for o in missing)}; every output is trained, "
+                                          f"so each needs one (`{missing[0]}: mse`, ...)")
+    ends = {}                                  # output -> its last node, when its loss fits it
+    for o, loss in cfg.loss.items():
+        if o not in by_name:
+            continue
+        last = producer.get(by_name[o])
+        problem = loss.output_problem(last, graph.values[by_name[o]].shape)
+        if problem and (last is None or last.op.differentiable):
+            where = [f"output `{o}` comes from {last.span}"] if last is not None else []
+            coll.error(cfg.spans.get(f"loss.{o}", cfg.spans.get("loss")), f"output `{o}`: {problem}", where)
+        ends[o] = last
+    tasks = {o: loss.task for o, loss in cfg.loss.items() if o in by_name}
+    for metric in cfg.metrics or ():
+        problems = [task_problem(metric, t) for t in tasks.values()]
+        if problems and all(problems):
+            coll.error(cfg.spans.get("metrics"), f"`metrics`: `{metric}` fits none of the outputs' losses "
+                                                 f"({', '.join(f'{o}: {cfg.loss[o].kind}' for o in tasks)})")
+    if cfg.monitor is not None:
+        problem = columns_problem(cfg.monitor, tasks, cfg.validation is not None)
+        if problem:
+            coll.error(cfg.spans.get("monitor"), problem)
+    _check_common(graph, cfg, coll)
+    absorbed = {id(ends[o]) for o in ends if ends[o] is not None and cfg.loss[o].pre_activation == ends[o].kind}
+    for n in graph.nodes:
+        if n.op.differentiable or id(n) in absorbed:
+            continue
+        coll.error(n.span, f"{n.op.no_grad_hint or f'`{n.kind}` has no gradient'}; "
+                           f"the losses are {', '.join(f'{o}: {loss.kind}' for o, loss in cfg.loss.items())}",
+                   n.notes)

@@ -157,6 +157,10 @@ def cmd_check(args) -> int:
             continue
         g = spec.graph
         out = g.values[g.outputs[0]].shape
+        if len(g.outputs) > 1:
+            shapes = ", ".join(f"{o} {list(g.values[v].shape)}" for o, v in zip(g.output_names, g.outputs))
+            print(f"{f}: ok: model `{g.name}`, {len(g.nodes)} layers, outputs {shapes}")
+            continue
         print(f"{f}: ok: model `{g.name}`, {len(g.nodes)} layers, output {list(out)}")
     return 1 if failed else 0
 
@@ -376,6 +380,18 @@ def _prediction_columns(pred) -> tuple[list[str], list]:
     one column each, named after the output."""
     header, columns = [], []
     outputs = list(pred.outputs.items())
+    if isinstance(pred.predicted, dict):        # several outputs: OUTPUT (its label), OUTPUT_p_LABEL, OUTPUT_j
+        for name, y in outputs:
+            if name in pred.predicted:
+                probs, labels = pred.probabilities[name], pred.labels[name]
+                header += [name] + [f"{name}_p_{label}" for label in
+                                    (labels if probs.shape[1] == len(labels) else labels[-1:])]
+                columns += [pred.predicted[name], *probs.T]
+                continue
+            flat = y.reshape(len(y), -1)
+            header += [name] if flat.shape[1] == 1 else [f"{name}_{j}" for j in range(flat.shape[1])]
+            columns += list(flat.T)
+        return header, columns
     if pred.predicted is not None:
         header.append("prediction")
         columns.append(pred.predicted)

@@ -20,7 +20,8 @@ from .schedules import SCHEDULES
 class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, defer_build=True)
     data: Any
-    loss: Any
+    loss: Any                                     # a Loss, or {output: Loss} for several outputs
+    loss_weights: dict[str, float] | None = None  # {output: weight}: the total is Σ weight·loss (default 1)
     optimizer: Any
     epochs: PositiveInt
     batch: PositiveInt
@@ -50,8 +51,11 @@ class TrainConfig(BaseModel):
         out = {}
         for k in type(self).model_fields:
             v = getattr(self, k)
-            out[k] = (v.model_dump() if isinstance(v, BaseModel) else
-                      [i.model_dump() if isinstance(i, BaseModel) else i for i in v] if isinstance(v, list) else v)
+            if isinstance(v, dict):                   # a loss per output
+                out[k] = {o: i.model_dump() if isinstance(i, BaseModel) else i for o, i in v.items()}
+            else:
+                out[k] = (v.model_dump() if isinstance(v, BaseModel) else
+                          [i.model_dump() if isinstance(i, BaseModel) else i for i in v] if isinstance(v, list) else v)
         return out
 
 
@@ -83,6 +87,8 @@ def train_config(block: S.Train | None, coll: Collector, model_span: Span | None
         spans[st.key] = st.span
         if st.key == "augment":                   # each kind's own place, for errors about it
             spans.update({f"augment.{i}": node.span for i, node in enumerate(_items(st.value))})
+        if isinstance(st.value, S.DictV):             # per output: where each entry was written
+            spans.update({f"{st.key}.{e.key}": e.span for e in st.value.entries})
         if st.on is not None and not _watch(st, raw, spans, coll):
             ok = False
         value = _setting(st, coll, env)
@@ -95,7 +101,16 @@ def train_config(block: S.Train | None, coll: Collector, model_span: Span | None
         if key not in raw:
             coll.error(block.span, f"the train block needs `{key}`")
             ok = False
-    for metric in raw.get("metrics") or [] if ok else []:
+    several = isinstance(raw.get("loss"), dict)       # a loss per output: checked with the graph (api.py)
+    if ok and raw.get("loss_weights") is not None and not several:
+        coll.error(spans["loss_weights"], "`loss_weights` weighs the losses of several outputs "
+                                          "(`loss = {a: mse, b: cross_entropy}`); this train block has one loss")
+        ok = False
+    if ok and several and raw.get("class_weights") is not None:
+        coll.error(spans["class_weights"], "`class_weights` is for a model with one output; with a loss "
+                                           "per output it is not supported (yet)")
+        ok = False
+    for metric in raw.get("metrics") or [] if ok and not several else []:
         problem = task_problem(metric, getattr(raw["loss"], "task", None))
         if problem:
             coll.error(spans["metrics"], f"`metrics`: {problem}")
@@ -105,7 +120,7 @@ def train_config(block: S.Train | None, coll: Collector, model_span: Span | None
                                            f"({' or '.join(WEIGHTED)}); `{raw['loss'].kind}` has no classes "
                                            f"to weigh")
         ok = False
-    if ok and raw.get("monitor") is not None:
+    if ok and raw.get("monitor") is not None and not several:
         problem = check_monitor(raw["monitor"], raw.get("metrics"), getattr(raw["loss"], "task", None),
                                 raw.get("validation") is not None)
         if problem:
@@ -132,6 +147,10 @@ _FAILED = object()
 def _setting(st: S.Setting, coll: Collector, env: dict):
     v = st.value
     registry = OPTION_KEYS.get(st.key)
+    if st.key == "loss" and isinstance(v, S.DictV):
+        return _losses(v, coll, env)
+    if st.key == "loss_weights":
+        return _weights(v, coll, env)
     if registry is not None and isinstance(v, (S.Call, S.Ident)) and not (
             st.key == "validation" and isinstance(v, S.Num)):
         if isinstance(v, S.Ident) and v.name in env:
@@ -183,6 +202,47 @@ def _setting(st: S.Setting, coll: Collector, env: dict):
     return value
 
 
+def _losses(v: S.DictV, coll: Collector, env: dict):
+    """`{recon: mse, cls: cross_entropy}`: a loss per output; the output
+    names are checked against the model in api.py."""
+    if not v.entries:
+        coll.error(v.span, "`loss = {}` names no output; give a loss per output, such as "
+                           "{recon: mse, cls: cross_entropy}")
+        return _FAILED
+    out = {}
+    for e in v.entries:
+        if not isinstance(e.value, (S.Call, S.Ident)):
+            coll.error(e.value.span, f"the loss of `{e.key}` is a loss such as `mse` or `huber(0.5)`; "
+                                     f"expected one of {one_of(LOSSES)}")
+            out[e.key] = _FAILED
+            continue
+        out[e.key] = _option("loss", LOSSES, e.value, coll, env)
+    return _FAILED if any(x is _FAILED for x in out.values()) else out
+
+
+def _weights(v, coll: Collector, env: dict):
+    """`loss_weights = {recon: 1.0, cls: 0.5}`: numbers, not negative, not all 0."""
+    if not isinstance(v, S.DictV):
+        coll.error(v.span, "`loss_weights` takes a weight per output, such as {recon: 1.0, cls: 0.5}")
+        return _FAILED
+    out = {}
+    for e in v.entries:
+        try:
+            w = evaluate(e.value, env)
+        except EvalError as err:
+            coll.error(err.span, err.message)
+            return _FAILED
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not w >= 0 or w == float("inf"):
+            coll.error(e.value.span, f"the weight of `{e.key}` must be a finite number, 0 or more, got "
+                                     f"{str(w) if isinstance(w, Enum) else repr(w)}")
+            return _FAILED
+        out[e.key] = float(w)
+    if out and not any(out.values()):
+        coll.error(v.span, "`loss_weights` are all 0: nothing would be trained")
+        return _FAILED
+    return out
+
+
 def _option(key: str, registry, v, coll: Collector, env: dict):
     """`adam(lr=0.001)` or a bare `adam` → the registered option model."""
     name = v.name
@@ -213,11 +273,22 @@ def _dataset(v, args, kwargs, coll: Collector, env: dict):
         coll.error(args[0].span, f"unknown data set `{name}`; expected one of {one_of(DATASETS)}"
                                  f"{did_you_mean(name, DATASETS)}")
         return _FAILED
+    target = next((kw for kw in kwargs if kw.key == "target"), None)     # {output: x, y or an input}
+    kwargs = [kw for kw in kwargs if kw is not target]
     got, errors = gather(f'dataset("{name}")', cls.positional, args[1:], kwargs, env, v.span)
     obj, more = validate(cls, f'dataset("{name}")', got, v.span) if not errors else (None, [])
     for span, msg in errors + more:
         coll.error(span, msg)
-    return _FAILED if obj is None else DatasetSource(name=name, options=obj)
+    targets = None
+    if target is not None:
+        targets = evaluate(target.value, env) if isinstance(target.value, S.DictV) else None
+        if targets is None or not all(isinstance(t, str) for t in targets.values()):
+            coll.error(target.value.span, f'`dataset("{name}")`: `target` takes a name per output: `y` (the '
+                                          f'data set\'s labels), `x` (its features) or a model input, such '
+                                          f'as {{recon: pixels, cls: y}}')
+            return _FAILED
+        targets = {k: str(t) for k, t in targets.items()}
+    return _FAILED if obj is None else DatasetSource(name=name, options=obj, target=targets)
 
 
 def _items(v) -> list:

@@ -84,7 +84,7 @@ class Network:
 
     def _backward(self, backs, start: str, dy) -> dict[str, np.ndarray]:
         grads: dict[str, np.ndarray] = {}
-        dvals = {start: dy}
+        dvals = dict(start) if isinstance(start, dict) else {start: dy}     # several outputs: heads.py
         for i in range(len(backs) - 1, -1, -1):
             n = self.graph.nodes[i]
             g = dvals.pop(n.output, None)
@@ -131,8 +131,8 @@ class Network:
         """The loss on a batch and its gradient for every parameter."""
         loss = self._loss(loss)
         xs = self.feed(x)
-        n, t = len(next(iter(xs.values()))), np.asarray(target)
-        if t.ndim == 0 or len(t) != n:
+        n, t = len(next(iter(xs.values()))), target if isinstance(target, dict) else np.asarray(target)
+        if not isinstance(t, dict) and (t.ndim == 0 or len(t) != n):
             raise ValueError(f"target has shape {list(t.shape)}, the inputs {n} rows; one target a sample")
         value, grads, _ = self.train_step(xs, target, training, loss, reuse=False)
         return value, grads
@@ -145,6 +145,8 @@ class Network:
         `seen(values)`, if given, gets every value of the forward pass by name
         before backward runs (the training diagnostics read activations
         there; an array may be a buffer that the next step overwrites)."""
+        if hasattr(loss, "outputs"):                  # several outputs, a loss each (heads.py)
+            return loss.train_step(self, xs, target, training, reuse, seen)
         absorbed = self._absorbed(loss)
         values, backs = self._forward(xs, training, reuse, stop=absorbed)
         if seen is not None:
@@ -162,6 +164,8 @@ class Network:
 
     def eval_step(self, xs: dict, target, loss):
         """Loss and output in inference mode, with no gradients."""
+        if hasattr(loss, "outputs"):
+            return loss.eval_step(self, xs, target)
         absorbed = self._absorbed(loss)
         values = self._infer(xs, stop=absorbed)
         raw = values[absorbed.inputs[0] if absorbed is not None else self.graph.outputs[0]]

@@ -74,8 +74,10 @@ def evaluate_file(model, data) -> dict:
     """The metrics of an OnnxModel on `data` (a path, or samples from
     data_argument), over the rows whose target is present and known."""
     from .runtime import run_file
-    run = run_file(model, data)
     where = getattr(getattr(data, "table", None), "origin", None) or str(data)
+    if getattr(model, "losses", None) is not None:
+        return _evaluate_heads(model, data, where)
+    run = run_file(model, data)
     if run.keep is None:
         hint = f" (a column `{model.target}`)" if model.target else ""
         raise DataError(f"no targets to score the model on{hint}; `nnspec predict` gives "
@@ -87,6 +89,25 @@ def evaluate_file(model, data) -> dict:
               "samples": len(run.outputs[0]), "scored": scored}
     result.update(scores(run.task, run.outputs[0][run.keep], run.targets, model.labels))
     return result
+
+
+def _evaluate_heads(model, data, where: str) -> dict:
+    """Several outputs: each output's scores under "outputs", and all their
+    metrics under "metrics", named `OUTPUT_METRIC` as in history.csv."""
+    from .runtime import run_heads
+    heads = run_heads(model, data)
+    outputs = {}
+    for o, h in heads.items():
+        if h.keep is not None and h.keep.any():
+            outputs[o] = {"task": h.task, "scored": int(h.keep.sum()),
+                          **scores(h.task, h.y[h.keep], h.targets, h.labels)}
+    if not outputs:
+        raise DataError(f"no targets to score the model on, for any of its outputs "
+                        f"({', '.join(heads)}); `nnspec predict` gives predictions without them", where)
+    metrics = {f"{o}_{k}": v for o, r in outputs.items() for k, v in r["metrics"].items()}
+    samples = len(next(iter(heads.values())).y)
+    return {"model": None, "data": where, "task": "several", "samples": samples,
+            "scored": max(r["scored"] for r in outputs.values()), "metrics": metrics, "outputs": outputs}
 
 
 def scores(task: str, y: np.ndarray, t: np.ndarray, labels: list | None) -> dict:
@@ -110,6 +131,16 @@ def render_text(result: dict) -> str:
     out = [f"{result['model']} on {result['data']}: {result['scored']} samples"
            + (f" scored ({skipped} without a known target left out)" if skipped else "")]
     out.append("  ".join(f"{k} {v:.4f}" for k, v in result["metrics"].items()))
+    out += _classes(result)
+    for o, r in result.get("outputs", {}).items():          # several outputs: each classifier's tables
+        if "classes" in r:
+            out += ["", f"output {o} ({r['scored']} samples scored):", *_classes(r)[1:]]
+    return "\n".join(out)
+
+
+def _classes(result: dict) -> list[str]:
+    """The per-class table and the confusion matrix, for a classifier."""
+    out = []
     if "classes" in result:
         rows = [["class", "precision", "recall", "f1", "support"]]
         rows += [[str(c["label"]), f"{c['precision']:.4f}", f"{c['recall']:.4f}", f"{c['f1']:.4f}",
@@ -119,7 +150,7 @@ def render_text(result: dict) -> str:
         rows = [["true \\ predicted", *labels]]
         rows += [[label, *map(str, r)] for label, r in zip(labels, result["confusion"]["matrix"])]
         out += ["", *_table(rows)]
-    return "\n".join(out)
+    return out
 
 
 def _table(rows: list[list[str]]) -> list[str]:

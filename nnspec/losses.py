@@ -46,7 +46,14 @@ def absorbed_node(graph, loss):
     the graph's one output and feeding nothing else."""
     if loss is None or loss.pre_activation is None or len(graph.outputs) != 1:
         return None
-    node = graph.producer().get(graph.outputs[0])
+    return absorbed_by(graph, graph.outputs[0], loss)
+
+
+def absorbed_by(graph, value: str, loss):
+    """The node making output `value` whose activation `loss` takes over, or None."""
+    if loss is None or loss.pre_activation is None:
+        return None
+    node = graph.producer().get(value)
     fits = node is not None and node.kind == loss.pre_activation and not graph.consumers().get(node.output)
     return node if fits else None
 

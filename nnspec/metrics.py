@@ -214,9 +214,10 @@ LOWER_IS_BETTER = {"loss", "mae", "rmse"}
 
 
 def higher_is_better(column: str) -> bool:
-    """For a history column (`loss`, `val_f1`, `f1_2`)."""
+    """For a history column (`loss`, `val_f1`, `f1_2`; with several outputs
+    `val_cls_loss`, `recon_mae`: an output's name, then the column)."""
     base = column.removeprefix("val_")
-    return base not in LOWER_IS_BETTER
+    return base not in LOWER_IS_BETTER and not any(base.endswith(f"_{k}") for k in LOWER_IS_BETTER)
 
 
 # ---------------------------------------------------------------- names a spec writes

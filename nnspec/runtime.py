@@ -45,6 +45,12 @@ class OnnxModel:
         self.text = _vocabularies(_json(meta, "nnspec.text", {}, path), path)
         self.loss = meta.get("nnspec.loss")
         self.target = meta.get("nnspec.target")
+        # several outputs: a loss each, and each output's target (a column, columns or an input)
+        self.losses = _json(meta, "nnspec.losses", None, path)
+        self.targets = None
+        if self.losses is not None:
+            self.targets = _json(meta, "nnspec.target", None, path) if self.target else None
+            self.target = None
         self.source = meta.get("nnspec.source", "")
         self.inputs = {i.name: [d if isinstance(d, int) else None for d in i.shape[1:]]
                        for i in self.session.get_inputs()}
@@ -96,6 +102,7 @@ class Samples:
     """A prediction file read: features, and the targets where it has them."""
     table: object                        # data.Table of the features (no targets)
     targets: list | None                 # raw target per row ("" where blank), or None
+    named: dict | None = None            # several outputs: columns or arrays by name, where targets are
 
 
 def read_samples(path, model: OnnxModel) -> Samples:
@@ -116,14 +123,31 @@ def read_samples(path, model: OnnxModel) -> Samples:
     tcol = header.index(model.target) if model.target in header else None
     if model.text:                       # raw text, read as training read it
         return _text_samples(path, header, body, model, tcol, DELIMITERS[suffix])
-    names = list(model.columns.values())[0] if model.columns and len(model.columns) == 1 else None
-    if names is None:                    # trained on npz or a built-in set: columns in order
-        cols = [j for j in range(len(header)) if j != tcol]
+    skip = {tcol} | _target_columns(header, model.targets)
+    if model.columns and len(model.columns) > 1:          # several inputs, each its own columns by name
+        every = [c for cols in model.columns.values() for c in cols]
+        _match_columns(path, header, every, skip)
+        x = {name: csv_features(path, header, body, [header.index(c) for c in cols], DELIMITERS[suffix])
+             for name, cols in model.columns.items()}
+        columns = model.columns
     else:
-        cols = _match_columns(path, header, names, tcol)
-    x = csv_features(path, header, body, cols, DELIMITERS[suffix])
+        names = list(model.columns.values())[0] if model.columns and len(model.columns) == 1 else None
+        if names is None:                # trained on npz or a built-in set: columns in order
+            cols = [j for j in range(len(header)) if j not in skip]
+        else:
+            cols = _match_columns(path, header, names, skip)
+        x = csv_features(path, header, body, cols, DELIMITERS[suffix])
+        columns = [header[j] for j in cols]
     targets = [row[tcol].strip() for _, row in body] if tcol is not None else None
-    return Samples(Table(x, None, origin=str(path), columns=[header[j] for j in cols]), targets)
+    named = ({h: np.array([row[j].strip() for _, row in body]) for j, h in enumerate(header)}
+             if model.losses is not None else None)
+    return Samples(Table(x, None, origin=str(path), columns=columns), targets, named)
+
+
+def _target_columns(header: list[str], targets: dict | None) -> set[int]:
+    """Several outputs: the header's columns that are targets (not features)."""
+    names = [c for t in (targets or {}).values() for c in (t if isinstance(t, list) else [t])]
+    return {header.index(c) for c in names if c in header}
 
 
 def _text_samples(path: Path, header, body, model: OnnxModel, tcol, delimiter: str) -> Samples:
@@ -162,12 +186,15 @@ def table_samples(table) -> Samples:
     y = None if table.y is None else np.asarray(table.y)
     if y is not None and table.labels is not None and y.dtype.kind in "iu" and y.ndim == 1:
         y = np.asarray(table.labels)[y]
-    return Samples(Table(table.x, None, None, table.origin), y)
+    named = {**(table.named or {"x": table.x}), "y": y} if y is not None else dict(table.named or {})
+    if table.named and y is not None and table.named.get("y") is not table.y:
+        named["y"] = table.named["y"]                      # an npz file's `y`, when its target is another
+    return Samples(Table(table.x, None, None, table.origin), y, named)
 
 
-def _match_columns(path: Path, header: list[str], names: list[str], tcol: int | None) -> list[int]:
+def _match_columns(path: Path, header: list[str], names: list[str], skip: set) -> list[int]:
     from .errors import did_you_mean
-    others = [h for j, h in enumerate(header) if j != tcol]
+    others = [h for j, h in enumerate(header) if j not in skip]
     missing = [c for c in names if c not in header]
     unknown = [h for h in others if h not in names]
     if missing or unknown:
@@ -205,20 +232,9 @@ class Run:
 def run_file(model: OnnxModel, data) -> Run:
     """Read `data` (a path, or Samples already read), match it to the model's
     inputs and run it; a problem with the data is a DataError at its place."""
-    from .data import check_tokens, prepare
-    from .graph import Value
     from .losses import LOSSES
     task = LOSSES[model.loss].task if model.loss in LOSSES else ("classes" if model.labels else "regression")
-    inputs = [Value(k, tuple(s), "int64" if "int64" in model.input_types[k] else "float32")
-              for k, s in model.inputs.items()]
-    out_shape = tuple(model.session.get_outputs()[0].shape[1:])
-    where = data.table.origin if isinstance(data, Samples) else str(data)
-    try:
-        samples = data if isinstance(data, Samples) else read_samples(data, model)
-        prepared = prepare(samples.table, inputs, out_shape, task, model.labels, targets=False)
-        check_tokens(prepared, model.vocab, samples.table.origin, where)
-    except DataError as e:
-        raise DataError(e.message, e.file or where, e.line, e.column) from None
+    samples, prepared = _read(model, data, task)
     outs = model.run(prepared.x)
     if samples.targets is None:
         return Run(outs, task, None, None)
@@ -226,8 +242,64 @@ def run_file(model: OnnxModel, data) -> Run:
     return Run(outs, task, keep, t)
 
 
+def _read(model: OnnxModel, data, task: str):
+    """(samples, their features prepared for the model's inputs)."""
+    from .data import check_tokens, prepare
+    from .graph import Value
+    inputs = [Value(k, tuple(s), "int64" if "int64" in model.input_types[k] else "float32")
+              for k, s in model.inputs.items()]
+    out_shape = tuple(model.session.get_outputs()[0].shape[1:])
+    where = data.table.origin if isinstance(data, Samples) else str(data)
+    try:
+        samples = data if isinstance(data, Samples) else read_samples(data, model)
+        labels = model.labels if not isinstance(model.labels, dict) else None
+        prepared = prepare(samples.table, inputs, out_shape, task, labels, targets=False)
+        check_tokens(prepared, model.vocab, samples.table.origin, where)
+    except DataError as e:
+        raise DataError(e.message, e.file or where, e.line, e.column) from None
+    return samples, prepared
+
+
+@dataclass
+class Head:
+    """One output of a model of several, run on a data file (`run_heads`)."""
+    y: np.ndarray                        # its values, one row per sample
+    task: str
+    labels: list | None
+    keep: np.ndarray | None              # rows whose target for this output is present and known
+    targets: np.ndarray | None
+
+
+def run_heads(model: OnnxModel, data) -> dict[str, Head]:
+    """A model of several outputs run on a data file: each output with its
+    targets, where the file has them (found as training found them: a column,
+    columns, an array, or a model input's own features)."""
+    from .losses import LOSSES
+    samples, prepared = _read(model, data, "regression")
+    outs = dict(zip(model.output_names, model.run(prepared.x)))
+    named = samples.named or {}
+    heads = {}
+    for o, y in outs.items():
+        kind = (model.losses or {}).get(o)
+        task = LOSSES[kind].task if kind in LOSSES else "regression"
+        labels = model.labels.get(o) if isinstance(model.labels, dict) else None
+        where = (model.targets or {}).get(o, o)
+        if isinstance(where, list):                      # columns of a csv
+            raw = np.array([[float(v) if _is_number(v) else np.nan for v in row]
+                            for row in zip(*(named[c] for c in where))]) if all(c in named for c in where) else None
+        elif where in prepared.x and where not in named:
+            raw = prepared.x[where]                      # an input's own features (an autoencoder)
+        else:
+            raw = named.get(where, prepared.x.get(where))
+        keep, t = _known_targets(raw, task, labels) if raw is not None else (None, None)
+        heads[o] = Head(y, task, labels, keep, t)
+    return heads
+
+
 def predict_file(model: OnnxModel, data_path) -> Predictions:
     from .metrics import METRICS, default_metrics, predicted_classes
+    if model.losses is not None:
+        return _predict_heads(model, data_path)
     run = run_file(model, data_path)
     y = run.outputs[0]
     classifier = run.task in ("classes", "binary") and model.labels is not None
@@ -242,6 +314,23 @@ def predict_file(model: OnnxModel, data_path) -> Predictions:
             metrics = {m: METRICS[m](y[run.keep], run.targets) for m in default_metrics(run.task)}
     outputs = dict(zip(model.output_names, run.outputs))
     return Predictions(outputs, predicted, probabilities, metrics, scored, model.labels)
+
+
+def _predict_heads(model: OnnxModel, data_path) -> Predictions:
+    """Several outputs: `predicted` and `probabilities` by classifying output,
+    metrics named `OUTPUT_METRIC` as in history.csv."""
+    from .metrics import METRICS, default_metrics, predicted_classes
+    heads = run_heads(model, data_path)
+    predicted, probabilities, metrics, scored = {}, {}, {}, 0
+    for o, h in heads.items():
+        if h.task in ("classes", "binary") and h.labels is not None:
+            predicted[o] = [h.labels[i] for i in predicted_classes(h.y).reshape(-1)]
+            probabilities[o] = h.y.reshape(len(h.y), -1)
+        if h.keep is not None and h.keep.any():
+            scored = max(scored, int(h.keep.sum()))
+            metrics.update({f"{o}_{m}": METRICS[m](h.y[h.keep], h.targets) for m in default_metrics(h.task)})
+    return Predictions({o: h.y for o, h in heads.items()}, predicted, probabilities, metrics, scored,
+                       model.labels)
 
 
 def _known_targets(raw, task: str, labels: list | None):

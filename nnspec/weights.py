@@ -1,6 +1,7 @@
 """A network's weights on disk: `weights.npz` holds the parameters and
 running statistics by name (`dense_0.W`), the normalisation fitted on the
-training split (`normalize/INPUT/mean`, `.../std`), the class labels, the
+training split (`normalize/INPUT/mean`, `.../std`), the class labels
+(`labels`; with several outputs `labels/OUTPUT`), the
 csv columns each input was trained on (`columns/INPUT`) and, for a text
 input, its vocabulary and tokenising settings (`text/INPUT`, JSON)."""
 from __future__ import annotations
@@ -16,7 +17,9 @@ def weight_arrays(net) -> dict[str, np.ndarray]:
     out = {**net.params, **net.state}
     for name, (mean, std) in net.norm.items():
         out[f"normalize/{name}/mean"], out[f"normalize/{name}/std"] = mean, std
-    if net.labels is not None:
+    if isinstance(net.labels, dict):              # several outputs: `labels/OUTPUT` per classifying output
+        out.update({f"labels/{o}": np.array(v) for o, v in net.labels.items() if v is not None})
+    elif net.labels is not None:
         out["labels"] = np.array(net.labels)
     for name, cols in (net.columns or {}).items():
         out[f"columns/{name}"] = np.array(cols, dtype=str)
@@ -63,6 +66,9 @@ def load_weights(net, path) -> None:
                 for v in net.graph.inputs if f"normalize/{v.name}/mean" in arrays}
     if "labels" in arrays:
         net.labels = arrays["labels"].tolist()
+    elif any(k.startswith("labels/") for k in arrays):
+        net.labels = {o: arrays.get(f"labels/{o}").tolist() if f"labels/{o}" in arrays else None
+                      for o in net.graph.output_names}
     net.columns = {k.split("/", 1)[1]: arrays[k].tolist() for k in arrays if k.startswith("columns/")} or None
     net.text = {k.split("/", 1)[1]: _vocabulary(path, k, arrays[k]) for k in arrays if k.startswith("text/")} or None
 

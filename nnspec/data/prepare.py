@@ -21,18 +21,19 @@ class Prepared:
     text: dict | None = None                  # input name -> its text.Vocabulary, once encoded
 
     def __len__(self) -> int:
-        return len(self.y)
+        return len(next(iter(self.y.values()))) if isinstance(self.y, dict) else len(self.y)
 
     def take(self, idx) -> "Prepared":
-        return Prepared({k: v[idx] for k, v in self.x.items()}, self.y[idx], self.labels, self.columns,
-                        self.text)
+        y = {k: v[idx] for k, v in self.y.items()} if isinstance(self.y, dict) else self.y[idx]
+        return Prepared({k: v[idx] for k, v in self.x.items()}, y, self.labels, self.columns, self.text)
 
 
 def prepare(table: Table, inputs, out_shape: tuple, task: str, labels: list | None = None,
             targets: bool = True) -> Prepared:
     """Shape a table for the model: reshape feature rows to each input's
     shape, and turn targets into class indices or float values (targets=False:
-    the table may have none, as for prediction)."""
+    the table may have none, as for prediction). Several outputs: `out_shape`,
+    `task` and `labels` are dicts by output name, and so are the targets."""
     out = {}
     if table.text is not None:            # token lists (N,), encoded once the training split is known
         v = text_input(inputs, table.text, table.origin)
@@ -65,7 +66,17 @@ def prepare(table: Table, inputs, out_shape: tuple, task: str, labels: list | No
                             f"{value!r} in sample {row}, value {col}")
         _finite(a, f"{table.origin}: input `{v.name}`")
         out[v.name] = a.reshape(n, *v.shape).astype(v.dtype, copy=False)   # no copy: held once
-    columns = {next(iter(out)): table.columns} if table.columns is not None and len(out) == 1 else None
+    columns = (table.columns if isinstance(table.columns, dict) else
+               {next(iter(out)): table.columns} if table.columns is not None and len(out) == 1 else None)
+    if isinstance(task, dict):
+        if not targets:
+            return Prepared(out, None, labels, columns)
+        y, labels = _several(table, xs, inputs, out_shape, task, labels or {})
+        lengths = {len(a) for a in [*out.values(), *y.values()]}
+        if len(lengths) != 1:
+            raise DataError(f"{table.origin}: features and targets have different numbers of rows "
+                            f"({sorted(lengths)})")
+        return Prepared(out, y, labels, columns)
     if table.y is None and not targets:
         return Prepared(out, None, labels, columns)
     if table.y is None:
@@ -76,6 +87,33 @@ def prepare(table: Table, inputs, out_shape: tuple, task: str, labels: list | No
     if len(lengths) != 1:
         raise DataError(f"{table.origin}: features and targets have different numbers of rows ({sorted(lengths)})")
     return Prepared(out, y, labels, columns)
+
+
+def _several(table: Table, xs: dict, inputs, shapes: dict, tasks: dict, labels: dict):
+    """Each output's targets, by output name: the array its name (or the
+    name `target={...}` gives it) has in the source, or a model input's own
+    features (an autoencoder's reconstruction target)."""
+    named = table.named or {}
+    wanted = table.targets or {}
+    inputs = {v.name for v in inputs}
+    y, out_labels = {}, {}
+    for output, shape in shapes.items():
+        name = wanted.get(output, output)
+        if name in named and (name != "x" or name not in inputs):
+            raw = named[name]
+        elif name in inputs:
+            raw = xs[name]
+        else:
+            from ..errors import did_you_mean
+            known = sorted(set(named) | inputs)
+            how = f"it has {', '.join(known)}" if known else "name it in target={...}"
+            raise DataError(f"{table.origin}: no target for output `{output}`: `{name}` is neither a model "
+                            f"input nor an array or column of the data ({how}){did_you_mean(name, known)}")
+        # the source's own labels go with its own target (a data set's y, an npz file's `y`)
+        own = table.labels if raw is table.y and table.y is not None else None
+        part = Table(None, raw, own, f"{table.origin} (the target of `{output}`)")
+        y[output], out_labels[output] = _targets(part, shapes[output], tasks[output], labels.get(output))
+    return y, out_labels
 
 
 def _kind(a: np.ndarray) -> str:

@@ -31,10 +31,14 @@ class Source(Params):
 @SOURCES.register
 class CsvSource(Source):
     """csv(PATH, target=COL): a header row, then one row per sample. With
-    text=COL, that column's text is tokenised for an int64[T] input (text.py)."""
+    text=COL, that column's text is tokenised for an int64[T] input (text.py).
+    For a model of several outputs `target` is a dict, output -> a column, a
+    list of columns, or a model input's name (its features); for several
+    inputs `inputs` names each input's columns: inputs={a: [c1, c2], b: [c3]}."""
     kind: Literal["csv"] = "csv"
     path: str
-    target: str | None = None
+    target: str | dict[str, str | list[str]] | None = None
+    inputs: dict[str, list[str]] | None = None
     delimiter: str = Field(",", min_length=1, max_length=1)
     text: str | None = None
     tokens: Literal["words", "chars"] = "words"
@@ -67,6 +71,8 @@ class CsvSource(Source):
     def load(self, base):
         path = _resolve(base, self.path)
         header, body = read_csv(path, self.delimiter, self.path)
+        if isinstance(self.target, dict):
+            return self._several(path, header, body)
         if self.target is not None and self.target not in header:
             raise DataError(f"no column `{self.target}` (target); the header has "
                             f"{', '.join(header)}{did_you_mean(self.target, header)}", str(path), 1, 1)
@@ -74,22 +80,70 @@ class CsvSource(Source):
         words = self.text_settings()
         if words is not None:             # the text column alone, as token lists (N,)
             x = read_text(path, header, body, words, tcol, self.delimiter, self.path)
-            feats = [header.index(words.column)]
+            columns = [words.column]
         else:
-            feats = [j for j in range(len(header)) if j != tcol]
-            x = csv_features(path, header, body, feats, self.delimiter)
+            x, columns = self._features(path, header, body, {tcol})
         if tcol is None:
-            return Table(x, None, origin=self.path, columns=[header[j] for j in feats], text=words)
-        y = []
-        for line, row in body:
-            text = row[tcol].strip()
-            value = _number(text)
-            if not text or (value is not None and not math.isfinite(value)):   # nothing, or a number not to learn
-                raise DataError(f"target column `{header[tcol]}` holds {row[tcol]!r}, expected a "
-                                f"finite number or a label", str(path), line,
-                                field_column(row, tcol, self.delimiter))
-            y.append(text)
-        return Table(x, _labels_or_numbers(y), origin=self.path, columns=[header[j] for j in feats], text=words)
+            return Table(x, None, origin=self.path, columns=columns, text=words)
+        y = target_column(path, header, body, tcol, self.delimiter)
+        return Table(x, y, origin=self.path, columns=columns, text=words)
+
+    def _several(self, path, header, body) -> Table:
+        """target={recon: [c1, c2], cls: label}: each output's columns; a name
+        that is no column is left for a model input's (prepare.py decides)."""
+        named, targets, used = {}, {}, set()
+        for out, cols in self.target.items():
+            if isinstance(cols, list):
+                idx = [self._column(c, header, path, f"target of `{out}`") for c in cols]
+                named[out] = csv_features(path, header, body, idx, self.delimiter)
+            elif cols in header:
+                idx = [header.index(cols)]
+                named[out] = target_column(path, header, body, idx[0], self.delimiter)
+            else:
+                targets[out] = str(cols)
+                continue
+            targets[out] = out
+            used.update(idx)
+        x, columns = self._features(path, header, body, used)
+        return Table(x, None, origin=self.path, columns=columns, named=named, targets=targets)
+
+    def _features(self, path, header, body, used: set):
+        """(features, their column names): every column that is no target, or
+        with `inputs`, each input's own columns."""
+        if self.inputs is None:
+            feats = [j for j in range(len(header)) if j not in used]
+            return csv_features(path, header, body, feats, self.delimiter), [header[j] for j in feats]
+        x, columns = {}, {}
+        for name, cols in self.inputs.items():
+            idx = [self._column(c, header, path, f"input `{name}`") for c in cols]
+            taken = [header[j] for j in idx if j in used]
+            if taken:
+                raise DataError(f"column `{taken[0]}` is a target and a feature of input `{name}`",
+                                str(path), 1, 1)
+            x[name] = csv_features(path, header, body, idx, self.delimiter)
+            columns[name] = [str(c) for c in cols]
+        return x, columns
+
+    @staticmethod
+    def _column(name, header, path, what: str) -> int:
+        if name not in header:
+            raise DataError(f"no column `{name}` ({what}); the header has {', '.join(header)}"
+                            f"{did_you_mean(name, header)}", str(path), 1, 1)
+        return header.index(name)
+
+
+def target_column(path: Path, header: list[str], body: list, tcol: int, delimiter: str) -> np.ndarray:
+    """A target column's values: numbers, or labels."""
+    y = []
+    for line, row in body:
+        text = row[tcol].strip()
+        value = _number(text)
+        if not text or (value is not None and not math.isfinite(value)):   # nothing, or a number not to learn
+            raise DataError(f"target column `{header[tcol]}` holds {row[tcol]!r}, expected a "
+                            f"finite number or a label", str(path), line,
+                            field_column(row, tcol, delimiter))
+        y.append(text)
+    return _labels_or_numbers(y)
 
 
 def read_csv(path: Path, delimiter: str, written: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
@@ -146,6 +200,7 @@ class NpzSource(Source):
     path: str
     x: str = "x"
     y: str = "y"
+    target: dict[str, str] | None = None      # several outputs: output -> an array's name or an input's
     positional = ("path",)
 
     def load(self, base):
@@ -158,12 +213,14 @@ class NpzSource(Source):
                 arrays = {k: z[k] for k in z.files}
         except Exception as e:      # zipfile, zlib and numpy each raise their own for a damaged file
             raise DataError(f"cannot read `{self.path}`{_where(path, self.path)}: {_reason(e)}") from None
+        named = dict(arrays)                  # several outputs: targets by name (default: the outputs')
         y = arrays.pop(self.y, None)
         labels = arrays.pop("labels", None)
         x = arrays[self.x] if self.x in arrays else arrays
         if not isinstance(x, np.ndarray) and not x:
             raise DataError(f"`{self.path}` holds no feature array `{self.x}`", str(path))
-        return Table(x, y, labels.tolist() if labels is not None else None, origin=self.path)
+        return Table(x, y, labels.tolist() if labels is not None else None, origin=self.path,
+                     named=named, targets=self.target)
 
 
 @SOURCES.register
@@ -172,10 +229,13 @@ class DatasetSource(Source):
     kind: Literal["dataset"] = "dataset"
     name: str
     options: Any = None                       # the named data set's own Params, validated
+    target: dict[str, str] | None = None      # several outputs: output -> `x`, `y` or a model input
     positional = ("name",)
 
     def load(self, base):
-        return self.options.make()
+        table = self.options.make()
+        table.named, table.targets = {"x": table.x, "y": table.y}, self.target
+        return table
 
 
 def _resolve(base: Path, path: str) -> Path:

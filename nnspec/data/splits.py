@@ -33,6 +33,11 @@ def validation_split(data: Prepared, fraction: float, seed: int, stratify: bool)
         return data.take(keep), data.take(val)       # arrays nnspec may not write to: copies
     parts = {k: _partition(a, keep, val) for k, a in data.x.items()}
     y = data.y
+    if isinstance(y, dict):                          # several outputs: targets by output
+        return (Prepared({k: p[0] for k, p in parts.items()}, {k: t[keep] for k, t in y.items()}, data.labels,
+                         data.columns),
+                Prepared({k: p[1] for k, p in parts.items()}, {k: t[val] for k, t in y.items()}, data.labels,
+                         data.columns))
     return (Prepared({k: p[0] for k, p in parts.items()}, y[keep], data.labels, data.columns),
             Prepared({k: p[1] for k, p in parts.items()}, y[val], data.labels, data.columns))
 

@@ -35,7 +35,12 @@ class Table:
     y: np.ndarray | None                      # (N, ...) raw targets: numbers or labels
     labels: list | None = None                # class labels, if the source knows them
     origin: str = ""                          # for messages: "data/x.csv", "dataset digits"
-    columns: list[str] | None = None          # feature column names (a csv's header), in order
+    columns: list[str] | dict[str, list[str]] | None = None   # feature column names (a csv's header),
+                                              # in order; per input when a csv feeds several
+    named: dict | None = None                 # arrays by name that targets may name (several outputs):
+                                              # an npz's arrays, a data set's x and y, a csv's target columns
+    targets: dict[str, str] | None = None     # several outputs: output -> the name its target has in
+                                              # `named`, or a model input's (its features: an autoencoder)
     text: object = None                       # text.TextSettings when x holds token lists (N,)
 
 

@@ -1,7 +1,9 @@
 """Graph → ONNX, through each op's own `to_onnx`. The model is in inference
 mode (dropout gone, batchnorm from running statistics), takes raw features
 (normalisation folded in), has a dynamic batch dimension, and carries the
-spec source, class labels, csv columns and text vocabularies in its metadata."""
+spec source, class labels, csv columns and text vocabularies in its metadata
+(with several outputs, the labels, losses and targets as JSON objects by
+output name)."""
 from __future__ import annotations
 
 import json
@@ -99,7 +101,9 @@ def build_model(net, source: str = "", functions: bool = False) -> onnx.ModelPro
             "nnspec.inputs": json.dumps({v.name: [v.dtype, list(v.shape)] for v in g.inputs})}
     if local:
         meta["nnspec.functions"] = summary(local, uses)
-    if net.loss is not None:
+    if hasattr(net.loss, "outputs"):                  # several outputs: a loss each (heads.py)
+        meta["nnspec.losses"] = json.dumps({o: loss.kind for o, loss in net.loss.losses.items()})
+    elif net.loss is not None:
         meta["nnspec.loss"] = net.loss.kind
     if net.labels is not None:
         meta["labels"] = json.dumps(net.labels)
@@ -111,8 +115,8 @@ def build_model(net, source: str = "", functions: bool = False) -> onnx.ModelPro
     if getattr(net, "text", None):
         meta["nnspec.text"] = json.dumps({k: json.loads(v.to_json()) for k, v in net.text.items()})
     target = getattr(net, "target_column", None)
-    if target:
-        meta["nnspec.target"] = target
+    if target:                                       # several outputs: {output: column(s) or input}
+        meta["nnspec.target"] = target if isinstance(target, str) else json.dumps(target)
     helper.set_model_props(model, meta)
     onnx.checker.check_model(model, full_check=True)
     return model

@@ -71,10 +71,29 @@ class RunFolder:
         train_set, val_set = _load_data()(self.spec)
         split, data = ("validation", val_set) if val_set is not None else ("training", train_set)
         model = OnnxModel(self.path / "model.onnx")
+        if isinstance(self.spec.train.loss, dict):           # several outputs: each output's scores
+            return _checked_heads(self.spec.train.loss, model, data, split)
         y = model.run(data.x)[0]
         task = self.spec.train.loss.task
         t = data.y.reshape(len(data.y), -1)[:, 0] if task == "binary" else data.y
         return {"split": split, "samples": len(data), "task": task, **scores(task, y, t, model.labels)}
+
+
+def _checked_heads(losses: dict, model, data, split: str) -> dict:
+    """`checked` for several outputs: every output's metrics, named as the
+    history names them (`cls_accuracy`); the first classifying output's
+    classes and confusion matrix."""
+    from ..evaluate import scores
+    outs = dict(zip(model.output_names, model.run(data.x)))
+    labels = model.labels if isinstance(model.labels, dict) else {}
+    result = {"split": split, "samples": len(data), "task": "several", "metrics": {}}
+    for o, loss in losses.items():
+        t = data.y[o].reshape(len(data), -1)[:, 0] if loss.task == "binary" else data.y[o]
+        got = scores(loss.task, outs[o], t, labels.get(o))
+        result["metrics"].update({f"{o}_{k}": v for k, v in got["metrics"].items()})
+        if "classes" in got and "classes" not in result:
+            result.update(classes=got["classes"], confusion=got["confusion"])
+    return result
 
 
 def _load_data():
@@ -223,7 +242,9 @@ def _settings(run: RunFolder) -> str:
     if r.get("overrides"):
         facts.append(["--set", f"<code>{escape(' '.join(r['overrides']))}</code>"])
     if r.get("labels") is not None:
-        facts.append(["labels", escape(", ".join(map(str, r["labels"])))])
+        labels = r["labels"] if isinstance(r["labels"], dict) else {"": r["labels"]}    # per output, or one list
+        facts.append(["labels", escape("; ".join(f"{o + ': ' if o else ''}{', '.join(map(str, v))}"
+                                                 for o, v in labels.items() if v is not None))])
     if r.get("columns"):
         facts.append(["columns", escape("; ".join(f"{k}: {', '.join(v)}" for k, v in r["columns"].items()))])
     for name, t in (r.get("text") or {}).items():

@@ -17,7 +17,7 @@ class Batches:
         self.data, self.net = data, net
 
     def __len__(self) -> int:
-        return len(self.data.y)
+        return len(self.data)
 
     def order(self, rng: np.random.Generator) -> np.ndarray:
         """The epoch's order of samples: a permutation of all of them."""

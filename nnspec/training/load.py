@@ -18,8 +18,13 @@ def load_data(spec):
     and loss. The split follows the spec's seed, so a --seed override changes
     the weights and the shuffling but not which samples are held out."""
     cfg, g = spec.train, spec.graph
-    task = cfg.loss.task
-    out_shape = g.values[g.outputs[0]].shape
+    if isinstance(cfg.loss, dict):              # a loss per output: shapes, tasks and targets by output
+        out_shape = {o: g.values[v].shape for o, v in zip(g.output_names, g.outputs)}
+        task = {o: cfg.loss[o].task for o in out_shape}
+    else:
+        task = cfg.loss.task
+        out_shape = g.values[g.outputs[0]].shape
+    several = isinstance(task, dict)
     with _located(spec, "data"):
         table = cfg.data.load(spec.base_dir)
         data = prepare(table, g.inputs, out_shape, task)
@@ -28,7 +33,7 @@ def load_data(spec):
     val = None
     if isinstance(cfg.validation, float):
         with _located(spec, "validation"):
-            data, val = validation_split(data, cfg.validation, cfg.seed, stratify=task != "regression")
+            data, val = validation_split(data, cfg.validation, cfg.seed, stratify=not several and task != "regression")
     elif cfg.validation is not None:
         with _located(spec, "validation"):
             table = cfg.validation.load(spec.base_dir)
@@ -37,7 +42,7 @@ def load_data(spec):
     if text is not None:                 # the vocabulary from the training split only
         v = g.inputs[0]
         data, val = encode(data, val, text, v.shape[0], g.vocabularies().get(v.name))
-    if task != "regression" and len(np.unique(data.y)) < 2:
+    if not several and task != "regression" and len(np.unique(data.y)) < 2:
         label = data.labels[int(data.y.reshape(-1)[0])] if data.labels else data.y.reshape(-1)[0]
         warnings.warn(DataWarning(f"every training target is {label!r}: the model can only learn to "
                                   f"say that class, and its accuracy says nothing"), stacklevel=2)

@@ -75,6 +75,10 @@ def train(spec, epochs: int | None = None, batch: int | None = None, seed: int |
     seed = cfg.seed if seed is None else seed
     loss = cfg.loss
     train_set, val_set = load_data(spec)
+    net = spec.build(seed=seed)
+    several = isinstance(cfg.loss, dict)          # a loss per output: net.loss is their Heads (heads.py)
+    if several:
+        loss = net.loss
     if data_fraction < 1.0:
         n = len(train_set)
         keep = np.random.default_rng(cfg.seed).permutation(n)[:max(1, int(round(data_fraction * n)))]
@@ -82,7 +86,6 @@ def train(spec, epochs: int | None = None, batch: int | None = None, seed: int |
     if cfg.class_weights is not None:
         loss = weighted_loss(spec, train_set)
 
-    net = spec.build(seed=seed)
     net.labels = train_set.labels
     net.columns = train_set.columns
     net.text = train_set.text
@@ -103,8 +106,11 @@ def train(spec, epochs: int | None = None, batch: int | None = None, seed: int |
         restore(Path(resume), st, net, description)
         if st.sched_state is not None:
             st.sched_state.epochs = epochs           # a resumed run may be given more epochs
-    metrics = with_monitored(cfg.metrics if cfg.metrics is not None else
-                             default_metrics(loss.task) + uneven_extra(loss.task, train_set.y), cfg.monitor)
+    if several:
+        metrics = heads_metrics(loss, cfg.metrics, cfg.monitor, train_set.y)
+    else:
+        metrics = with_monitored(cfg.metrics if cfg.metrics is not None else
+                                 default_metrics(loss.task) + uneven_extra(loss.task, train_set.y), cfg.monitor)
     decay = penalties(net, trainable, cfg.l1, cfg.l2)    # {weight: (l1, l2)}, the layers' own or the block's
     diag = Diagnostics(net, trainable, on=cfg.diagnostics)
     writer = Writer(Path(checkpoint) if checkpoint is not None else None)
@@ -122,7 +128,7 @@ def train(spec, epochs: int | None = None, batch: int | None = None, seed: int |
                     break
                 lr = schedule.lr(epoch, st.monitored, st.sched_state) if schedule is not None else opt.lr
                 order = x_train.order(st.rng)
-                total, outs = 0.0, []
+                total, outs, parts = 0.0, [], {}
                 diag.start_epoch()
                 for start in paced(range(0, n, batch)):
                     idx = order[start:start + batch]
@@ -130,21 +136,25 @@ def train(spec, epochs: int | None = None, batch: int | None = None, seed: int |
                         xb = x_train.batch(idx)
                     else:                               # raw rows augmented, then normalised
                         xb = x_train.feed(augment(x_train.rows(idx), st.augment_rng))
-                    value, y = fit_batch(net, opt, st.opt_state, xb, train_set.y[idx], loss, lr, cfg.l2,
+                    value, y = fit_batch(net, opt, st.opt_state, xb, _rows(train_set.y, idx), loss, lr, cfg.l2,
                                          decay, cfg.clip_norm, trainable, diag.sample(start // batch))
                     st.limit = st.limit or BLOWUP * max(value, 1e-3)
                     if not value <= st.limit:               # NaN fails this too
                         _diverged(spec, result, st, epoch, start // batch + 1, value, st.limit)
                     total += value * len(idx)
-                    outs.append(y.copy())
+                    for k, v in getattr(value, "parts", {}).items():     # each output's own loss
+                        parts[k] = parts.get(k, 0.0) + v * len(idx)
+                    outs.append(_copy(y))
                     if on_batch:
                         on_batch(epoch, min(start + batch, n), n, total / min(start + batch, n))
                 row = {"epoch": epoch + 1, "loss": total / n}
-                row.update(_metrics(metrics, net.output_from(np.concatenate(outs), loss), train_set.y[order]))
+                row.update(_columns(metrics, net.output_from(_concat(outs), loss), _rows(train_set.y, order),
+                                    {k: v / n for k, v in parts.items()}))
                 if x_val is not None:
                     vloss, vy = evaluate(net, x_val, val_set.y, loss)
-                    row["val_loss"] = vloss
-                    row.update({f"val_{k}": v for k, v in _metrics(metrics, vy, val_set.y).items()})
+                    row["val_loss"] = float(vloss)
+                    row.update({f"val_{k}": v for k, v in
+                                _columns(metrics, vy, val_set.y, getattr(vloss, "parts", {})).items()})
                 row["lr"] = lr
                 if st.first_val is None:
                     st.first_val = row.get("val_loss")
@@ -285,19 +295,72 @@ def fit_batch(net, opt, opt_state, xb: dict, yb, loss, lr: float, l2: float = 0.
 
 def evaluate(net, xs, y: np.ndarray, loss) -> tuple[float, np.ndarray]:
     """Loss and outputs in inference mode, in chunks: `xs` is a split's Batches
-    (normalised chunk by chunk), or a dict of inputs already normalised."""
-    total, outs = 0.0, []
-    n = len(y)
+    (normalised chunk by chunk), or a dict of inputs already normalised.
+    Several outputs: `y` and the outputs are dicts by output, and the loss a
+    heads.Total whose `parts` are each output's loss."""
+    total, outs, parts = 0.0, [], {}
+    n = len(next(iter(y.values()))) if isinstance(y, dict) else len(y)
     if isinstance(xs, Batches):
         chunks = xs.chunks(EVAL_CHUNK)
     else:
         chunks = ((sl, {k: v[sl] for k, v in xs.items()})
                   for sl in (slice(s, s + EVAL_CHUNK) for s in range(0, n, EVAL_CHUNK)))
     for sl, xb in chunks:
-        value, out = net.eval_step(xb, y[sl], loss)
-        total += value * len(y[sl])
+        value, out = net.eval_step(xb, _rows(y, sl), loss)
+        rows = len(range(n)[sl])
+        total += value * rows
+        for k, v in getattr(value, "parts", {}).items():
+            parts[k] = parts.get(k, 0.0) + v * rows
         outs.append(out)
+    if parts:
+        from ..heads import Total
+        return Total(total / n, {k: v / n for k, v in parts.items()}), _concat(outs)
     return total / n, np.concatenate(outs)
+
+
+# Several outputs: targets and outputs are dicts by output name; one output keeps its arrays.
+
+def _rows(y, idx):
+    return {k: v[idx] for k, v in y.items()} if isinstance(y, dict) else y[idx]
+
+
+def _copy(y):
+    return {k: v.copy() for k, v in y.items()} if isinstance(y, dict) else y.copy()
+
+
+def _concat(parts: list):
+    if parts and isinstance(parts[0], dict):
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    return np.concatenate(parts)
+
+
+def heads_metrics(heads, asked: list | None, monitor: str | None, y: dict) -> dict[str, list[str]]:
+    """Each output's metrics: those asked for that fit its loss (or its
+    loss's defaults), and the one watched (`on val_cls_f1`)."""
+    from ..heads import split_column
+    from ..metrics import metric_of, task_problem
+    out = {}
+    for o, task in heads.tasks.items():
+        names = ([m for m in asked if task_problem(m, task) is None] if asked is not None else
+                 default_metrics(task) + uneven_extra(task, y[o]))
+        out[o] = names
+    if monitor:
+        o, rest = split_column(monitor, heads.tasks)
+        metric = metric_of(rest) if o is not None else None
+        if metric is not None and metric not in out[o]:
+            out[o] = [*out[o], metric]
+    return out
+
+
+def _columns(metrics, y, t, parts: dict) -> dict[str, float]:
+    """The history's columns after `loss`: the metrics; several outputs:
+    each output's loss, then each output's metrics, prefixed by its name."""
+    if not isinstance(metrics, dict):
+        return _metrics(metrics, y, t)
+    out = {f"{o}_loss": float(v) for o, v in parts.items()}
+    for o, names in metrics.items():
+        out.update({f"{o}_{k}": v for k, v in _metrics(names, y[o], t[o]).items()})
+    return out
 
 
 def _metrics(names, y, t) -> dict[str, float]:
