@@ -275,6 +275,8 @@ def test_several_inputs_from_one_csv_train_and_predict_by_column_name(tmp_path):
     assert [train.labels["cls"][i] for i in train.y["cls"]] == list(label)
     out = tmp_path / "run"
     assert run_cli("train", str(tmp_path / "t.nn"), "-o", str(out))[0] == 0
+    report = (out / "report.html").read_text()           # the report's ONNX check scores every output
+    assert "cls_accuracy" in report and "reg_mae" in report and "no report" not in report
     weights = np.load(out / "weights.npz")
     assert weights["columns/b"].tolist() == ["c3", "c4", "c5"] and weights["labels/cls"].tolist() == ["down", "up"]
     # the same rows with the columns in another order: predictions by name, the same values
@@ -355,3 +357,11 @@ def test_the_example_autoencoder_compiles_and_learns(specs_dir):
     assert h["val_recon_loss"][-1] < 0.8 * h["val_recon_loss"][0]
     first = spec.build().forward(np.zeros((1, 64), np.float32))
     assert first["recon"].shape == (1, 64) and first["cls"].shape == (1, 10)
+
+
+def test_a_sweep_may_optimise_an_outputs_column():
+    text = TWO_HEADS.replace("    epochs", "    validation = 0.2\n    epochs") + \
+        "\nsweep {\n    batch = [8, 16]\n    maximize val_b_accuracy\n}\n"
+    assert nnspec.loads(text).sweep.metric == "val_b_accuracy"
+    (d,) = errors(text.replace("maximize val_b_accuracy", "maximize val_b_acuracy"))
+    assert d.line == 22 and "did you mean `val_b_accuracy`" in d.message

@@ -24,6 +24,13 @@ def _parity(net, spec, tmp_path, batch=5, seed=0):
         x = {v.name: rng.normal(size=(n, *v.shape)).astype(np.float32) if v.dtype == "float32"
              else rng.integers(0, _vocab(spec, v.name), size=(n, *v.shape)) for v in spec.graph.inputs}
         expected = net.forward(x if len(x) > 1 else next(iter(x.values())))
+        if isinstance(expected, dict):                   # several outputs: every one of them, by name
+            got = dict(zip(model.output_names, model.run(x)))
+            assert set(got) == set(expected)
+            for k in expected:
+                assert got[k].shape == expected[k].shape
+                np.testing.assert_allclose(got[k], expected[k], atol=TOL, rtol=TOL, err_msg=k)
+            continue
         got = model.run(x)[0]
         assert got.shape == expected.shape
         np.testing.assert_allclose(got, expected, atol=TOL, rtol=TOL)

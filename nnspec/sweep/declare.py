@@ -161,7 +161,14 @@ def _default_goal(cfg) -> tuple[str, str]:
 
 def metric_names(cfg) -> list[str]:
     """The columns of a trial's history that a sweep may optimise."""
-    names = ["loss", *(cfg.metrics if cfg.metrics is not None else default_metrics(cfg.loss.task))]
+    if isinstance(cfg.loss, dict):                   # several outputs: OUTPUT_loss and OUTPUT_METRIC too
+        from ..metrics import task_problem
+        names = ["loss", *(f"{o}_loss" for o in cfg.loss)]
+        for o, loss in cfg.loss.items():
+            asked = cfg.metrics if cfg.metrics is not None else default_metrics(loss.task)
+            names += [f"{o}_{m}" for m in asked if task_problem(m, loss.task) is None]
+    else:
+        names = ["loss", *(cfg.metrics if cfg.metrics is not None else default_metrics(cfg.loss.task))]
     return names + ([f"val_{n}" for n in names] if cfg.validation is not None else [])
 
 
