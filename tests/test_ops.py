@@ -209,3 +209,44 @@ def test_max_pool_gives_a_tied_windows_gradient_to_its_first_maximum(layer, shap
         want[(n, c, *[a + f for a, f in zip(corner, first)])] += dy[(n, c, *o)]
     crop = (slice(None), slice(None)) + tuple(slice(b, b + s) for b, s in zip(before, shape[1:]))
     np.testing.assert_allclose(dx, want[crop], rtol=1e-12)
+
+
+@pytest.mark.parametrize("x_layout,dy_layout", [("cm", "bf"), ("bf", "cm"), ("cm", "cm"), ("odd", "odd")])
+@pytest.mark.parametrize("shape", [(4, 3, 5), (6,), (3, 7)])
+def test_batchnorm_training_against_the_formula(x_layout, dy_layout, shape):
+    """batchnorm's training step works on the arrays in their memory order
+    (a convolution's output is channel-major) and copies a gradient that
+    comes in another order: values, running statistics and gradients must
+    be the textbook ones (Ioffe & Szegedy 2015, written out here in float64)
+    whatever the two orders."""
+    spec = nnspec.loads(f"model m {{\n  input x: float32{list(shape)}\n  batchnorm(momentum=0.8)\n}}\n")
+    (node,) = spec.graph.nodes
+    rng = np.random.default_rng(8)
+    B = 5
+    x = rng.normal(2.0, 3.0, size=(B, *shape)).astype(np.float32)
+    dy = rng.normal(size=x.shape).astype(np.float32)
+    gamma = rng.normal(1.0, 0.3, size=shape[0]).astype(np.float32)
+    beta = rng.normal(size=shape[0]).astype(np.float32)
+    w = {"gamma": gamma, "beta": beta, "running_mean": np.zeros(shape[0], np.float32),
+         "running_var": np.ones(shape[0], np.float32)}
+    lay = {"cm": _channel_major, "bf": np.ascontiguousarray,
+           "odd": lambda a: np.asfortranarray(a) if a.ndim > 2 else a[::-1].copy()[::-1]}
+    ctx = Ctx(True, None, (True,), {}, node.out_shape)
+    y, back = node.op.forward(node.p, w, [lay[x_layout](x)], ctx)
+    (dx,), grads = back(lay[dy_layout](dy))
+
+    axes = (0, *range(2, x.ndim))
+    bshape = (1, -1) + (1,) * (x.ndim - 2)
+    xd, dyd, n = x.astype(np.float64), dy.astype(np.float64), x.size // shape[0]
+    mean, var = xd.mean(axis=axes, keepdims=True), xd.var(axis=axes, keepdims=True)
+    xhat = (xd - mean) / np.sqrt(var + 1e-5)
+    g = gamma.astype(np.float64).reshape(bshape)
+    dxhat = dyd * g
+    want_dx = (dxhat - dxhat.mean(axis=axes, keepdims=True)
+               - xhat * (dxhat * xhat).mean(axis=axes, keepdims=True)) / np.sqrt(var + 1e-5)
+    np.testing.assert_allclose(y, xhat * g + beta.reshape(bshape), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(dx, want_dx, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(grads["gamma"], (dyd * xhat).sum(axis=axes), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(grads["beta"], dyd.sum(axis=axes), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(w["running_mean"], 0.2 * mean.reshape(-1), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(w["running_var"], 0.8 + 0.2 * var.reshape(-1) * n / (n - 1), rtol=1e-5)
