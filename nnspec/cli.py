@@ -125,9 +125,16 @@ def parser() -> argparse.ArgumentParser:
 
     rp = sub.add_parser("report", help="(re)make a run folder's report.html")
     rp.add_argument("run", metavar="RUN_DIR", help="a folder written by `nnspec train`")
+
+    cv = sub.add_parser("convert", help="a CSV file of any size into a folder of .npy files for npy(DIR)")
+    cv.add_argument("csv", metavar="CSV", help="a .csv (or, with --delimiter, other) file with a header row")
+    cv.add_argument("-o", "--output", required=True, metavar="DIR", help="the folder to write (x.npy, y.npy, ...)")
+    cv.add_argument("--target", metavar="COL", help="the target column (the rest are features)")
+    cv.add_argument("--delimiter", default=",", help='the cell separator: "," (default), ";", "\\t" or tab')
+    cv.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
     p.set_defaults(commands={"check": c, "summary": s, "train": t, "resume": rs, "export": e, "import": im, "bench": bn, "predict": r, "fmt": f,
                              "graph": g, "lsp": ls,
-                             "eval": v, "report": rp, "sweep": sw})
+                             "eval": v, "report": rp, "sweep": sw, "convert": cv})
     return p
 
 
@@ -480,6 +487,26 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_convert(args) -> int:
+    from pathlib import Path
+
+    from .data.convert import convert_csv
+    out = Path(args.output)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.overwrite:
+        print(f"nnspec convert: error: {out} exists; choose another folder, or --overwrite to replace it",
+              file=sys.stderr)
+        return 2
+    delimiter = "\t" if args.delimiter in ("\\t", "tab") else args.delimiter
+    if len(delimiter) != 1:
+        print(f"nnspec convert: error: --delimiter {args.delimiter!r}: expected one character", file=sys.stderr)
+        return 2
+    done = convert_csv(Path(args.csv), out, args.target, delimiter, args.csv)
+    labels = f", {len(done['labels'])} classes" if done["labels"] else ""
+    print(f"wrote {out}: {done['rows']:,} rows of {done['features']} features{labels} "
+          f"({', '.join(done['files'])}); train on it with data = npy(\"{out}\")")
+    return 0
+
+
 def cmd_sweep(args) -> int:
     from .sweep.command import run
     return run(args)
@@ -488,7 +515,8 @@ def cmd_sweep(args) -> int:
 COMMANDS = {"resume": cmd_resume, "check": cmd_check, "summary": cmd_summary, "train": cmd_train,
             "export": cmd_export, "import": cmd_import, "predict": cmd_predict, "fmt": cmd_fmt,
             "graph": cmd_graph, "lsp": cmd_lsp,
-            "eval": cmd_eval, "report": cmd_report, "sweep": cmd_sweep, "bench": cmd_bench}
+            "eval": cmd_eval, "report": cmd_report, "sweep": cmd_sweep, "bench": cmd_bench,
+            "convert": cmd_convert}
 
 
 def main(argv=None) -> int:

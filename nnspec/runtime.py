@@ -106,12 +106,15 @@ class Samples:
 
 
 def read_samples(path, model: OnnxModel) -> Samples:
-    """A csv/tsv (with a header) or npz file of samples. A csv's columns are
+    """A csv/tsv (with a header) or npz file of samples, or a folder of .npy files. A csv's columns are
     matched to the training columns by name when the model knows them; the
     target column, if present, is kept for metrics."""
     from .data import NpzSource, Table, csv_features, read_csv
     path = Path(path)
     suffix = path.suffix.lower()
+    if path.is_dir() and any(path.glob("*.npy")):        # what `nnspec convert` writes; read as it is used
+        from .data import NpySource
+        return table_samples(NpySource(path=str(path)).load(Path.cwd()))
     if path.is_dir() or suffix in (".png", ".jpg", ".jpeg"):
         return image_samples(path, model)
     if suffix == ".npz":

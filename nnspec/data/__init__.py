@@ -4,11 +4,11 @@ and normalisation. One module each; this package gathers their names."""
 from .datasets import DatasetParams
 from .images import ImagesSource
 from .prepare import Prepared, check_tokens, first_non_whole, plain_label, prepare
-from .sources import CsvSource, DatasetSource, NpzSource, Source, csv_features, field_column, read_csv
+from .sources import CsvSource, DatasetSource, NpySource, NpzSource, Source, csv_features, field_column, read_csv
 from .splits import fit_standard, validation_split
 from .table import DATASETS, SOURCES, DataError, DataWarning, Table
 
 __all__ = ["DATASETS", "SOURCES", "CsvSource", "DataError", "DataWarning", "DatasetParams", "DatasetSource",
            "ImagesSource",
-           "NpzSource", "Prepared", "Source", "Table", "check_tokens", "csv_features", "field_column",
+           "NpySource", "NpzSource", "Prepared", "Source", "Table", "check_tokens", "csv_features", "field_column",
            "first_non_whole", "fit_standard", "plain_label", "prepare", "read_csv", "validation_split"]

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from ..lazy import np
 
+from .mapped import NpyRows
 from .table import DataError, Table, row_chunks
 from .text import text_input
 
@@ -24,8 +25,10 @@ class Prepared:
         return len(next(iter(self.y.values()))) if isinstance(self.y, dict) else len(self.y)
 
     def take(self, idx) -> "Prepared":
+        """Rows `idx`: a copy of arrays in memory, a view of rows left on disk (mapped.py)."""
         y = {k: v[idx] for k, v in self.y.items()} if isinstance(self.y, dict) else self.y[idx]
-        return Prepared({k: v[idx] for k, v in self.x.items()}, y, self.labels, self.columns, self.text)
+        return Prepared({k: v.take(idx, axis=0) for k, v in self.x.items()}, y, self.labels, self.columns,
+                        self.text)
 
 
 def prepare(table: Table, inputs, out_shape: tuple, task: str, labels: list | None = None,
@@ -46,26 +49,32 @@ def prepare(table: Table, inputs, out_shape: tuple, task: str, labels: list | No
         if v.name not in xs:
             raise DataError(f"{table.origin} has no features for input `{v.name}` "
                             f"(it has {', '.join(xs)})")
-        a = np.asarray(xs[v.name])
+        a = xs[v.name]
+        on_disk = isinstance(a, NpyRows)
+        a = a if on_disk else np.asarray(a)
+        where = a.where if on_disk else table.origin
         if a.ndim == 0 or a.shape[0] == 0:
-            raise DataError(f"{table.origin} has no samples for input `{v.name}` (an array of shape "
+            raise DataError(f"{where} has no samples for input `{v.name}` (an array of shape "
                             f"{list(a.shape)}); expected one row a sample")
         if a.dtype.kind not in "fiub":
-            raise DataError(f"{table.origin}: input `{v.name}` holds {_kind(a)} (such as "
-                            f"{a.reshape(-1)[0].item()!r}); expected numbers")
+            raise DataError(f"{where}: input `{v.name}` holds {_kind(a)} (such as "
+                            f"{np.asarray(a[0]).reshape(-1)[0].item()!r}); expected numbers")
         n = a.shape[0]
         size = int(np.prod(v.shape))
-        if a[0].size != size:
-            raise DataError(f"{table.origin} has {a[0].size} feature values a row "
+        row = int(np.prod(a.shape[1:]))
+        if row != size:
+            raise DataError(f"{where} has {row} feature values a row "
                             f"(shape {list(a.shape[1:])}), input `{v.name}` is {v.dtype}{list(v.shape)} "
                             f"({size} values)")
         fraction = first_non_whole(a) if v.dtype == "int64" else None
         if fraction:
             row, col, value = fraction
-            raise DataError(f"{table.origin}: input `{v.name}` takes whole-number token ids, got "
+            raise DataError(f"{where}: input `{v.name}` takes whole-number token ids, got "
                             f"{value!r} in sample {row}, value {col}")
-        _finite(a, f"{table.origin}: input `{v.name}`")
-        out[v.name] = a.reshape(n, *v.shape).astype(v.dtype, copy=False)   # no copy: held once
+        _finite(a, f"{where}: input `{v.name}`")
+        a = a.reshape(n, *v.shape)
+        # no copy: held once; rows on disk are cast a batch at a time (training/batches.py)
+        out[v.name] = a if on_disk else a.astype(v.dtype, copy=False)
     columns = (table.columns if isinstance(table.columns, dict) else
                {next(iter(out)): table.columns} if table.columns is not None and len(out) == 1 else None)
     if isinstance(task, dict):
@@ -157,7 +166,8 @@ def _targets(table: Table, out_shape: tuple, task: str, labels: list | None):
         idx = y.astype(np.int64)           # the source gave indices into its labels
     else:
         try:
-            idx = np.array([index[plain_label(v)] for v in y.reshape(-1)], np.int64).reshape(y.shape)
+            found, inverse = np.unique(y.reshape(-1), return_inverse=True)    # each distinct label looked up once
+            idx = np.array([index[plain_label(v)] for v in found], np.int64)[inverse].reshape(y.shape)
         except KeyError as e:
             raise DataError(f"{table.origin}: label {e.args[0]!r} is not one of the model's "
                             f"labels {labels}") from None
@@ -211,7 +221,10 @@ def _finite(a: np.ndarray, what: str) -> None:
     if a.dtype.kind != "f":
         return
     for s, flat in row_chunks(a):
-        bad = np.argwhere(~np.isfinite(flat))
+        ok = np.isfinite(flat)
+        if ok.all():
+            continue
+        bad = np.argwhere(~ok)
         if len(bad):
             row, col = (int(i) for i in bad[0])
             raise DataError(f"{what} holds {float(flat[row, col])} in sample {s + row}, value {col}; "
@@ -230,12 +243,15 @@ def check_tokens(data: Prepared, vocabularies: dict[str, int], origin: str, file
     """Token ids outside an embedding's vocabulary are an error naming the
     sample and position, never a silently wrong answer."""
     for name, vocab in vocabularies.items():
-        a = data.x[name]
-        if a.dtype == object:
+        if data.x[name].dtype == object:
             continue                  # raw text: encoded after the split, within the vocabulary by construction
-        bad = np.argwhere((a < 0) | (a >= vocab))
-        if len(bad):
+        for s, a in row_chunks(data.x[name]):
+            a = a.reshape(len(a), *data.x[name].shape[1:])
+            bad = np.argwhere((a < 0) | (a >= vocab))
+            if not len(bad):
+                continue
             row, *pos = (int(i) for i in bad[0])
+            row += s
             raise DataError(f"{origin}: input `{name}` holds token id {int(a[tuple(bad[0])])} in sample "
                             f"{row} (position {pos}); the vocabulary is 0..{vocab - 1}",
                             file, row + 2 if file and file.endswith(".csv") else 0)

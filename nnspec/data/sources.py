@@ -14,6 +14,7 @@ from pydantic import Field, field_validator
 from ..errors import did_you_mean
 from ..files import not_readable
 from ..params import Params
+from .csv_fast import read_fast
 from .table import SOURCES, DataError, Table, field_column
 from .text import TextSettings, model_problems, read_text, validation_problems
 
@@ -70,6 +71,9 @@ class CsvSource(Source):
 
     def load(self, base):
         path = _resolve(base, self.path)
+        fast = self._fast(path)
+        if fast is not None:
+            return fast
         header, body = read_csv(path, self.delimiter, self.path)
         if isinstance(self.target, dict):
             return self._several(path, header, body)
@@ -130,6 +134,23 @@ class CsvSource(Source):
             raise DataError(f"no column `{name}` ({what}); the header has {', '.join(header)}"
                             f"{did_you_mean(name, header)}", str(path), 1, 1)
         return header.index(name)
+
+    def _fast(self, path: Path) -> Table | None:
+        """The table read by NumPy (csv_fast.py), or None: then `load` reads the
+        file the careful way, and reports any problem at its row and column.
+        For a plain table: one target column or none, no text, no `inputs`."""
+        if isinstance(self.target, dict) or self.inputs is not None or self.text is not None:
+            return None
+        got = read_fast(path, self.delimiter, self.target)
+        if got is None:
+            return None
+        header, x, y = got
+        columns = [h for h in header if h != self.target]
+        if isinstance(y, list):                    # labels: none empty, none a number not to learn
+            if any(not t or not math.isfinite(_number(t) or 0.0) for t in set(y)):
+                return None
+            y = _labels_or_numbers(y)
+        return Table(x, y, origin=self.path, columns=columns)
 
 
 def target_column(path: Path, header: list[str], body: list, tcol: int, delimiter: str) -> np.ndarray:
@@ -221,6 +242,57 @@ class NpzSource(Source):
             raise DataError(f"`{self.path}` holds no feature array `{self.x}`", str(path))
         return Table(x, y, labels.tolist() if labels is not None else None, origin=self.path,
                      named=named, targets=self.target)
+
+
+@SOURCES.register
+class NpySource(Source):
+    """npy(DIR): a folder of .npy files, `x.npy` (or one per model input, by
+    name) and `y.npy`, with `labels.npy` and `columns.npy` if the targets are
+    class indices or the features have names (what `nnspec convert` writes).
+    The features stay on disk and are read a block of rows at a time
+    (data/mapped.py), for data larger than memory; the targets are read whole."""
+    kind: Literal["npy"] = "npy"
+    path: str
+    x: str = "x"
+    y: str = "y"
+    positional = ("path",)
+
+    def load(self, base):
+        folder = _resolve(base, self.path)
+        if not folder.is_dir():
+            what = "no such folder" if not folder.exists() else "not a folder (npz(...) reads one file)"
+            raise DataError(f"cannot read `{self.path}`{_where(folder, self.path)}: {what}; npy(DIR) "
+                            f"reads a folder of .npy files, one per input and `{self.y}.npy`")
+        files = {p.stem: p for p in sorted(folder.glob("*.npy"))}
+        extra = {self.y, "labels", "columns"}
+        names = [self.x] if self.x in files else [k for k in files if k not in extra]
+        if not names:
+            raise DataError(f"`{self.path}` holds no feature file `{self.x}.npy` (it has "
+                            f"{', '.join(p.name for p in files.values()) or 'no .npy files'})", str(folder))
+        x = {k: self._open(files[k]) for k in names}
+        y = self._whole(files[self.y]) if self.y in files else None
+        counts = {f"{k}.npy": len(a) for k, a in x.items()} | ({f"{self.y}.npy": len(y)} if y is not None else {})
+        if len(set(counts.values())) > 1:
+            shown = ", ".join(f"{k} {v:,}" for k, v in counts.items())
+            raise DataError(f"`{self.path}`: the files have different numbers of rows ({shown}); "
+                            f"every file holds one row a sample", str(folder))
+        labels = self._whole(files["labels"]).tolist() if "labels" in files else None
+        columns = self._whole(files["columns"]).tolist() if "columns" in files else None
+        return Table(x[self.x] if names == [self.x] else x, y, labels, origin=self.path, columns=columns)
+
+    def _open(self, path: Path):
+        from .mapped import NpyRows
+        where = f"{self.path.rstrip('/')}/{path.name}"
+        try:
+            return NpyRows.open(path, where)
+        except Exception as e:          # numpy raises its own for a damaged header or pickled objects
+            raise DataError(f"cannot read `{where}`: {_reason(e)}", str(path)) from None
+
+    def _whole(self, path: Path) -> np.ndarray:
+        try:
+            return np.load(path, allow_pickle=False)
+        except Exception as e:
+            raise DataError(f"cannot read `{self.path.rstrip('/')}/{path.name}`: {_reason(e)}", str(path)) from None
 
 
 @SOURCES.register

@@ -39,3 +39,72 @@ class Batches:
         for start in range(0, len(self), size):
             sl = slice(start, start + size)
             yield sl, self.batch(sl)
+
+
+BLOCK_BYTES = 4 << 20     # a block: about 4 MB of consecutive training rows, read in one go
+WINDOW = 16               # blocks shuffled together: at most 2 x 16 x 4 MB of rows held at once
+
+
+class Streamed(Batches):
+    """A split whose features stay on disk (data/mapped.py), shuffled by
+    blocks so that reads stay sequential: each epoch the training rows are
+    cut into blocks of about BLOCK_BYTES of consecutive rows, the blocks are
+    put in a random order, and every WINDOW blocks in that order form a group
+    whose rows are shuffled together. A batch therefore mixes rows from up to
+    WINDOW places in the file (two at a group's edge), not from anywhere; a
+    file sorted by class gives batches of a few classes unless its blocks are
+    many more than a class's. A split that fits in one group is shuffled
+    like one in memory (the same order for the same seed)."""
+
+    def __init__(self, data, net):
+        super().__init__(data, net)
+        row = sum(int(np.prod(a.shape[1:], dtype=np.int64)) * a.dtype.itemsize for a in data.x.values())
+        self.block = max(1, BLOCK_BYTES // max(row, 1))
+        self.group_of = self.slot = None
+        self.loaded: dict[int, dict] = {}            # group -> {input: its rows, in file order}
+        self.groups: list[np.ndarray] = []
+
+    def order(self, rng):
+        n = len(self)
+        blocks = -(-n // self.block)
+        if blocks <= WINDOW:
+            order = rng.permutation(n)
+            self.groups = [np.arange(n)]
+        else:
+            starts = rng.permutation(blocks) * self.block
+            self.groups = [np.concatenate([np.arange(s, min(s + self.block, n)) for s in np.sort(chunk)])
+                           for chunk in (starts[i:i + WINDOW] for i in range(0, blocks, WINDOW))]
+            order = np.concatenate([g[rng.permutation(len(g))] for g in self.groups])
+        self.group_of = np.empty(n, np.int32)
+        self.slot = np.empty(n, np.int64)
+        for i, g in enumerate(self.groups):
+            self.group_of[g] = i
+            self.slot[g] = np.arange(len(g))
+        self.loaded = {}
+        return order
+
+    def rows(self, idx):
+        if isinstance(idx, slice) or self.group_of is None:
+            return super().rows(idx)                  # in file order (evaluation): read in runs
+        groups = self.group_of[idx]
+        needed = np.unique(groups)                    # one group, or two at a group's edge
+        for g in [g for g in self.loaded if g < needed[0]]:
+            del self.loaded[g]                        # the epoch has moved past it
+        for g in needed.tolist():
+            if g not in self.loaded:
+                self.loaded[g] = super().rows(self.groups[g])     # sorted positions: sequential reads
+        if len(needed) == 1:                          # all but a batch an epoch at a group's edge
+            return {k: a[self.slot[idx]] for k, a in self.loaded[int(needed[0])].items()}
+        out = {k: np.empty((len(idx), *v.shape[1:]), v.dtype) for k, v in self.data.x.items()}
+        for g in needed.tolist():
+            here = groups == g
+            for k in out:
+                out[k][here] = self.loaded[g][k][self.slot[idx[here]]]
+        return out
+
+
+def batches_for(data, net) -> Batches:
+    """Batches for a split: Streamed when its features stay on disk."""
+    from ..data.mapped import NpyRows
+    on_disk = any(isinstance(a, NpyRows) for a in data.x.values())
+    return Streamed(data, net) if on_disk else Batches(data, net)

@@ -16,7 +16,7 @@ from ..data.augment import Augmenter, generator
 from ..errors import Diagnostic, SpecError
 from ..metrics import METRICS, default_metrics, higher_is_better, uneven_extra, with_monitored
 from ..threads import batches as paced      # all threads or one, by timing (threads.py)
-from .batches import Batches
+from .batches import Batches, batches_for
 from .diagnostics import Diagnostics, diagnose
 from .load import load_data
 from .penalties import apply as add_penalties, penalties
@@ -93,8 +93,8 @@ def train(spec, epochs: int | None = None, batch: int | None = None, seed: int |
         net.norm = fit_standard(train_set)
     if cfg.init_weights is not None:
         load_initial(net, spec, cfg.init_weights)
-    x_train = Batches(train_set, net)           # gathered and normalised a batch at a time
-    x_val = Batches(val_set, net) if val_set is not None else None
+    x_train = batches_for(train_set, net)       # gathered and normalised a batch at a time
+    x_val = batches_for(val_set, net) if val_set is not None else None
     augment = Augmenter(cfg.augment, spec.graph.inputs) if cfg.augment else None
 
     opt, schedule = cfg.optimizer, cfg.schedule
