@@ -1,24 +1,28 @@
 """Training throughput (samples/s) of nnspec's NumPy engine against PyTorch
-on the CPU: the same 784-512-256-10 ReLU MLP, softmax cross-entropy, plain
-SGD, the same data, batch sizes and thread count.
+on the CPU: the same 784-512-256-10 ReLU MLP, softmax cross-entropy, SGD or
+Adam, the same data, batch sizes and thread count. PyTorch runs with its
+defaults and at its best: Adam(fused=True) (SGD(fused=True) for SGD), and
+with --compile also torch.compile (inductor, where it works on this CPU).
 
 Each engine runs in its own process (two BLAS/OpenMP runtimes in one
-process fight over threads), alternating nnspec, torch, nnspec, torch...;
-the figure is the median of the per-round ratios.
+process fight over threads), in ABBA order; the figures are the medians of
+the per-round ratios, with their range. The first line names NumPy's BLAS
+kernel (threadpoolctl), the OPENBLAS_CORETYPE setting, threads and load.
 
     pip install -r bench/requirements.txt
-    python bench/mlp_throughput.py [--rounds 8] [--threads 2]
+    python bench/mlp_throughput.py [--rounds 8] [--threads 2] [--optimizers sgd,adam]
+                                   [--unset-coretype] [--compile]
 """
 from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from a checkout
 
-from common import abba, ratios, report, spawn, steady_rate, threads  # noqa: E402
+from common import (abba, add_settings_arguments, comparison, load, markdown, report, settings,  # noqa: E402
+                    steady_rate, threads, try_spawn, use_settings)
 
 N, D, CLASSES = 8192, 784, 10
 SPEC = """
@@ -37,25 +41,26 @@ def data():
     return rng.normal(size=(N, D)).astype(np.float32), rng.integers(0, CLASSES, N)
 
 
-def run_nnspec(batch: int, seconds: float) -> float:
+def run_nnspec(batch: int, seconds: float, optimizer: str) -> float:
     import nnspec
     from nnspec.losses import LOSSES
     from nnspec.optim import OPTIMIZERS
     from nnspec.training import fit_batch
     x, y = data()
     net = nnspec.loads(SPEC).build(seed=0)
-    opt = OPTIMIZERS["sgd"](lr=0.01)
+    lr = LR[optimizer]
+    opt = OPTIMIZERS[optimizer](lr=lr)
     state = opt.start(net.params)
     loss = LOSSES["cross_entropy"]()
 
     def steps(k):
         for i in range(k):
             s = (i * batch) % (N - batch)
-            fit_batch(net, opt, state, {"x": x[s:s + batch]}, y[s:s + batch], loss, 0.01)
+            fit_batch(net, opt, state, {"x": x[s:s + batch]}, y[s:s + batch], loss, lr)
     return steady_rate(steps, batch, seconds, warmup=20)
 
 
-def run_torch(batch: int, seconds: float) -> float:
+def run_torch(batch: int, seconds: float, optimizer: str, fused: bool = False, compiled: bool = False) -> float:
     import torch
     torch.set_num_threads(threads())
     x, y = data()
@@ -63,19 +68,24 @@ def run_torch(batch: int, seconds: float) -> float:
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(D, 512), torch.nn.ReLU(), torch.nn.Linear(512, 256),
                                 torch.nn.ReLU(), torch.nn.Linear(256, CLASSES))
-    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    kinds = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}
+    opt = kinds[optimizer](model.parameters(), lr=LR[optimizer], **({"fused": True} if fused else {}))
     lossf = torch.nn.CrossEntropyLoss()
+    forward = torch.compile(model) if compiled else model
 
     def steps(k):
         for i in range(k):
             s = (i * batch) % (N - batch)
             opt.zero_grad(set_to_none=True)
-            lossf(model(x[s:s + batch]), y[s:s + batch]).backward()
+            lossf(forward(x[s:s + batch]), y[s:s + batch]).backward()
             opt.step()
     return steady_rate(steps, batch, seconds, warmup=20)
 
 
-ENGINES = {"nnspec": run_nnspec, "torch": run_torch}
+LR = {"sgd": 0.01, "adam": 0.001}
+ENGINES = {"nnspec": run_nnspec, "torch": run_torch,
+           "torch fused": lambda b, s, o: run_torch(b, s, o, fused=True),
+           "torch fused+compile": lambda b, s, o: run_torch(b, s, o, fused=True, compiled=True)}
 
 
 def main():
@@ -83,24 +93,28 @@ def main():
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batches", default="64,256")
+    ap.add_argument("--optimizers", default="sgd,adam")
+    ap.add_argument("--compile", action="store_true", help="also torch.compile (slow to start)")
     ap.add_argument("--seconds", type=float, default=2.0, help="timed seconds per engine per round")
     ap.add_argument("--worker")
     ap.add_argument("--batch", type=int)
+    ap.add_argument("--optimizer", default="sgd")
+    add_settings_arguments(ap)
     a = ap.parse_args()
+    use_settings(a)
     if a.worker:
-        report(ENGINES[a.worker](a.batch, a.seconds))
+        report(ENGINES[a.worker](a.batch, a.seconds, a.optimizer))
         return
-    print(f"MLP 784-512-256-10, SGD, float32, {a.threads} threads, {a.rounds} alternating rounds")
-    print("ratio = nnspec / torch throughput; each round runs both engines back to back (ABBA order),")
-    print("and the figure is the median of the per-round ratios (drift on a shared machine cancels).")
-    print(f"{'batch':>5}  {'nnspec samples/s':>16}  {'torch samples/s':>15}  {'ratio':>6}  ratios per round")
-    for batch in map(int, a.batches.split(",")):
-        rates = abba(list(ENGINES), a.rounds, lambda e: spawn(__file__, a.threads, e, "--batch", batch,
-                                                                "--seconds", a.seconds))
-        r = ratios(rates, "nnspec", "torch")
-        print(f"{batch:>5}  {statistics.median(rates['nnspec']):>16,.0f}  "
-              f"{statistics.median(rates['torch']):>15,.0f}  {statistics.median(r):>5.2f}x  "
-              + " ".join(f"{x:.2f}" for x in r))
+    engines = [e for e in ENGINES if a.compile or "compile" not in e]
+    print(f"MLP 784-512-256-10, float32, {a.rounds} rounds (ABBA), each engine in its own process")
+    print(settings(a.threads) + "\n")
+    for optimizer in a.optimizers.split(","):
+        for batch in map(int, a.batches.split(",")):
+            rates = abba(engines, a.rounds, lambda e: try_spawn(
+                __file__, a.threads, e, "--batch", batch, "--seconds", a.seconds, "--optimizer", optimizer))
+            header, rows = comparison(rates, "nnspec", "samples/s")
+            print(f"**{optimizer}, batch {batch}** (load average after: {load()})\n")
+            print(markdown(header, rows) + "\n", flush=True)
 
 
 if __name__ == "__main__":

@@ -4,23 +4,29 @@ in its own process, alternating (ABBA); the figure is the median of the
 per-round ratios.
 
     lstm:        [50 steps, 32 inputs] -> lstm(128) -> dense(10), batch 32   (sequences/s)
+    gru:         the same with gru(128)
     transformer: [64 positions, 64 dims] -> one pre-norm encoder layer
                  (4 heads, feed-forward 128, GELU, no dropout) -> mean -> dense(10), batch 32
                  against torch.nn.TransformerEncoderLayer(norm_first=True)
 
+PyTorch runs with its defaults (Adam) and at its best (Adam(fused=True);
+with --compile also torch.compile). The first line names NumPy's BLAS
+kernel (threadpoolctl), the OPENBLAS_CORETYPE setting, threads and load.
+
     pip install -r bench/requirements.txt
-    python bench/sequence_throughput.py [--rounds 6] [--threads 2] [--which lstm,transformer]
+    python bench/sequence_throughput.py [--rounds 6] [--threads 2] [--which lstm,gru,transformer]
+                                        [--unset-coretype] [--compile]
 """
 from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from a checkout
 
-from common import abba, ratios, report, spawn, steady_rate, threads  # noqa: E402
+from common import (abba, add_settings_arguments, comparison, load, markdown, report, settings,  # noqa: E402
+                    steady_rate, threads, try_spawn, use_settings)
 
 N, BATCH = 1024, 32
 SPECS = {
@@ -28,6 +34,13 @@ SPECS = {
 model lstm_bench {
     input x: float32[50, 32]
     lstm(128)
+    dense(10) -> softmax
+}
+""",
+    "gru": """
+model gru_bench {
+    input x: float32[50, 32]
+    gru(128)
     dense(10) -> softmax
 }
 """,
@@ -41,7 +54,7 @@ model encoder_bench {
 }
 """,
 }
-SHAPES = {"lstm": (50, 32), "transformer": (64, 64)}
+SHAPES = {"lstm": (50, 32), "gru": (50, 32), "transformer": (64, 64)}
 
 
 def data(which):
@@ -68,21 +81,23 @@ def nnspec_steps(which):
     return steps
 
 
-def torch_steps(which):
+def torch_steps(which, fused=False, compiled=False):
     import torch
     torch.set_num_threads(threads())
     torch.manual_seed(0)
     x, y = data(which)
     x, y = torch.from_numpy(x), torch.from_numpy(y)
     nn = torch.nn
-    if which == "lstm":
+    if which in ("lstm", "gru"):
         class Model(nn.Module):
             def __init__(self):
                 super().__init__()
-                self.lstm, self.out = nn.LSTM(32, 128, batch_first=True), nn.Linear(128, 10)
+                cell = nn.LSTM if which == "lstm" else nn.GRU
+                self.rnn, self.out = cell(32, 128, batch_first=True), nn.Linear(128, 10)
 
             def forward(self, x):
-                return self.out(self.lstm(x)[1][0][0])
+                h = self.rnn(x)[1]                        # LSTM: (h, c); GRU: h
+                return self.out((h[0] if which == "lstm" else h)[0])
     else:
         class Model(nn.Module):
             def __init__(self):
@@ -95,19 +110,22 @@ def torch_steps(which):
             def forward(self, x):
                 return self.out(self.layer(x).mean(dim=1))
     model = Model()
-    opt = torch.optim.Adam(model.parameters(), lr=0.001)
+    opt = torch.optim.Adam(model.parameters(), lr=0.001, **({"fused": True} if fused else {}))
     lossf = nn.CrossEntropyLoss()
+    forward = torch.compile(model) if compiled else model
 
     def steps(k):
         for i in range(k):
             s = (i * BATCH) % (N - BATCH)
             opt.zero_grad(set_to_none=True)
-            lossf(model(x[s:s + BATCH]), y[s:s + BATCH]).backward()
+            lossf(forward(x[s:s + BATCH]), y[s:s + BATCH]).backward()
             opt.step()
     return steps
 
 
-ENGINES = {"nnspec": nnspec_steps, "torch": torch_steps}
+ENGINES = {"nnspec": nnspec_steps, "torch": torch_steps,
+           "torch fused": lambda w: torch_steps(w, fused=True),
+           "torch fused+compile": lambda w: torch_steps(w, fused=True, compiled=True)}
 
 
 def main():
@@ -115,21 +133,25 @@ def main():
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=2.0)
-    ap.add_argument("--which", default="lstm,transformer")
+    ap.add_argument("--which", default="lstm,gru,transformer")
+    ap.add_argument("--compile", action="store_true", help="also torch.compile (slow to start)")
     ap.add_argument("--worker")
+    add_settings_arguments(ap)
     a = ap.parse_args()
+    use_settings(a)
     if a.worker:
         report(steady_rate(ENGINES[a.worker](a.which), BATCH, a.seconds, warmup=3))
         return
-    print(f"batch {BATCH}, float32, {a.threads} threads, Adam, {a.rounds} rounds (ABBA)")
-    print(f"{'model':<12} {'nnspec seq/s':>12} {'torch seq/s':>12} {'ratio':>6}  per round")
+    engines = [e for e in ENGINES if a.compile or "compile" not in e]
+    print(f"batch {BATCH}, float32, Adam, {a.rounds} rounds (ABBA), each engine in its own process")
+    print(settings(a.threads) + "\n")
     for which in a.which.split(","):
-        rates = abba(list(ENGINES), a.rounds, lambda e: spawn(__file__, a.threads, e, "--which", which,
-                                                                "--seconds", a.seconds))
-        r = ratios(rates, "nnspec", "torch")
-        print(f"{which:<12} {statistics.median(rates['nnspec']):>12,.0f} "
-              f"{statistics.median(rates['torch']):>12,.0f} {statistics.median(r):>5.2f}x  "
-              + " ".join(f"{x:.2f}" for x in r))
+        rates = abba(engines, a.rounds, lambda e: try_spawn(__file__, a.threads, e, "--which", which,
+                                                            "--seconds", a.seconds))
+        header, rows = comparison(rates, "nnspec", "sequences/s")
+        print(f"**{which}** (load average after: {load()})\n")
+        print(markdown(header, rows) + "\n", flush=True)
+
 
 if __name__ == "__main__":
     main()

@@ -19,7 +19,6 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from .lazy import np
 from .ops.base import Ctx
 
 MAX_SIZES = 2          # batch sizes whose buffers are kept (validation: the chunk and the remainder)

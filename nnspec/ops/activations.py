@@ -202,6 +202,7 @@ class SoftmaxParams(Params):
 class Softmax(Op):
     kind = "softmax"
     Params = SoftmaxParams
+    owns_output = True
 
     def infer_shape(self, p, shapes):
         check_axis("softmax", p.axis, shapes[0])
@@ -222,6 +223,15 @@ class Softmax(Op):
         def backward(dy):
             return [y * (dy - (dy * y).sum(axis=ax, keepdims=True))], {}
         return y, backward
+
+    def infer(self, p, w, xs, ctx, then=None):
+        (x,) = xs                            # forward's arithmetic, in one buffer
+        ax = array_axis(p.axis)
+        out = x if ctx.free[0] else ctx.buffer("y", x.shape, x.dtype, like=x)
+        e = np.subtract(x, x.max(axis=ax, keepdims=True), out=out)
+        np.exp(e, out=e)
+        e /= e.sum(axis=ax, keepdims=True)
+        return e
 
     def to_onnx(self, b, p, w, xs):
         return b.node("Softmax", xs, axis=array_axis(p.axis))
