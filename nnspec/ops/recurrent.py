@@ -175,9 +175,9 @@ class Recurrent(Op):
                 before = state
                 state, saved = self.step(np.matmul(M_fwd, HX[s], out=Z[s]), HX[s, :H], state, H, HX[s + 1, :H])
                 if off[s] is not None:                  # past the end: the state stays as it was
-                    HX[s + 1, :H, off[s]] = HX[s, :H, off[s]]
+                    np.copyto(HX[s + 1, :H], HX[s, :H], where=off[s])
                     if state is not None:
-                        state[:, off[s]] = before[:, off[s]]
+                        np.copyto(state, before, where=off[s])
                 tape.append(saved)
         hs = HX[1:, :H]                                                     # (T, H, B), in step order
         out = (hs[::-1] if reverse else hs).transpose(2, 0, 1) if p.sequences else HX[T, :H].T
@@ -201,15 +201,16 @@ class Recurrent(Op):
                     dh += dys[s]
                 skip = off[s]
                 if skip is not None:                    # past the end h passed straight through;
-                    dh_skip, dh[:, skip] = dh[:, skip], 0
+                    dh_skip = np.where(skip, dh, 0)
+                    np.copyto(dh, 0, where=skip)
                     if dstate is not None:              # the cell too, but nothing reads it there
-                        dstate[:, skip] = 0             # (the mask is a prefix: no real step follows)
+                        np.copyto(dstate, 0, where=skip)    # (the mask is a prefix: no real step follows)
                 dh_direct, dstate = self.step_back(dh, dstate, HX[s, :H], tape[s], H, dZ[s])
                 dh = R_back @ dZ[s]
                 if dh_direct is not None:
                     dh += dh_direct
                 if skip is not None:
-                    dh[:, skip] += dh_skip
+                    dh += dh_skip
             # M's gradient as one product over all steps: (K, T B) against (T B, rows)
             dZ2 = _steps_last(ctx, "dZ2" + key, dZ)
             grads = self.unpack(_steps_last(ctx, "HX2" + key, HX[:T]) @ dZ2.T, H)
