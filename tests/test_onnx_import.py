@@ -335,6 +335,49 @@ def test_a_tanh_product_with_other_constants_is_not_gelu(tmp_path):
     assert "unsupported op `Mul`" in str(e.value)
 
 
+def _conv_then(tmp_path, op_consts, bn=False):
+    """x (B, 2, 5, 5) -> Conv (3 filters, no bias) [-> BatchNormalization] -> (op, constant)..."""
+    from onnx import TensorProto, helper
+    rng = np.random.default_rng(0)
+    inits = {"W": rng.normal(size=(3, 2, 3, 3)).astype(np.float32)}
+    nodes, v = [helper.make_node("Conv", ["x", "W"], ["c"], kernel_shape=[3, 3])], "c"
+    if bn:
+        for k in ("scale", "bias", "mean", "var"):
+            inits[k] = rng.uniform(0.5, 1.5, 3).astype(np.float32)
+        nodes.append(helper.make_node("BatchNormalization", ["c", "scale", "bias", "mean", "var"], ["n"]))
+        v = "n"
+    for i, (op, const) in enumerate(op_consts):
+        inits[f"k{i}"] = const.astype(np.float32)
+        out = "y" if i == len(op_consts) - 1 else f"t{i}"
+        nodes.append(helper.make_node(op, [v, f"k{i}"], [out]))
+        v = out
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 2, 5, 5])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3, 3, 3])
+    graph = helper.make_graph(nodes, "g", [x], [y], [numpy_helper.from_array(a, k) for k, a in inits.items()])
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+@pytest.mark.parametrize("bn", [False, True])
+def test_per_channel_scale_and_shift_fold_into_the_layer_before(tmp_path, bn):
+    """Caffe's Scale after a conv or batchnorm: y = layer(x) * s + t, s and t per channel."""
+    s, t = np.array([0.5, 2.0, -1.0]).reshape(3, 1, 1), np.array([[[[0.1]], [[0.2]], [[0.3]]]])
+    path = _conv_then(tmp_path, [("Mul", s), ("Add", t)], bn=bn)
+    imported = import_onnx(path)
+    body = imported.text.split("{", 1)[1]
+    assert ("conv2d(3, kernel=3, bias=false) -> batchnorm\n" if bn else "conv2d(3, kernel=3)\n") in body   # a bias gained
+    feeds = {"x": np.random.default_rng(1).normal(size=(4, 2, 5, 5)).astype(np.float32)}
+    _close(_outputs(imported.build(), feeds), run_onnxruntime(onnx.load(str(path)), feeds))
+
+
+def test_a_constant_varying_over_space_is_not_folded(tmp_path):
+    path = _conv_then(tmp_path, [("Mul", np.arange(9.0).reshape(1, 3, 3))])
+    with pytest.raises(nnspec.SpecError) as e:
+        import_onnx(path)
+    assert "unsupported op `Mul`" in str(e.value)
+
+
 def test_exact_gelu_is_refused_for_its_erf():
     with pytest.raises(nnspec.SpecError) as e:
         import_onnx(TORCH / "gelu_erf.onnx")

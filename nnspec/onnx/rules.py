@@ -892,3 +892,62 @@ def normalize(m):
     if np.broadcast_shapes(mean.shape, shape) != shape or np.broadcast_shapes(std.shape, shape) != shape:
         raise NoMatch("statistics that vary across the batch", specific=True)
     return [Layer(None, inputs=[x], weights={"mean": mean.astype(np.float32), "std": std.astype(np.float32)})]
+
+
+# ---------------------------------------------------------------- constants folded into weights
+
+def _per_channel(m: Match, c: str, v: str) -> np.ndarray:
+    """A constant that varies along v's channels (spec axis 0) at most, as one number per channel."""
+    a = m.const(c, "the factor")
+    s = m.shape(v)
+    if a.ndim == len(s) + 1:
+        if a.shape[0] != 1:
+            raise NoMatch("a constant that varies across the batch")
+        a = a[0]
+    if a.ndim > len(s) or np.broadcast_shapes(a.shape, s) != s:
+        raise NoMatch("a constant that does not broadcast over the value")
+    full = a.reshape((1,) * (len(s) - a.ndim) + a.shape)
+    if any(d != 1 for d in full.shape[1:]):
+        raise NoMatch("a constant that varies along other axes than the channels")
+    return np.broadcast_to(full.reshape(-1), (s[0],)).astype(np.float32)
+
+
+def _folded(m: Match, v: str) -> list[Layer]:
+    """The layers computing v = a conv or batchnorm, then products and sums by
+    per-channel constants (Caffe's Scale after BatchNorm): those folded into its weights."""
+    node, _ = m.g.producer.get(v, (None, 0))
+    if node is None:
+        raise NoMatch("not a layer's output")
+    if node.op_type in ("Conv", "BatchNormalization"):
+        m.producer(v, node.op_type)
+        sub = Match(m.g, node, v)
+        layers = conv(sub) if node.op_type == "Conv" else batchnorm(sub)
+        m.taken += [n for n in sub.taken if n not in m.taken]
+        return layers
+    if node.op_type not in ("Mul", "Add") or not any(m.is_const(i) for i in node.input):
+        raise NoMatch("not a layer scaled or shifted")
+    m.producer(v, node.op_type)
+    x, c = node.input if m.is_const(node.input[1]) else node.input[::-1]
+    layers = _folded(m, x)
+    _fold(layers[-1], node.op_type, _per_channel(m, c, v))
+    return layers
+
+
+def _fold(layer: Layer, op: str, k: np.ndarray) -> None:
+    w = layer.weights
+    scale, shift = ("W", "b") if layer.kind.startswith("conv") else ("gamma", "beta")
+    if op == "Mul":
+        w[scale] = w[scale] * k.reshape((-1,) + (1,) * (w[scale].ndim - 1))
+        if shift in w:
+            w[shift] = w[shift] * k
+    else:
+        w[shift] = w.get(shift, np.zeros_like(k)) + k
+        layer.args = [a for a in layer.args if a != ("bias", False)]     # a conv gains a bias
+
+
+@rule("Mul", "Add", first=True)
+def scaled(m):
+    """conv or batchnorm, times and plus per-channel constants: one layer, its weights scaled."""
+    if not any(m.is_const(i) for i in m.node.input):
+        raise NoMatch("no constant to fold")
+    return _folded(m, m.value)
