@@ -60,7 +60,9 @@ CASES = {
                Case("a -> conv2d(2, kernel=3)", [(3, 5, 6)]),                    # a widened frame
                Case("a -> conv2d(2, kernel=3, stride=[2, 1], padding=same)", [(2, 6, 5)]),
                Case("a -> conv2d(4, kernel=3, padding=same, groups=2)", [(2, 4, 4)]),
-               Case("a -> conv2d(3, kernel=[2, 3], stride=2, groups=3)", [(3, 5, 6)])],     # depthwise
+               Case("a -> conv2d(3, kernel=[2, 3], stride=2, groups=3)", [(3, 5, 6)]),      # depthwise
+               Case("a -> conv2d(4, kernel=3, groups=2)", [(4, 5, 6)]),          # groups, widened frame
+               Case("a -> conv2d(12, kernel=[1, 2])", [(1, 4, 4)])],             # fewer columns than filters
     "conv1d": [Case("a -> conv1d(3, kernel=3, padding=same)", [(2, 7)]),
                Case("a -> conv1d(2, kernel=2, stride=3, dilation=2)", [(3, 10)]),
                Case("a -> conv1d(2, kernel=3, padding=1, dilation=2)", [(2, 9)]),
