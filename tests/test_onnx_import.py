@@ -213,6 +213,7 @@ def test_imported_spec_reads_like_a_spec(specs_dir, tmp_path):
 def test_pytorch_converted_models_import_and_match_their_stored_outputs(name):
     folder = PYTORCH / name
     imported = import_onnx(folder / "model.onnx")
+    assert f"\nmodel {name} {{\n" in imported.text         # its folder's name: the file is model.onnx
     data = folder / "test_data_set_0"
     x = numpy_helper.to_array(onnx.load_tensor(str(data / "input_0.pb")))
     expected = numpy_helper.to_array(onnx.load_tensor(str(data / "output_0.pb")))
@@ -292,6 +293,7 @@ def test_pytorch_exports_import_and_match_onnxruntime(name):
     with zero initial states, out[:, -1], GELU(approximate="tanh")."""
     imported = import_onnx(TORCH / f"{name}.onnx")
     assert TORCH_SPECS[name] in " ".join(imported.text.split())
+    assert f"\nmodel {name} {{\n" in imported.text         # the file's name, not PyTorch's main_graph
     model = onnx.load(str(TORCH / f"{name}.onnx"))
     feeds = sample_inputs(_graph_inputs(model), imported.spec, batch=5, seed=2)
     _close(_outputs(imported.build(), feeds), run_onnxruntime(model, feeds))

@@ -27,7 +27,7 @@ from . import read, rules  # noqa: F401 (rules registers the patterns)
 from .forms import batch_first_recurrent_inputs
 from .masks import find_masks
 from .recognise import recognise
-from .spec_text import IDENT, write
+from .spec_text import IDENT, KEYWORDS, write
 
 CHECK_TOL = 1e-4          # the import's own check; tests hold it to 1e-5
 
@@ -194,10 +194,15 @@ def _input_name(v: str, i: int, n: int) -> str:
     return v if IDENT.match(v) else ("x" if n == 1 else f"x{i}")
 
 
+GENERIC_NAMES = {"main_graph", "torch_jit", "torch_jit_export", "torch-jit-export", "graph", "model", "g"}
+
+
 def _model_name(name: str, path: Path) -> str:
-    for candidate in (name, path.stem):
+    """The graph's name, else the file's, else its folder's (model.onnx in
+    test_relu/), when the graph's is an exporter's default."""
+    for candidate in (name, path.stem, path.resolve().parent.name):
         cleaned = re.sub(r"\W+", "_", candidate or "").strip("_")
-        if cleaned and IDENT.match(cleaned):
+        if cleaned and IDENT.match(cleaned) and cleaned not in GENERIC_NAMES | KEYWORDS:
             return cleaned
     return "imported"
 
