@@ -271,10 +271,15 @@ def test_empty_list_is_no_augmentation_and_the_settings_are_recorded():
     assert s.train.resolved()["augment"] == [{"kind": "flip", "p": 0.5}, {"kind": "rotate", "degrees": 5.0}]
 
 
-def test_editor_completes_the_kinds_and_their_arguments():
+def test_editor_completes_the_kinds_and_their_arguments_and_hovers_on_them():
+    from nnspec.tools.analysis import Index
     from nnspec.tools.complete import complete
     text = CNN.replace("AUGMENT", "augment = [flip, ")
     labels = [i.label for i in complete(text, text.index("flip, ") + 6)]
     assert sorted(labels) == ["flip", "noise", "rotate", "shift", "vflip"]
     text = CNN.replace("AUGMENT", "augment = [rotate(")
     assert [i.label for i in complete(text, text.index("rotate(") + 7)] == ["degrees="]
+    text = CNN.replace("AUGMENT", "augment = [flip, rotate(5)]")
+    line = text.splitlines().index("    augment = [flip, rotate(5)]") + 1
+    hover, _ = Index.build(text, "m.nn").hover((line, text.splitlines()[line - 1].index("rotate") + 2))
+    assert "rotate(degrees=10.0)" in hover and "bilinear" in hover

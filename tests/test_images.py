@@ -218,3 +218,39 @@ def test_a_data_error_leaves_no_run_folder_behind(tmp_path):
     bad.unlink()
     code, _, err = run_cli("train", tmp_path / "m.nn", "--out", out, "--quiet", "--epochs", "1")
     assert code == 0, err
+
+
+@pytest.mark.parametrize("data, model_input, words", [
+    ("size=[16, 16], channels=3", "float32[1, 8, 8]",
+     "images(...) gives float32[3, 16, 16] a sample, the model's input is `image: float32[1, 8, 8]`; "
+     "write size=[8, 8], channels=1"),
+    ("size=[4, 16], channels=1", "float32[1, 8, 8]",        # as many values, another picture
+     "gives float32[1, 4, 16] a sample, the model's input is `image: float32[1, 8, 8]`; write size=[8, 8]"),
+    ("size=[8, 8], channels=1", "float32[8, 1]",
+     "for a model with one input float32[C, H, W] (or those values flat, float32[C*H*W]); this model's "
+     "inputs are `image: float32[8, 1]`"),
+    ("size=[8, 8], channels=1", "float32[1, 8, 8]", None),
+    ("size=[8, 8], channels=1", "float32[64]", None),         # the same values, flat
+    ("size=[8, 8], channels=3", "float32[192]", None),
+])
+def test_check_matches_the_images_to_the_input_before_any_file_is_read(data, model_input, words):
+    text = f"""model m {{
+    input image: {model_input}
+    flatten
+    dense(2) -> softmax
+}}
+train {{
+    data = images("nowhere", {data})
+    loss = cross_entropy
+    optimizer = adam
+    epochs = 1
+    batch = 4
+}}
+"""
+    if words is None:
+        assert nnspec.loads(text, "m.nn").train.data.size == [8, 8]
+        return
+    with pytest.raises(nnspec.SpecError) as e:
+        nnspec.loads(text, "m.nn")
+    (d,) = e.value.diagnostics
+    assert words in d.message and d.line == 7, d

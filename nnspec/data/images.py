@@ -150,6 +150,25 @@ class ImagesSource(Source):
     channels: Literal[1, 3] = 3
     positional = ("path",)
 
+    def model_problems(self, graph, training=None):
+        """The images are float32[channels, H, W]: the model's one input must be
+        that, or the same values flattened (float32[C*H*W], or [H, W] for one
+        channel); seen at `nnspec check` (another shape of as many values,
+        such as [1, 4, 16] for [1, 8, 8], would be reshaped without a word)."""
+        shape = [self.channels, *self.size]
+        fits = [shape, [self.channels * self.size[0] * self.size[1]]] + ([self.size] if self.channels == 1 else [])
+        inputs = graph.inputs
+        if len(inputs) == 1 and inputs[0].dtype == "float32" and list(inputs[0].shape) in fits:
+            return []
+        shown = ", ".join(f"`{v.name}: {v.dtype}{list(v.shape)}`" for v in inputs)
+        if len(inputs) == 1 and inputs[0].dtype == "float32" and len(inputs[0].shape) == 3:
+            c, h, w = inputs[0].shape
+            return [(f"images(...) gives float32{shape} a sample, the model's input is {shown}; "
+                     f"write size=[{h}, {w}], channels={c}" + ("" if c in (1, 3) else
+                                                               " (images have 1 or 3 channels)"), [])]
+        return [(f"images(...) gives float32{shape} a sample, for a model with one input "
+                 f"float32[C, H, W] (or those values flat, float32[C*H*W]); this model's inputs are {shown}", [])]
+
     def load(self, base):
         if any(s <= 0 for s in self.size):
             raise DataError(f"images(...): size must be two positive numbers [H, W], got {self.size}")
