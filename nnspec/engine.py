@@ -110,13 +110,13 @@ class Network:
             return outs[0]
         return dict(zip(self.graph.output_names, outs))
 
-    def _infer(self, xs: dict, stop: object = None) -> dict:
+    def _infer(self, xs: dict, stop: object = None, keep: frozenset = frozenset()) -> dict:
         """Values by name in inference mode (nnspec/inference.py): no backward
         bookkeeping, batchnorm folded, buffers kept. Some values are buffers
-        that the next call overwrites."""
+        that the next call overwrites. keep: values read besides the outputs."""
         if self._inference is None:
             self._inference = Inference(self)
-        return self._inference.run(xs, stop)
+        return self._inference.run(xs, stop, keep)
 
     def forward(self, x, training: bool = False):
         """Outputs for a batch of raw inputs (normalisation applied).

@@ -63,9 +63,11 @@ class Heads:
         return total, net._backward(backs, seeds, None), {o: values[self.values[o]] for o in self.outputs}
 
     def eval_step(self, net, xs: dict, targets: dict):
-        values, _ = net._forward(xs, False, reuse=False)
+        # the inference path (nnspec/inference.py), keeping the logits an absorbed activation reads
+        keep = frozenset(n.inputs[0] for n in self.absorbed.values() if n is not None)
+        values = net._infer(xs, keep=keep)
         total, _ = self._losses(values, targets, grads=False)
-        return total, {o: values[self.values[o]] for o in self.outputs}
+        return total, {o: np.array(values[self.values[o]]) for o in self.outputs}     # copies, not buffers
 
 
 # ---------------------------------------------------------------- history columns

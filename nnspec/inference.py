@@ -37,15 +37,17 @@ class Step:
 
 
 class Plan:
-    """The steps of an inference pass over a graph, worked out once."""
+    """The steps of an inference pass over a graph, worked out once. `keep`:
+    values besides the outputs that the caller reads afterwards (never
+    overwritten, never folded away)."""
 
-    def __init__(self, graph):
+    def __init__(self, graph, keep: frozenset = frozenset()):
         nodes = graph.nodes
         readers: dict[str, int] = {}
         for n in nodes:
             for v in n.inputs:
                 readers[v] = readers.get(v, 0) + 1
-        outputs = set(graph.outputs)
+        outputs = set(graph.outputs) | keep
         producer = {n.output: i for i, n in enumerate(nodes)}
         self.steps = [Step(i, n, n.p) for i, n in enumerate(nodes)]
         owner = {}                     # value -> the step whose buffer holds it
@@ -72,34 +74,42 @@ class Inference:
 
     def __init__(self, net):
         self.net = net
-        self.plan = Plan(net.graph)
-        self.sizes: OrderedDict[int, list[Ctx]] = OrderedDict()     # batch size -> a Ctx per node
+        self.plans = {frozenset(): Plan(net.graph)}
+        self.sizes: OrderedDict[tuple, list[Ctx]] = OrderedDict()   # (batch size, keep) -> a Ctx per node
         self.lock = threading.Lock()
 
-    def _contexts(self, batch: int, keep: bool) -> list[Ctx]:
-        ctxs = self.sizes.get(batch) if keep else None
+    @property
+    def plan(self) -> Plan:
+        return self.plans[frozenset()]
+
+    def _contexts(self, plan: Plan, key: tuple, cached: bool) -> list[Ctx]:
+        ctxs = self.sizes.get(key) if cached else None
         if ctxs is None:
-            ctxs = [Ctx(False, None, (False,) * len(s.node.inputs), {} if keep else None,
-                        s.node.out_shape, free=s.free) for s in self.plan.steps]
-            if keep:
-                self.sizes[batch] = ctxs
+            ctxs = [Ctx(False, None, (False,) * len(s.node.inputs), {} if cached else None,
+                        s.node.out_shape, free=s.free) for s in plan.steps]
+            if cached:
+                self.sizes[key] = ctxs
                 while len(self.sizes) > MAX_SIZES:
                     self.sizes.popitem(last=False)
-        elif keep:
-            self.sizes.move_to_end(batch)
+        elif cached:
+            self.sizes.move_to_end(key)
         return ctxs
 
-    def run(self, xs: dict, stop=None) -> dict:
+    def run(self, xs: dict, stop=None, keep: frozenset = frozenset()) -> dict:
         """Values by name, up to (not including) the node `stop`. The values
-        may be buffers that the next call overwrites: copy what is kept."""
+        may be buffers that the next call overwrites: copy what is kept.
+        keep: values the caller reads besides the outputs (Plan)."""
+        if keep not in self.plans:
+            self.plans[keep] = Plan(self.net.graph, keep)
+        plan = self.plans[keep]
         batch = len(next(iter(xs.values())))
         mine = self.lock.acquire(blocking=False)       # another thread inside: buffers of its own
         try:
-            ctxs = self._contexts(batch, keep=mine and batch <= MAX_ROWS)
+            ctxs = self._contexts(plan, (batch, keep), cached=mine and batch <= MAX_ROWS)
             values = dict(xs)
             w = self.net.node_arrays()
             masks: dict = {}                           # padding masks, made once per call
-            for s in self.plan.steps:
+            for s in plan.steps:
                 n = s.node
                 if n is stop:
                     break

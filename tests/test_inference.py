@@ -178,3 +178,22 @@ def test_validation_metrics_are_those_of_the_training_code(name):
     value, out = evaluate(net, xs, y, net.loss)
     np.testing.assert_allclose(out, ref, **TOL)
     assert abs(value - want) < 1e-4 * max(1.0, abs(want))
+
+
+def test_validation_of_several_outputs_is_that_of_the_training_code():
+    # the cls head's softmax is absorbed by its cross-entropy: the logits before
+    # it must survive the pass (softmax would otherwise overwrite them in place)
+    spec = nnspec.load(Path(__file__).parent.parent / "specs" / "digits_autoencoder.nn")
+    net = _nudged(spec)
+    heads = net.loss
+    rng = np.random.default_rng(11)
+    n = 2100
+    xs = net.feed(_inputs(net, n, rng))
+    values, _ = net._forward(xs, False, reuse=False)
+    y = {"recon": rng.uniform(size=(n, 64)).astype(np.float32), "cls": rng.integers(0, 10, size=n)}
+    want_total, _ = heads._losses(values, y, grads=False)
+    total, outs = evaluate(net, xs, y, heads)
+    for o in ("recon", "cls"):
+        np.testing.assert_allclose(outs[o], values[heads.values[o]], **TOL)
+        assert abs(total.parts[o] - want_total.parts[o]) < 1e-4 * max(1.0, abs(want_total.parts[o]))
+    assert abs(total - want_total) < 1e-4 * max(1.0, abs(want_total))
