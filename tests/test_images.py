@@ -227,11 +227,11 @@ def test_a_data_error_leaves_no_run_folder_behind(tmp_path):
     ("size=[4, 16], channels=1", "float32[1, 8, 8]",        # as many values, another picture
      "gives float32[1, 4, 16] a sample, the model's input is `image: float32[1, 8, 8]`; write size=[8, 8]"),
     ("size=[8, 8], channels=1", "float32[8, 1]",
-     "for a model with one input float32[C, H, W] (or those values flat, float32[C*H*W]); this model's "
-     "inputs are `image: float32[8, 1]`"),
+     "for a model with one input of that shape; this model's inputs are `image: float32[8, 1]`"),
+    ("size=[8, 8], channels=1", "float32[64]",                # predict could not decode to [64]
+     "for a model with one input of that shape; this model's inputs are `image: float32[64]`"),
     ("size=[8, 8], channels=1", "float32[1, 8, 8]", None),
-    ("size=[8, 8], channels=1", "float32[64]", None),         # the same values, flat
-    ("size=[8, 8], channels=3", "float32[192]", None),
+    ("size=[8, 8], channels=3", "float32[3, 8, 8]", None),
 ])
 def test_check_matches_the_images_to_the_input_before_any_file_is_read(data, model_input, words):
     text = f"""model m {{
@@ -254,3 +254,5 @@ train {{
         nnspec.loads(text, "m.nn")
     (d,) = e.value.diagnostics
     assert words in d.message and d.line == 7, d
+    if "[64]" in model_input:
+        assert d.notes == ["for dense layers, declare `input image: float32[1, 8, 8]` and `flatten` it"]

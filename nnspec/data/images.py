@@ -151,14 +151,14 @@ class ImagesSource(Source):
     positional = ("path",)
 
     def model_problems(self, graph, training=None):
-        """The images are float32[channels, H, W]: the model's one input must be
-        that, or the same values flattened (float32[C*H*W], or [H, W] for one
-        channel); seen at `nnspec check` (another shape of as many values,
-        such as [1, 4, 16] for [1, 8, 8], would be reshaped without a word)."""
+        """The images are float32[channels, H, W], and the model's one input
+        must be that: seen at `nnspec check`. (Another shape of as many values,
+        [1, 4, 16] for [1, 8, 8], would be reshaped without a word; a flat
+        [64] would train, but `nnspec predict` decodes images to the input's
+        [C, H, W] and could not.)"""
         shape = [self.channels, *self.size]
-        fits = [shape, [self.channels * self.size[0] * self.size[1]]] + ([self.size] if self.channels == 1 else [])
         inputs = graph.inputs
-        if len(inputs) == 1 and inputs[0].dtype == "float32" and list(inputs[0].shape) in fits:
+        if len(inputs) == 1 and inputs[0].dtype == "float32" and list(inputs[0].shape) == shape:
             return []
         shown = ", ".join(f"`{v.name}: {v.dtype}{list(v.shape)}`" for v in inputs)
         if len(inputs) == 1 and inputs[0].dtype == "float32" and len(inputs[0].shape) == 3:
@@ -166,8 +166,9 @@ class ImagesSource(Source):
             return [(f"images(...) gives float32{shape} a sample, the model's input is {shown}; "
                      f"write size=[{h}, {w}], channels={c}" + ("" if c in (1, 3) else
                                                                " (images have 1 or 3 channels)"), [])]
-        return [(f"images(...) gives float32{shape} a sample, for a model with one input "
-                 f"float32[C, H, W] (or those values flat, float32[C*H*W]); this model's inputs are {shown}", [])]
+        return [(f"images(...) gives float32{shape} a sample, for a model with one input of that "
+                 f"shape; this model's inputs are {shown}",
+                 [f"for dense layers, declare `input image: float32{shape}` and `flatten` it"])]
 
     def load(self, base):
         if any(s <= 0 for s in self.size):
