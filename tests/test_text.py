@@ -256,6 +256,14 @@ def test_a_column_of_text_without_text_says_how_to_read_it(tmp_path):
     assert "a column of text is read as token ids with text=review, for an int64[T] input" in d.message
 
 
+def test_a_row_is_located_at_its_own_line_after_text_that_spans_lines(tmp_path):
+    rows = reviews(8)
+    rows[1] = ["First paragraph.\n\nSecond, great\nthird", "pos"]       # lines 3-6 of the file
+    rows[2] = ["", "neg"]
+    d = train_error(tmp_path, 'csv("d.csv", target=label, text=review)', rows)
+    assert (d.line, d.column) == (7, 1) and "is empty" in d.message
+
+
 def test_text_and_target_the_same_column(tmp_path):
     d = train_error(tmp_path, 'csv("d.csv", target=review, text=review)', reviews(8))
     assert "named as both the target and the text" in d.message

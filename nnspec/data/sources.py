@@ -176,7 +176,12 @@ def read_csv(path: Path, delimiter: str, written: str) -> tuple[list[str], list[
         raise DataError(f"cannot read `{written}`{_where(path, written)}: {problem}")
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = list(csvlib.reader(f, delimiter=delimiter))
+            reader = csvlib.reader(f, delimiter=delimiter)
+            rows, starts, last = [], [], 0
+            for r in reader:              # a quoted field may span lines (a review's paragraphs)
+                rows.append(r)
+                starts.append(last + 1)   # the line the row starts on, for messages
+                last = reader.line_num
     except (OSError, UnicodeDecodeError, csvlib.Error) as e:
         raise DataError(f"cannot read `{written}`{_where(path, written)}: {_reason(e)}") from None
     if not rows or not any(c.strip() for c in rows[0]):
@@ -188,7 +193,7 @@ def read_csv(path: Path, delimiter: str, written: str) -> tuple[list[str], list[
             raise DataError(f"the header is one column, `{header[0]}`, holding {name}; for a file "
                             f"separated by {name} write csv(\"{written}\", delimiter=\"{shown}\")",
                             str(path), 1, 1)
-    body = [(i + 2, r) for i, r in enumerate(rows[1:]) if any(c.strip() for c in r)]
+    body = [(line, r) for line, r in zip(starts[1:], rows[1:]) if any(c.strip() for c in r)]
     if not body:
         raise DataError("the file has a header but no rows", str(path), 1, 1)
     for line, row in body:
