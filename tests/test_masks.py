@@ -264,3 +264,37 @@ def test_summary_names_the_layers_that_read_the_mask():
     assert summary_table(spec).splitlines()[-1] == \
         "padding mask of `tokens` (padding=0): read by gru_0, attention_0, mean_1"
     assert "padding mask" not in summary_table(_spec("gru(3)", T, padding=False))
+
+
+def test_the_whole_networks_gradient_with_masks_matches_finite_differences():
+    """Through the engine: the masks made from the tokens reach every reader
+    in forward and backward (loss_and_grads against central differences)."""
+    net = nnspec.loads(f"""model m {{
+    input tokens: int64[{T}]
+    x = tokens -> embedding({VOCAB}, 4, padding=0)
+    h = x -> gru(3, sequences=true, reverse=true) -> attention(heads=1)
+    s = h -> lstm(2)
+    p = h -> dense(2) -> mean(axis=0)
+    s + p
+}}
+""").build(seed=2, dtype="float64")
+    rng = np.random.default_rng(4)
+    for a in net.params.values():                         # weights off their neutral values
+        a += rng.normal(scale=0.3, size=a.shape)
+    net.params["embedding_0.W"][0] = 0
+    y = np.random.default_rng(5).normal(size=(len(TOKENS), 2))
+    _, grads = net.loss_and_grads(TOKENS, y, loss="mse")
+    rng = np.random.default_rng(6)
+    for k, w in net.params.items():
+        flat = w.reshape(-1)
+        first = w.shape[1] if k == "embedding_0.W" else 0     # the padding row gets no gradient, by design
+        for i in first + rng.choice(flat.size - first, size=min(6, flat.size - first), replace=False):
+            old = flat[i]
+            flat[i] = old + 1e-6
+            up = net.loss_and_grads(TOKENS, y, loss="mse")[0]
+            flat[i] = old - 1e-6
+            down = net.loss_and_grads(TOKENS, y, loss="mse")[0]
+            flat[i] = old
+            numeric = (up - down) / 2e-6
+            got = grads[k].reshape(-1)[i]
+            assert abs(numeric - got) <= 1e-6 + 1e-4 * abs(numeric), f"{k}[{i}]: {got} vs {numeric}"
