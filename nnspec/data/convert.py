@@ -17,9 +17,9 @@ from ..lazy import np
 
 from ..errors import did_you_mean
 from ..files import not_readable
-from .csv_fast import with_labels
+from .csv_fast import from_lines
 from .mapped import NpyWriter
-from .sources import _labels_or_numbers, _number, csv_features, target_column
+from .sources import _labels_or_numbers, csv_features, target_column
 from .table import DataError
 
 CHUNK_LINES = 65536
@@ -91,9 +91,10 @@ def _chunk(path, header, lines, line, cols, tcol, delimiter):
     the lines of one chunk, the first of them line `line` of the file."""
     if not any('"' in s for s in lines):
         kept = [s for s in lines if s.strip()]
-        fast = _fast(kept, delimiter, len(header), cols, tcol)
+        fast = from_lines(kept, delimiter, len(header), cols, tcol)
         if fast is not None:
-            return fast
+            x, y = fast
+            return x, (_labels_or_numbers(y) if isinstance(y, list) else y)
     rows = list(csvlib.reader(lines, delimiter=delimiter))
     body = [(line + i, r) for i, r in enumerate(rows) if any(c.strip() for c in r)]
     for at, row in body:
@@ -103,25 +104,6 @@ def _chunk(path, header, lines, line, cols, tcol, delimiter):
     if tcol is None:
         return x, None
     return x, target_column(path, header, body, tcol, delimiter)
-
-
-def _fast(lines, delimiter, fields, cols, tcol):
-    if not lines:
-        return np.empty((0, len(cols)), np.float32), (np.empty(0) if tcol is not None else None)
-    try:
-        a = np.loadtxt(lines, delimiter=delimiter, dtype=np.float64, comments=None, ndmin=2)
-    except ValueError:
-        a = None
-    if a is not None:
-        if a.shape != (len(lines), fields) or not np.isfinite(a).all():
-            return None
-        return a[:, cols].astype(np.float32), (a[:, tcol] if tcol is not None else None)
-    if tcol is None:
-        return None
-    got = with_labels("".join(lines), delimiter, fields, cols, tcol)
-    if got is None or any(not t or not np.isfinite(_number(t) or 0.0) for t in set(got[1])):
-        return None
-    return got[0], _labels_or_numbers(got[1])
 
 
 def _targets(path, ys, codes, tcol, delimiter):

@@ -56,4 +56,33 @@ def with_labels(text: str, delimiter: str, fields: int, cols: list[int], tcol: i
         return None
     if x.shape != (len(lines), len(cols)) or not np.isfinite(x).all():
         return None
-    return x.astype(np.float32), [row[tcol].strip() for row in split]
+    labels = [row[tcol].strip() for row in split]
+    if not all(_label(t) for t in set(labels)):
+        return None
+    return x.astype(np.float32), labels
+
+
+def _label(text: str) -> bool:
+    """Whether a target cell is a label or a finite number (not empty, nan or inf)."""
+    try:
+        return np.isfinite(float(text))
+    except ValueError:
+        return bool(text)
+
+
+def from_lines(lines: list[str], delimiter: str, fields: int, cols: list[int], tcol: int | None):
+    """(features float32, targets: float64 values, label strings or None) of non-blank
+    body lines (a chunk of a file), or None: read them the careful way."""
+    if not lines:
+        return np.empty((0, len(cols)), np.float32), (np.empty(0) if tcol is not None else None)
+    try:
+        a = np.loadtxt(lines, delimiter=delimiter, dtype=np.float64, comments=None, ndmin=2)
+    except ValueError:
+        a = None
+    if a is not None:
+        if a.shape != (len(lines), fields) or not np.isfinite(a).all():
+            return None
+        return a[:, cols].astype(np.float32), (a[:, tcol] if tcol is not None else None)
+    if tcol is None:
+        return None
+    return with_labels("".join(lines), delimiter, fields, cols, tcol)

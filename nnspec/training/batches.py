@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..data.mapped import NpyRows
+
 
 class Batches:
     """A split (Prepared) as inputs for a network: its rows by index, fed as trained."""
@@ -76,10 +78,9 @@ class Streamed(Batches):
                            for chunk in (starts[i:i + WINDOW] for i in range(0, blocks, WINDOW))]
             order = np.concatenate([g[rng.permutation(len(g))] for g in self.groups])
         self.group_of = np.empty(n, np.int32)
-        self.slot = np.empty(n, np.int64)
+        self.slot = np.empty(n, np.int64)            # a row's place in its group's buffer, set as it loads
         for i, g in enumerate(self.groups):
             self.group_of[g] = i
-            self.slot[g] = np.arange(len(g))
         self.loaded = {}
         return order
 
@@ -92,7 +93,7 @@ class Streamed(Batches):
             del self.loaded[g]                        # the epoch has moved past it
         for g in needed.tolist():
             if g not in self.loaded:
-                self.loaded[g] = super().rows(self.groups[g])     # sorted positions: sequential reads
+                self.loaded[g] = self._load(g)
         if len(needed) == 1:                          # all but a batch an epoch at a group's edge
             return {k: a[self.slot[idx]] for k, a in self.loaded[int(needed[0])].items()}
         out = {k: np.empty((len(idx), *v.shape[1:]), v.dtype) for k, v in self.data.x.items()}
@@ -102,9 +103,20 @@ class Streamed(Batches):
                 out[k][here] = self.loaded[g][k][self.slot[idx[here]]]
         return out
 
+    def _load(self, g: int) -> dict:
+        """Group g's rows of every input, read a run of the file at a time
+        straight into the buffers the batches are gathered from."""
+        positions, bufs = self.groups[g], {}
+        for k, a in self.data.x.items():
+            if isinstance(a, NpyRows):
+                bufs[k], where = a.read_runs(positions)   # the same rows, so the same `where`, for every input
+            else:
+                bufs[k], where = a[positions], np.arange(len(positions))
+            self.slot[positions] = where
+        return bufs
+
 
 def batches_for(data, net) -> Batches:
     """Batches for a split: Streamed when its features stay on disk."""
-    from ..data.mapped import NpyRows
     on_disk = any(isinstance(a, NpyRows) for a in data.x.values())
     return Streamed(data, net) if on_disk else Batches(data, net)
