@@ -298,3 +298,30 @@ def test_the_whole_networks_gradient_with_masks_matches_finite_differences():
             numeric = (up - down) / 2e-6
             got = grads[k].reshape(-1)[i]
             assert abs(numeric - got) <= 1e-6 + 1e-4 * abs(numeric), f"{k}[{i}]: {got} vs {numeric}"
+
+
+def test_cross_attention_hides_the_padded_keys_only():
+    """(q, kv) -> attention with kv padded: each query row sees the real keys
+    of its own sequence (the oracle: the same weights on the cut sequence)."""
+    def spec(steps, pad):
+        return nnspec.loads(f"""model m {{
+    input q: float32[3, 4]
+    input tokens: int64[{steps}]
+    kv = tokens -> embedding({VOCAB}, 4{pad})
+    (q, kv) -> attention(heads=2)
+}}
+""")
+    net = spec(T, ", padding=0").build(seed=1, dtype="float64")
+    rng = np.random.default_rng(2)
+    for a in net.params.values():
+        a += rng.normal(scale=0.3, size=a.shape)
+    net.params["embedding_0.W"][0] = 0
+    assert spec(T, ", padding=0").graph.values[spec(T, ", padding=0").graph.outputs[0]].mask is None
+    q = rng.normal(size=(len(TOKENS), 3, 4))
+    y = net.forward({"q": q, "tokens": TOKENS})
+    for b, L in enumerate(LENGTHS):
+        short = spec(L, "").build(seed=1, dtype="float64")
+        for k in short.params:
+            short.params[k][...] = net.params[k]
+        alone = short.forward({"q": q[b:b + 1], "tokens": TOKENS[b:b + 1, :L]})[0]
+        np.testing.assert_allclose(y[b], alone, atol=1e-10, err_msg=f"sample {b}")
