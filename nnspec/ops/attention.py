@@ -6,7 +6,8 @@ with its query, key, value and output projections.
 
 Params: Wq [D, D], Wk and Wv [Dk, D], Wo [D, D], and a bias for each.
 Every step is a batched matrix product over (batch, head); the softmax is
-the max-shifted, numerically stable one."""
+the max-shifted, numerically stable one. Keys past the end of a padded
+sequence (ops/mask.py) get MASKED added to their scores, as causal ones do."""
 from __future__ import annotations
 
 import math

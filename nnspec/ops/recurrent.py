@@ -13,7 +13,9 @@ Arrays are transposed and gate-major, (rows, B), so that every gate is a
 contiguous block (NumPy is much slower on the column blocks of a (B, 4H)
 array: bench/README.md, "Measurements behind the code"). The loop over time steps (forward, and backward through time) is
 the only Python loop, each step vectorised over the batch; the weights'
-gradients are one product over all steps after it."""
+gradients are one product over all steps after it. On a padded sequence
+(ops/mask.py) each sample's state stops changing at its end (`_run`), which
+is what ONNX's `sequence_lens` input says."""
 
 from __future__ import annotations
 
