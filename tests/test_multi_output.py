@@ -365,3 +365,11 @@ def test_a_sweep_may_optimise_an_outputs_column():
     assert nnspec.loads(text).sweep.metric == "val_b_accuracy"
     (d,) = errors(text.replace("maximize val_b_accuracy", "maximize val_b_acuracy"))
     assert d.line == 22 and "did you mean `val_b_accuracy`" in d.message
+
+
+def test_completion_offers_loss_weights_and_losses_inside_a_dict():
+    from nnspec.tools.complete import complete
+    head = "model m {\n    input x: float32[4]\n    output x\n}\ntrain {\n    loss = {recon: "
+    assert "cross_entropy" in [i.label for i in complete(head, len(head))]
+    after = head + "mse}\n    "
+    assert "loss_weights" in [i.label for i in complete(after, len(after))]
