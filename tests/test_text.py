@@ -288,6 +288,27 @@ def test_check_time_errors_seen_without_data(tmp_path):
     (d,) = check_error(tmp_path, 'csv("d.csv", target=label, text=review)',
                        ("input review: int64[6]", "input review: int64[6]\n    input other: int64[6]"))
     assert "feeds a model with one input; this one has `review`, `other`" in d.message
+    (d,) = check_error(tmp_path, 'csv("d.csv", target=label, text=review, inputs={review: [review]})')
+    assert "text=review reads one text column for a model of one input and one target; with `inputs`" in d.message
+    (tmp_path / "m.nn").write_text("""
+model m {
+    input review: int64[6]
+    h = review -> embedding(vocab=50, dim=8, padding=0) -> global_avgpool1d
+    cls = h -> dense(2) -> softmax
+    score = h -> dense(1)
+    output cls, score
+}
+train {
+    data      = csv("d.csv", target={cls: label, score: stars}, text=review)
+    loss      = {cls: cross_entropy, score: mse}
+    optimizer = adam
+    epochs    = 2
+    batch     = 16
+}
+""")
+    with pytest.raises(SpecError) as e:
+        nnspec.load(tmp_path / "m.nn")
+    assert "with a target per output it is not supported yet" in e.value.diagnostics[0].message
 
 
 def test_predict_errors_on_raw_text(tmp_path):

@@ -58,6 +58,10 @@ class CsvSource(Source):
             given = [k for k in ("tokens", "vocab", "lowercase") if k in self.model_fields_set]
             return [(f"{', '.join(f'`{k}`' for k in given)} read{'s' * (len(given) == 1)} a column of "
                      f"text: name it with text=COLUMN", [])] if given else []
+        if self.inputs is not None or isinstance(self.target, dict):
+            what = "`inputs`" if self.inputs is not None else "a target per output"
+            return [(f"text={self.text} reads one text column for a model of one input and one "
+                     f"target; with {what} it is not supported yet", [])]
         if training is not None:
             return [(m, []) for m in validation_problems(
                 training.text_settings() if isinstance(training, CsvSource) else None, settings)]
