@@ -135,6 +135,11 @@ def _check_training(sf, graph: Graph, cfg: TrainConfig, coll: Collector) -> None
                               f"untrained; give a loss per output, as in `loss = {{{graph.output_names[0]}: "
                               f"mse, ...}}`, or leave out the train block to only build and export the model")
         return
+    for key in ("data", "validation"):
+        if isinstance(getattr(getattr(cfg, key), "target", None), dict):
+            coll.error(cfg.spans.get(key), f"`{key}`: `target={{...}}` gives a target per output, for a loss "
+                                           f"per output (`loss = {{{graph.output_names[0]}: ...}}`); with one "
+                                           f"loss name one target, such as target=\"label\"")
     problem = cfg.loss.output_problem(last, graph.values[graph.outputs[0]].shape)
     if problem and (last is None or last.op.differentiable):      # else the error below says more
         where = [f"the model's output comes from {last.span}"] if last is not None else []

@@ -373,3 +373,28 @@ def test_completion_offers_loss_weights_and_losses_inside_a_dict():
     assert "cross_entropy" in [i.label for i in complete(head, len(head))]
     after = head + "mse}\n    "
     assert "loss_weights" in [i.label for i in complete(after, len(after))]
+
+
+def test_data_names_checked_against_the_model():
+    d, other = errors(CSV_SPEC.replace("inputs={a: [c1, c2], b:", "inputs={a: [c1, c2], bb:"))
+    assert d.line == 12 and "`data`: `inputs`: the model has no input `bb`" in d.message
+    assert "did you mean `b`" in d.message and "`inputs` gives no columns for input `b`" in other.message
+    ds = errors(CSV_SPEC.replace(", b: [c3, c4, c5]}", "}"))
+    assert "`inputs` gives no columns for input `b`" in ds[0].message
+    (d,) = errors(CSV_SPEC.replace("b: [c3, c4, c5]", "b: [c3, c4]"))
+    assert "input `b` is float32[3] (3 values a sample), but 2 columns are named for it" in d.message
+    (d,) = errors(CSV_SPEC.replace("target={cls: label,", "target={clss: label,"))
+    assert "`target`: the model has no output `clss`" in d.message and "did you mean `cls`" in d.message
+    single = TWO_HEADS.replace("output a, b", "output b").replace("{a: mse, b: cross_entropy}", "cross_entropy") \
+        .replace("    loss_weights = {a: 2.0, b: 0.5}\n", "").replace('npz("d.npz")', 'npz("d.npz", target={b: y})')
+    (d,) = errors(single)
+    assert d.line == 11 and "gives a target per output, for a loss per output" in d.message
+
+
+def test_each_outputs_classes_must_match_its_width(tmp_path):
+    x, a, b = _npz(tmp_path)
+    np.savez(tmp_path / "d.npz", x=x, a=a, b=np.arange(len(x)) % 4)       # four classes, `b` has three units
+    with pytest.raises(nnspec.SpecError) as e:
+        load_data(_spec(tmp_path))
+    assert "(the target of `b`) has 4 classes" in str(e.value) and "make the last layer before the softmax " \
+                                                                    "`dense(4)`" in str(e.value)

@@ -53,6 +53,10 @@ class CsvSource(Source):
         return TextSettings(self.text, self.tokens, self.lowercase, self.vocab)
 
     def model_problems(self, graph, training=None):
+        return _target_problems(self.target, graph) + _input_problems(self.inputs, graph) + self._text_problems(
+            graph, training)
+
+    def _text_problems(self, graph, training):
         settings = self.text_settings()
         if settings is None:
             given = [k for k in ("tokens", "vocab", "lowercase") if k in self.model_fields_set]
@@ -155,6 +159,35 @@ class CsvSource(Source):
         return Table(x, y, origin=self.path, columns=columns)
 
 
+def _target_problems(target, graph) -> list[tuple[str, list[str]]]:
+    """`target={OUTPUT: ...}`: every key an output of the model (did-you-mean)."""
+    if not isinstance(target, dict):
+        return []
+    outputs = graph.output_names
+    return [(f"`target`: the model has no output `{k}` (its outputs are {', '.join(outputs)})"
+             f"{did_you_mean(k, outputs)}", []) for k in target if k not in outputs]
+
+
+def _input_problems(inputs, graph) -> list[tuple[str, list[str]]]:
+    """`inputs={a: [c1, c2], ...}`: each model input once, with as many
+    columns as it takes values."""
+    if inputs is None:
+        return []
+    names = {v.name: v for v in graph.inputs}
+    out = [(f"`inputs`: the model has no input `{k}` (its inputs are {', '.join(names)}){did_you_mean(k, names)}",
+            []) for k in inputs if k not in names]
+    missing = [k for k in names if k not in inputs]
+    if missing:
+        out.append((f"`inputs` gives no columns for input {', '.join(f'`{k}`' for k in missing)}", []))
+    for k, cols in inputs.items():
+        v = names.get(k)
+        size = int(np.prod(v.shape)) if v is not None else len(cols)
+        if len(cols) != size:
+            out.append((f"`inputs`: input `{k}` is {v.dtype}{list(v.shape)} ({size} values a sample), "
+                        f"but {len(cols)} column{'s' * (len(cols) != 1)} are named for it", []))
+    return out
+
+
 def target_column(path: Path, header: list[str], body: list, tcol: int, delimiter: str) -> np.ndarray:
     """A target column's values: numbers, or labels."""
     y = []
@@ -230,6 +263,9 @@ class NpzSource(Source):
     y: str = "y"
     target: dict[str, str] | None = None      # several outputs: output -> an array's name or an input's
     positional = ("path",)
+
+    def model_problems(self, graph, training=None):
+        return _target_problems(self.target, graph)
 
     def load(self, base):
         path = _resolve(base, self.path)
@@ -310,6 +346,9 @@ class DatasetSource(Source):
     options: Any = None                       # the named data set's own Params, validated
     target: dict[str, str] | None = None      # several outputs: output -> `x`, `y` or a model input
     positional = ("name",)
+
+    def model_problems(self, graph, training=None):
+        return _target_problems(self.target, graph)
 
     def load(self, base):
         table = self.options.make()
