@@ -115,6 +115,21 @@ def over_batch(fn, batch: int, min_rows: int = 8) -> None:
         raise errors[0]
 
 
+def over_chunks(fn, total: int, chunk: int) -> list:
+    """[fn(cut) for each cut of range(total) into slices of `chunk`], the
+    cuts shared among the threads. The cuts do not depend on the thread
+    count, and the results come back in order: summed in that order, they
+    give the same numbers on any number of threads."""
+    cuts = [slice(i, min(i + chunk, total)) for i in range(0, total, chunk)]
+    out = [None] * len(cuts)
+
+    def part(rows):
+        for j in range(rows.start, rows.stop):
+            out[j] = fn(cuts[j])
+    over_batch(part, len(cuts), min_rows=1)
+    return out
+
+
 def over_leading(fn, a, min_rows: int = 8) -> None:
     """fn(part) for index tuples `part` that cover a's two leading axes
     (batch, channel), split along the one further apart in memory: the

@@ -250,3 +250,37 @@ def test_batchnorm_training_against_the_formula(x_layout, dy_layout, shape):
     np.testing.assert_allclose(grads["beta"], dyd.sum(axis=axes), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(w["running_mean"], 0.2 * mean.reshape(-1), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(w["running_var"], 0.8 + 0.2 * var.reshape(-1) * n / (n - 1), rtol=1e-5)
+
+
+@pytest.mark.parametrize("layer,shape", [("conv2d(6, kernel=3, padding=same)", (1, 9, 9)),     # 10 rows >= 6 filters
+                                         ("conv2d(16, kernel=[1, 2])", (2, 8, 8)),          # 5 rows < 16 filters
+                                         ("conv1d(4, kernel=3)", (2, 40))])                 # a widened frame
+def test_conv_products_in_chunks_of_columns_change_nothing(monkeypatch, layer, shape):
+    """A convolution with few rows of columns runs its three products in
+    chunks of columns (OpenBLAS's small-matrix path), shared among threads:
+    values and gradients must be those of the whole products, and exactly
+    the same on one thread or three."""
+    from nnspec import parallel
+    from nnspec.ops import conv
+    net = nnspec.loads(f"model m {{\n  input x: float32{list(shape)}\n  {layer} -> relu\n  flatten\n"
+                       f"  dense(3) -> softmax\n}}\n").build(seed=0)
+    rng = np.random.default_rng(9)
+    x, y = rng.normal(size=(7, *shape)).astype(np.float32), rng.integers(0, 3, 7)
+
+    def run(threads):
+        parallel.set_threads(threads)
+        try:
+            loss, grads = net.loss_and_grads(x, y, loss="cross_entropy")
+        finally:
+            parallel.set_threads(parallel._from_environment())
+        return [loss] + [grads[k] for k in sorted(grads)]
+    whole = run(1)
+    chunks, real = [], conv.column_chunk
+    monkeypatch.setattr(conv, "SMALL_PRODUCT", 1500)       # chunks of a few dozen columns
+    monkeypatch.setattr(conv, "MIN_CHUNK", 1)
+    monkeypatch.setattr(conv, "column_chunk", lambda *a: chunks.append(real(*a)) or chunks[-1])
+    one, three = run(1), run(3)
+    assert chunks and all(c is not None and c < 100 for c in chunks), "the products were not cut into chunks"
+    for a, b, c in zip(whole, one, three):
+        np.testing.assert_allclose(b, a, rtol=2e-5, atol=1e-6)
+        np.testing.assert_array_equal(c, b)

@@ -33,7 +33,7 @@ from typing import Literal
 from ..lazy import np
 from pydantic import Field, PositiveInt
 
-from ..parallel import over_leading, samples_and_channels
+from ..parallel import over_chunks, over_leading, samples_and_channels
 from .base import BiasInit, Init, Op, Params, ShapeError, initializer, register
 from .windows import Padding, Size, geometry, pair
 
@@ -143,6 +143,40 @@ class Frame:
         return a[..., self.out[-1]:]
 
 
+# OpenBLAS (SkylakeX and later kernels) multiplies small matrices, M*N*K up
+# to 1e6, without packing them first: 1.5-2.7x faster for a convolution with
+# few input channels (the first layer: 10 rows of columns), whose products
+# are otherwise bound by the packing (bench/README.md). Such products run
+# in chunks of columns under that size, shared among the batch threads.
+SMALL_PRODUCT = 950_000
+MIN_CHUNK = 1024                     # fewer columns a chunk: the whole product is faster
+
+
+def column_chunk(rows: int, filters: int, columns: int) -> int | None:
+    """Columns per chunk for products of (filters, rows) by (rows, columns)
+    and their transposes, or None to run them whole."""
+    n = SMALL_PRODUCT // (rows * filters)
+    return n if MIN_CHUNK <= n < columns else None
+
+
+def product(a, b, out, chunk):
+    """a @ b into out (b and out: (_, columns)), in chunks of columns."""
+    if chunk is None:
+        return np.matmul(a, b, out=out)
+    over_chunks(lambda cut: np.matmul(a, b[:, cut], out=out[:, cut]), b.shape[1], chunk)
+    return out
+
+
+def summed(f, total, chunk):
+    """f(slice(None)), or the sum of f(cut) over chunks of columns, in order."""
+    if chunk is None:
+        return f(slice(None))
+    parts = over_chunks(f, total, chunk)
+    for part in parts[1:]:
+        parts[0] += part
+    return parts[0]
+
+
 class Conv(Op):
     ndim: int
     expects: str
@@ -226,8 +260,9 @@ class Conv(Op):
             else:
                 Wb[:, CgK] = shift
         yF = ctx.buffer("frame", (F, B * L), x.dtype)
+        chunk = column_chunk(CK + p.bias, F, B * L) if G == 1 else None
         if G == 1:
-            np.matmul(Wb, columns, out=yF)
+            product(Wb, columns, yF, chunk)
         else:                                    # (G, F/G, CgK) @ (G, CgK, B*L), then the bias
             np.matmul(Wb[:, :CgK].reshape(G, F // G, CgK), cols.reshape(G, CgK, B * L),
                       out=yF.reshape(G, F // G, B * L))
@@ -264,19 +299,19 @@ class Conv(Op):
             elif CK + p.bias >= F:
                 # [dW | db] as its transpose: the longer side first runs
                 # 1.3-1.6x faster in OpenBLAS here (bench/README.md)
-                dWbT = np.matmul(columns, dyF.T)                           # (CK + bias, F)
+                dWbT = summed(lambda cut: np.matmul(columns[:, cut], dyF[:, cut].T), B * L, chunk)  # (CK + bias, F)
                 grads = {"W": np.ascontiguousarray(dWbT[:CK].T).reshape(W.shape)}
                 if p.bias:
                     grads["b"] = dWbT[CK].copy()
             else:
-                dWb = np.matmul(dyF, columns.T)                            # [dW | db]
+                dWb = summed(lambda cut: np.matmul(dyF[:, cut], columns[:, cut].T), B * L, chunk)  # [dW | db]
                 grads = {"W": dWb[:, :CK].reshape(W.shape)}
                 if p.bias:
                     grads["b"] = dWb[:, CK].copy()
             if not ctx.need_dx[0]:
                 return [None], grads
             if G == 1:
-                dcols = np.matmul(Wb[:, :CK].T, dyF, out=cols)
+                dcols = product(Wb[:, :CK].T, dyF, cols, chunk)
             else:
                 dcols = cols
                 np.matmul(Wb[:, :CgK].reshape(G, F // G, CgK).transpose(0, 2, 1), dyF.reshape(G, F // G, B * L),
