@@ -124,13 +124,14 @@ def read_samples(path, model: OnnxModel) -> Samples:
                         " an image (.png, .jpg) or a folder of images")
     header, body = read_csv(path, DELIMITERS[suffix], str(path))
     tcol = header.index(model.target) if model.target in header else None
-    if model.text:                       # raw text, read as training read it
+    if model.text and len(model.inputs) == 1:     # raw text, read as training read it
         return _text_samples(path, header, body, model, tcol, DELIMITERS[suffix])
     skip = {tcol} | _target_columns(header, model.targets)
     if model.columns and len(model.columns) > 1:          # several inputs, each its own columns by name
         every = [c for cols in model.columns.values() for c in cols]
         _match_columns(path, header, every, skip)
-        x = {name: csv_features(path, header, body, [header.index(c) for c in cols], DELIMITERS[suffix])
+        x = {name: _text_ids(path, header, body, model.text[name], DELIMITERS[suffix]) if name in model.text
+             else csv_features(path, header, body, [header.index(c) for c in cols], DELIMITERS[suffix])
              for name, cols in model.columns.items()}
         columns = model.columns
     else:
@@ -154,14 +155,19 @@ def _target_columns(header: list[str], targets: dict | None) -> set[int]:
 
 
 def _text_samples(path: Path, header, body, model: OnnxModel, tcol, delimiter: str) -> Samples:
-    """A csv's text column tokenised and encoded with the model's vocabulary."""
+    """A csv's text column, for a model of one input that reads text."""
     from .data import Table
-    from .data.text import TextSettings, read_text
     (name, voc), = model.text.items()
-    texts = read_text(path, header, body, TextSettings(voc.column, voc.mode, voc.lowercase), tcol,
-                      delimiter, str(path))
     targets = [row[tcol].strip() for _, row in body] if tcol is not None else None
-    return Samples(Table({name: voc.encode(texts)}, None, origin=str(path), columns=[voc.column]), targets)
+    ids = _text_ids(path, header, body, voc, delimiter, tcol)
+    return Samples(Table({name: ids}, None, origin=str(path), columns=[voc.column]), targets)
+
+
+def _text_ids(path: Path, header, body, voc, delimiter: str, tcol=None) -> np.ndarray:
+    """A csv's text column tokenised and encoded with the model's vocabulary: (N, T) int64."""
+    from .data.text import TextSettings, read_text
+    settings = TextSettings(voc.column, voc.mode, voc.lowercase)
+    return voc.encode(read_text(path, header, body, settings, tcol, delimiter, str(path)))
 
 
 def image_samples(path: Path, model: OnnxModel) -> Samples:

@@ -206,6 +206,49 @@ def test_the_example_reaches_its_stated_accuracy():
     assert result.history["val_accuracy"][-1] >= 0.88        # README, docs/language.md: 89.67%
 
 
+TWO_INPUTS = """
+model both {
+    input review: int64[6]
+    input stars: float32[1]
+    t = review -> embedding(vocab=40, dim=8, padding=0) -> global_avgpool1d
+    (t, stars) -> concat -> dense(2) -> softmax
+}
+train {
+    data       = csv("train.csv", target=label, text=review, inputs={review: [review], stars: [stars]})
+    validation = csv("val.csv", target=label, text=review, inputs={review: [review], stars: [stars]})
+    loss       = cross_entropy
+    optimizer  = adam(lr=0.05)
+    epochs     = 4
+    batch      = 16
+    seed       = 0
+}
+"""
+
+
+def test_a_text_input_beside_a_numeric_one_trains_and_predicts_from_raw_text(tmp_path):
+    rng = np.random.default_rng(3)
+    def rows(n, seed):
+        return [[r, lab, float(rng.integers(1, 6))] for r, lab in reviews(n, seed)]
+    header = ("review", "label", "stars")
+    write_csv(tmp_path / "train.csv", rows(60, 1), header)
+    write_csv(tmp_path / "val.csv", rows(20, 2) + [["Great newword!", "pos", 5.0]], header)
+    (tmp_path / "m.nn").write_text(TWO_INPUTS)
+    spec = nnspec.load(tmp_path / "m.nn")
+    result = nnspec.train(spec)
+    _, val = load_data(spec)
+    voc = result.net.text["review"]
+    assert set(val.x) == {"review", "stars"} and val.x["review"].dtype == np.int64
+    assert "newword" not in voc.tokens and val.x["review"][-1].tolist() == [voc.tokens.index("great") + 2, 1, 0, 0, 0, 0]
+    import csv
+    with open(tmp_path / "val.csv") as f:
+        stars = [float(r["stars"]) for r in csv.DictReader(f)]
+    np.testing.assert_array_equal(val.x["stars"][:, 0], stars)
+    result.net.export_onnx(tmp_path / "m.onnx")
+    from nnspec.runtime import OnnxModel, predict_file
+    pred = predict_file(OnnxModel(tmp_path / "m.onnx"), tmp_path / "val.csv")
+    np.testing.assert_allclose(pred.probabilities, result.net.forward(val.x), atol=1e-5)
+
+
 # ------------------------------------------------------------ errors
 
 
@@ -285,11 +328,13 @@ def test_check_time_errors_seen_without_data(tmp_path):
                        validation='csv("v.csv", target=label, text=review, tokens=chars, vocab=9)')
     assert d.line == e.line == 10 and "the validation text is read with tokens=chars" in d.message
     assert "leave `vocab` out of the validation source" in e.message
+    (d,) = check_error(tmp_path, 'csv("d.csv", target=label, text=review, inputs={review: [review, stars]})')
+    assert ("with `inputs`, the text column is one input's only column, as in inputs={INPUT: [review], ...}; "
+            "the inputs' columns are review: review, stars") in d.message
     (d,) = check_error(tmp_path, 'csv("d.csv", target=label, text=review)',
                        ("input review: int64[6]", "input review: int64[6]\n    input other: int64[6]"))
-    assert "feeds a model with one input; this one has `review`, `other`" in d.message
-    (d,) = check_error(tmp_path, 'csv("d.csv", target=label, text=review, inputs={review: [review]})')
-    assert "text=review reads one text column for a model of one input and one target; with `inputs`" in d.message
+    assert ("text=review feeds the model's one input, and this one has `review`, `other`; name each "
+            "input's columns with inputs={review: [review], ...}") in d.message
     (tmp_path / "m.nn").write_text("""
 model m {
     input review: int64[6]

@@ -40,7 +40,8 @@ def prepare(table: Table, inputs, out_shape: tuple, task: str, labels: list | No
     out = {}
     if table.text is not None:            # token lists (N,), encoded once the training split is known
         v = text_input(inputs, table.text, table.origin)
-        out[v.name], inputs = table.x, []
+        out[v.name] = table.x[v.name] if isinstance(table.x, dict) else table.x
+        inputs = [i for i in inputs if i is not v]
     xs = table.x if isinstance(table.x, dict) else {inputs[0].name: table.x} if len(inputs) == 1 else {}
     if len(inputs) > 1 and not isinstance(table.x, dict):
         raise DataError(f"{table.origin} gives one feature array, but the model has inputs "

@@ -50,7 +50,8 @@ class CsvSource(Source):
     def text_settings(self) -> TextSettings | None:
         if self.text is None:
             return None
-        return TextSettings(self.text, self.tokens, self.lowercase, self.vocab)
+        fed = [k for k, cols in (self.inputs or {}).items() if self.text in cols]   # with `inputs`
+        return TextSettings(self.text, self.tokens, self.lowercase, self.vocab, fed[0] if fed else None)
 
     def model_problems(self, graph, training=None):
         return _target_problems(self.target, graph) + _input_problems(self.inputs, graph) + self._text_problems(
@@ -62,10 +63,13 @@ class CsvSource(Source):
             given = [k for k in ("tokens", "vocab", "lowercase") if k in self.model_fields_set]
             return [(f"{', '.join(f'`{k}`' for k in given)} read{'s' * (len(given) == 1)} a column of "
                      f"text: name it with text=COLUMN", [])] if given else []
-        if self.inputs is not None or isinstance(self.target, dict):
-            what = "`inputs`" if self.inputs is not None else "a target per output"
-            return [(f"text={self.text} reads one text column for a model of one input and one "
-                     f"target; with {what} it is not supported yet", [])]
+        if isinstance(self.target, dict):
+            return [(f"text={self.text} reads one text column for a model of one target; with a "
+                     f"target per output it is not supported yet", [])]
+        if self.inputs is not None and [cols for cols in self.inputs.values() if self.text in cols] != [[self.text]]:
+            shown = "; ".join(f"{k}: {', '.join(v)}" for k, v in self.inputs.items())
+            return [(f"with `inputs`, the text column is one input's only column, as in "
+                     f"inputs={{INPUT: [{self.text}], ...}}; the inputs' columns are {shown}", [])]
         if training is not None:
             return [(m, []) for m in validation_problems(
                 training.text_settings() if isinstance(training, CsvSource) else None, settings)]
@@ -90,7 +94,7 @@ class CsvSource(Source):
                             f"{', '.join(header)}{did_you_mean(self.target, header)}", str(path), 1, 1)
         tcol = header.index(self.target) if self.target is not None else None
         words = self.text_settings()
-        if words is not None:             # the text column alone, as token lists (N,)
+        if words is not None and words.input is None:     # the text column alone, as token lists (N,)
             x = read_text(path, header, body, words, tcol, self.delimiter, self.path)
             columns = [words.column]
         else:
@@ -132,7 +136,10 @@ class CsvSource(Source):
             if taken:
                 raise DataError(f"column `{taken[0]}` is a target and a feature of input `{name}`",
                                 str(path), 1, 1)
-            x[name] = csv_features(path, header, body, idx, self.delimiter)
+            if cols == [self.text]:       # token lists (N,), encoded once the training split is known
+                x[name] = read_text(path, header, body, self.text_settings(), None, self.delimiter, self.path)
+            else:
+                x[name] = csv_features(path, header, body, idx, self.delimiter)
             columns[name] = [str(c) for c in cols]
         return x, columns
 

@@ -46,6 +46,7 @@ class TextSettings:
     mode: str = "words"
     lowercase: bool = True
     vocab: int | None = None             # ids in all (0 and 1 included); None: the embedding's rows
+    input: str | None = None             # the model input it feeds (with `inputs={...}`); None: the only one
 
 
 @dataclass
@@ -153,23 +154,25 @@ def _is_number(text: str) -> bool:
 
 
 def text_input(inputs, settings: TextSettings, origin: str):
-    """The model input a text column feeds: the one input, int64[T]."""
+    """The model input a text column feeds, int64[T]: the one input, or the
+    one `inputs={...}` gives the text column to."""
     problem = input_problem(inputs, settings)
     if problem:
         raise DataError(f"{origin}: {problem}")
     return inputs[0]
 
 
-def encode(data, val, settings: TextSettings, length: int, limit: int | None):
+def encode(data, val, settings: TextSettings, name: str, length: int, limit: int | None):
     """The training split's vocabulary fitted (cut to `settings.vocab`, else
-    `limit`, the embedding's rows) and both splits' token lists encoded with
-    it to `length` ids: (data, val) with x (N, T) int64 and text {input: Vocabulary}."""
-    (name, texts), = data.x.items()
+    `limit`, the embedding's rows) and both splits' token lists for input
+    `name` encoded with it to `length` ids: (data, val) with x[name] (N, T)
+    int64 and text {name: Vocabulary}."""
+    texts = data.x[name]
     voc = Vocabulary(settings.column, settings.mode, settings.lowercase, length,
                      fit_tokens(texts, settings.vocab or limit))
-    data = replace(data, x={name: voc.encode(texts)}, text={name: voc})
+    data = replace(data, x={**data.x, name: voc.encode(texts)}, text={name: voc})
     if val is not None and name in val.x and val.x[name].dtype == object:
-        val = replace(val, x={name: voc.encode(val.x[name])}, text={name: voc})
+        val = replace(val, x={**val.x, name: voc.encode(val.x[name])}, text={name: voc})
     return data, val
 
 
@@ -178,10 +181,15 @@ def encode(data, val, settings: TextSettings, length: int, limit: int | None):
 
 def input_problem(inputs, settings: TextSettings) -> str | None:
     """What stops a text column feeding this model's inputs, or None."""
-    if len(inputs) != 1:
-        return (f"text={settings.column} feeds a model with one input; this one has "
-                f"{', '.join(f'`{v.name}`' for v in inputs)}")
-    v = inputs[0]
+    named = [v for v in inputs if v.name == settings.input]
+    if settings.input is not None and not named:
+        return (f"`inputs` gives text column `{settings.column}` to `{settings.input}`, which is not "
+                f"an input of the model (it has {', '.join(f'`{v.name}`' for v in inputs)})")
+    if settings.input is None and len(inputs) != 1:
+        return (f"text={settings.column} feeds the model's one input, and this one has "
+                f"{', '.join(f'`{v.name}`' for v in inputs)}; name each input's columns with "
+                f"inputs={{{inputs[0].name}: [{settings.column}], ...}}")
+    v = named[0] if named else inputs[0]
     if v.dtype != "int64" or len(v.shape) != 1:
         return (f"text={settings.column} gives token ids, one a position: the input must be "
                 f"int64[T], such as `input {v.name}: int64[40]`; `{v.name}` is "
@@ -195,7 +203,7 @@ def model_problems(settings: TextSettings, graph) -> list[tuple[str, list[str]]]
     problem = input_problem(graph.inputs, settings)
     if problem:
         return [(problem, [])]
-    name = graph.inputs[0].name
+    name = settings.input or graph.inputs[0].name
     out = []
     for n in graph.nodes:
         rows = n.op.vocabulary(n.p)

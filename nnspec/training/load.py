@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from ..data import DataError, DataWarning, check_tokens, prepare, validation_split
-from ..data.text import encode
+from ..data.text import encode, text_input
 from ..errors import Diagnostic, Span, SpecError
 
 
@@ -40,8 +40,8 @@ def load_data(spec):
             val = prepare(table, g.inputs, out_shape, task, data.labels)
             check_tokens(val, g.vocabularies(), table.origin)
     if text is not None:                 # the vocabulary from the training split only
-        v = g.inputs[0]
-        data, val = encode(data, val, text, v.shape[0], g.vocabularies().get(v.name))
+        v = text_input(g.inputs, text, "")
+        data, val = encode(data, val, text, v.name, v.shape[0], g.vocabularies().get(v.name))
     if not several and task != "regression" and len(np.unique(data.y)) < 2:
         label = data.labels[int(data.y.reshape(-1)[0])] if data.labels else data.y.reshape(-1)[0]
         warnings.warn(DataWarning(f"every training target is {label!r}: the model can only learn to "
