@@ -98,6 +98,10 @@ def test_block_shuffling_gathers_the_right_rows_from_few_places(tmp_path, monkey
         # a batch's rows come from at most two groups of 4 blocks of 10 rows: 8 blocks
         assert len(np.unique(idx // 10)) <= 8
     assert len(streamed.loaded) <= 2                          # groups held at once
+    order = streamed.order(np.random.default_rng(6))              # batches larger than a group (40 rows)
+    for start in range(0, n, 100):
+        idx = order[start:start + 100]
+        np.testing.assert_array_equal(streamed.batch(idx)["x"], in_memory[idx])
     # rows of one group are mixed: the order is not the file's
     assert not np.array_equal(order[:40], np.sort(order[:40]))
 

@@ -103,16 +103,21 @@ class NpyRows:
         out[order] = buf[where]
         return out
 
-    def read_runs(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def read_runs(self, idx: np.ndarray, spare: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(buffer, where) for sorted rows `idx`: runs of nearby file rows read
         whole into one buffer, the rows between them included; row idx[i] is
-        buffer[where[i]]. One read a run, no copy after it."""
+        buffer[where[i]]. One read a run, no copy after it. `spare`: an array
+        to read into when it is large enough (memory already faulted in is
+        about twice as fast to read into as a new allocation)."""
         file_rows = idx if self.rows is None else self.rows[idx]
         gap = max(1, GAP_BYTES // max(self._row_bytes, 1))
         breaks = np.flatnonzero(np.diff(file_rows) > gap) + 1
         starts, ends = np.r_[0, breaks], np.r_[breaks, len(file_rows)]
         firsts, lasts = file_rows[starts], file_rows[ends - 1] + 1
-        buf = np.empty((int((lasts - firsts).sum()), *self.row_shape), self.dtype)
+        total = int((lasts - firsts).sum())
+        fits = spare is not None and spare.dtype == self.dtype and spare.shape[1:] == self.row_shape \
+            and len(spare) >= total
+        buf = spare[:total] if fits else np.empty((total, *self.row_shape), self.dtype)
         where = np.empty(len(file_rows), np.int64)
         at = 0
         for a, b, first, last in zip(starts, ends, firsts.tolist(), lasts.tolist()):

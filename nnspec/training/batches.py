@@ -53,17 +53,18 @@ class Streamed(Batches):
     cut into blocks of about BLOCK_BYTES of consecutive rows, the blocks are
     put in a random order, and every WINDOW blocks in that order form a group
     whose rows are shuffled together. A batch therefore mixes rows from up to
-    WINDOW places in the file (two at a group's edge), not from anywhere; a
-    file sorted by class gives batches of a few classes unless its blocks are
-    many more than a class's. A split that fits in one group is shuffled
-    like one in memory (the same order for the same seed)."""
+    WINDOW places in the file (twice that at a group's edge), not from
+    anywhere: a file sorted by class gives batches of few classes, so shuffle
+    such a file once when writing it. A split that fits in one group is
+    shuffled like one in memory (the same order for the same seed)."""
 
     def __init__(self, data, net):
         super().__init__(data, net)
         row = sum(int(np.prod(a.shape[1:], dtype=np.int64)) * a.dtype.itemsize for a in data.x.values())
         self.block = max(1, BLOCK_BYTES // max(row, 1))
         self.group_of = self.slot = None
-        self.loaded: dict[int, dict] = {}            # group -> {input: its rows, in file order}
+        self.loaded: dict[int, dict] = {}            # group -> {input: its runs of file rows}
+        self.spare: dict = {}                         # a finished group's buffers, to read the next into
         self.groups: list[np.ndarray] = []
 
     def order(self, rng):
@@ -77,6 +78,7 @@ class Streamed(Batches):
             self.groups = [np.concatenate([np.arange(s, min(s + self.block, n)) for s in np.sort(chunk)])
                            for chunk in (starts[i:i + WINDOW] for i in range(0, blocks, WINDOW))]
             order = np.concatenate([g[rng.permutation(len(g))] for g in self.groups])
+        self.spare = next(iter(self.loaded.values()), self.spare)
         self.group_of = np.empty(n, np.int32)
         self.slot = np.empty(n, np.int64)            # a row's place in its group's buffer, set as it loads
         for i, g in enumerate(self.groups):
@@ -90,7 +92,7 @@ class Streamed(Batches):
         groups = self.group_of[idx]
         needed = np.unique(groups)                    # one group, or two at a group's edge
         for g in [g for g in self.loaded if g < needed[0]]:
-            del self.loaded[g]                        # the epoch has moved past it
+            self.spare = self.loaded.pop(g)           # the epoch has moved past it: its buffers reused
         for g in needed.tolist():
             if g not in self.loaded:
                 self.loaded[g] = self._load(g)
@@ -107,9 +109,12 @@ class Streamed(Batches):
         """Group g's rows of every input, read a run of the file at a time
         straight into the buffers the batches are gathered from."""
         positions, bufs = self.groups[g], {}
+        spare, self.spare = self.spare, {}            # each spare buffer is read into once
         for k, a in self.data.x.items():
             if isinstance(a, NpyRows):
-                bufs[k], where = a.read_runs(positions)   # the same rows, so the same `where`, for every input
+                old = spare.get(k)
+                whole = old.base if old is not None and old.base is not None else old
+                bufs[k], where = a.read_runs(positions, whole)   # the same rows, so the same `where`, for every input
             else:
                 bufs[k], where = a[positions], np.arange(len(positions))
             self.slot[positions] = where
