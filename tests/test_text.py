@@ -328,7 +328,8 @@ def test_check_time_errors_seen_without_data(tmp_path):
                        validation='csv("v.csv", target=label, text=review, tokens=chars, vocab=9)')
     assert d.line == e.line == 10 and "the validation text is read with tokens=chars" in d.message
     assert "leave `vocab` out of the validation source" in e.message
-    (d,) = check_error(tmp_path, 'csv("d.csv", target=label, text=review, inputs={review: [review, stars]})')
+    counted, d = check_error(tmp_path, 'csv("d.csv", target=label, text=review, inputs={review: [review, stars]})')
+    assert "input `review` is int64[6] (6 values a sample), but 2 columns are named for it" in counted.message
     assert ("with `inputs`, the text column is one input's only column, as in inputs={INPUT: [review], ...}; "
             "the inputs' columns are review: review, stars") in d.message
     (d,) = check_error(tmp_path, 'csv("d.csv", target=label, text=review)',

@@ -54,8 +54,8 @@ class CsvSource(Source):
         return TextSettings(self.text, self.tokens, self.lowercase, self.vocab, fed[0] if fed else None)
 
     def model_problems(self, graph, training=None):
-        return _target_problems(self.target, graph) + _input_problems(self.inputs, graph) + self._text_problems(
-            graph, training)
+        return (_target_problems(self.target, graph) + _input_problems(self.inputs, graph, self.text)
+                + self._text_problems(graph, training))
 
     def _text_problems(self, graph, training):
         settings = self.text_settings()
@@ -175,9 +175,10 @@ def _target_problems(target, graph) -> list[tuple[str, list[str]]]:
              f"{did_you_mean(k, outputs)}", []) for k in target if k not in outputs]
 
 
-def _input_problems(inputs, graph) -> list[tuple[str, list[str]]]:
+def _input_problems(inputs, graph, text: str | None = None) -> list[tuple[str, list[str]]]:
     """`inputs={a: [c1, c2], ...}`: each model input once, with as many
-    columns as it takes values."""
+    columns as it takes values (the text column gives an int64[T] input all
+    its T ids; text.py checks that input)."""
     if inputs is None:
         return []
     names = {v.name: v for v in graph.inputs}
@@ -189,7 +190,7 @@ def _input_problems(inputs, graph) -> list[tuple[str, list[str]]]:
     for k, cols in inputs.items():
         v = names.get(k)
         size = int(np.prod(v.shape)) if v is not None else len(cols)
-        if len(cols) != size:
+        if len(cols) != size and cols != [text]:
             out.append((f"`inputs`: input `{k}` is {v.dtype}{list(v.shape)} ({size} values a sample), "
                         f"but {len(cols)} column{'s' * (len(cols) != 1)} are named for it", []))
     return out
