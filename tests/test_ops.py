@@ -284,3 +284,41 @@ def test_conv_products_in_chunks_of_columns_change_nothing(monkeypatch, layer, s
     for a, b, c in zip(whole, one, three):
         np.testing.assert_allclose(b, a, rtol=2e-5, atol=1e-6)
         np.testing.assert_array_equal(c, b)
+
+
+def test_conv_in_chunks_of_samples_changes_nothing(monkeypatch):
+    """A batch whose columns would pass COLUMN_BYTES runs through a
+    convolution in chunks of samples (the columns made again in backward):
+    loss and gradients must be those of the whole batch at once, with
+    uneven chunks, folded, widened and strided frames, groups, and a first
+    layer that needs no input gradient; and exactly the same on 1 or 3 threads."""
+    from nnspec import parallel
+    from nnspec.ops import conv
+    net = nnspec.loads("""
+model cnn {
+    input image: float32[2, 9, 9]
+    conv2d(8, kernel=3, padding=same) -> relu
+    conv2d(8, kernel=3, groups=2) -> relu
+    conv2d(4, kernel=3, stride=2, padding=1)
+    flatten
+    dense(3) -> softmax
+}""").build(seed=0)
+    rng = np.random.default_rng(10)
+    x, y = rng.normal(size=(7, 2, 9, 9)).astype(np.float32), rng.integers(0, 3, 7)
+
+    def run(threads):
+        parallel.set_threads(threads)
+        try:
+            loss, grads = net.loss_and_grads(x, y, loss="cross_entropy")
+        finally:
+            parallel.set_threads(parallel._from_environment())
+        return [loss] + [grads[k] for k in sorted(grads)]
+    whole = run(1)
+    sizes, real = [], conv.samples_per_chunk
+    monkeypatch.setattr(conv, "COLUMN_BYTES", 40_000)
+    monkeypatch.setattr(conv, "samples_per_chunk", lambda *a: sizes.append(real(*a)) or sizes[-1])
+    one, three = run(1), run(3)
+    assert sum(s < 7 and 7 % s > 0 for s in sizes) >= 2, sizes        # two layers in uneven chunks
+    for a, b, c in zip(whole, one, three):
+        np.testing.assert_allclose(b, a, rtol=2e-5, atol=1e-6)
+        np.testing.assert_array_equal(c, b)
