@@ -153,8 +153,11 @@ class CsvSource(Source):
     def _fast(self, path: Path) -> Table | None:
         """The table read by NumPy (csv_fast.py), or None: then `load` reads the
         file the careful way, and reports any problem at its row and column.
-        For a plain table: one target column or none, no text, no `inputs`."""
+        For a plain table: one target column or none, no text, no `inputs`;
+        not a pipe or anything else `not_readable` refuses (open would wait on it)."""
         if isinstance(self.target, dict) or self.inputs is not None or self.text is not None:
+            return None
+        if not_readable(path):
             return None
         got = read_fast(path, self.delimiter, self.target)
         if got is None:
