@@ -283,3 +283,20 @@ def test_editor_completes_the_kinds_and_their_arguments_and_hovers_on_them():
     line = text.splitlines().index("    augment = [flip, rotate(5)]") + 1
     hover, _ = Index.build(text, "m.nn").hover((line, text.splitlines()[line - 1].index("rotate") + 2))
     assert "rotate(degrees=10.0)" in hover and "bilinear" in hover
+
+
+def test_a_checkpoint_from_before_augment_existed_resumes(monkeypatch, tmp_path):
+    """Its description has no `augment`; a spec without augmentation is the same run."""
+    import json
+    monkeypatch.setenv("NNSPEC_THREADS", "1")
+    nnspec.train(spec("", epochs="1"), checkpoint=tmp_path / "c.npz")
+    with np.load(tmp_path / "c.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(str(arrays["meta"]))
+    del meta["description"]["train"]["augment"], meta["augment_rng"]
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez(tmp_path / "old.npz", **arrays)
+    resumed = nnspec.train(spec("", epochs="2"), resume=tmp_path / "old.npz")
+    assert resumed.history == nnspec.train(spec("", epochs="2")).history
+    with pytest.raises(nnspec.SpecError, match=r"train.augment: \(none\)|augment"):
+        nnspec.train(spec("augment = [flip]", epochs="2"), resume=tmp_path / "old.npz")

@@ -120,11 +120,15 @@ def describe(spec, batch: int, seed: int) -> dict:
 
 
 def differ(was: dict, now: dict, path: str = "") -> list[str]:
-    """What changed between two descriptions, as `where: was -> now`."""
+    """What changed between two descriptions, as `where: was -> now`. A
+    setting one side lacks and the other leaves unset (None) is no change: a
+    checkpoint from before a setting existed (`augment`) resumes without it."""
     out = []
     for k in sorted(set(was) | set(now), key=str):
         where = f"{path}.{k}" if path else str(k)
         a, b = was.get(k, "(none)"), now.get(k, "(none)")
+        if (a, b) in (("(none)", None), (None, "(none)")):
+            continue
         if isinstance(a, dict) and isinstance(b, dict):
             out += differ(a, b, where)
         elif a != b:
