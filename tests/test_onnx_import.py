@@ -195,6 +195,21 @@ def test_an_export_with_functions_imports_as_the_inlined_one(specs_dir, tmp_path
     assert _totals(outlined.spec) == _totals(spec)
 
 
+def test_a_newer_opset_is_brought_down_first(specs_dir, tmp_path):
+    """The exporter's opset 17 converted up to 21 (ReduceMean's axes an input,
+    ...) imports and matches; opset 6 is the pytorch-converted models' own."""
+    from onnx import version_converter
+    spec = nnspec.load(specs_dir / "tiny_transformer.nn")
+    net = _with_weights(spec, seed=2)
+    net.export_onnx(tmp_path / "m.onnx", spec.source)
+    newer = version_converter.convert_version(onnx.load(str(tmp_path / "m.onnx")), 21)
+    onnx.save(newer, str(tmp_path / "m21.onnx"))
+    imported = import_onnx(tmp_path / "m21.onnx")
+    assert "(opset 21, nnspec)" in imported.text and "block encoder()" in imported.text
+    feeds = {"tokens": np.random.default_rng(0).integers(0, 12, size=(3, 16))}
+    _close(_outputs(imported.build(), feeds), run_onnxruntime(newer, feeds))
+
+
 def test_imported_spec_reads_like_a_spec(specs_dir, tmp_path):
     """Flows where layers follow one another, names where a value is read twice."""
     spec = nnspec.load(specs_dir / "two_towers.nn")
@@ -257,6 +272,18 @@ def test_refusal_lists_every_unsupported_op_with_its_nodes(tmp_path):
     assert len(lines) == 3 and lines[2] == "2 errors"
     assert lines[0].startswith(f"{path}: error: unsupported op `Abs` in nodes `abs_1`, `abs_2`; nnspec has")
     assert "unsupported op `LogSoftmax` in node `logits`" in lines[1] and "softmax" in lines[1]
+
+
+def test_a_node_no_rule_can_read_is_refused_not_a_traceback(tmp_path, monkeypatch):
+    from nnspec.onnx import recognise
+
+    def broken(m):
+        raise IndexError("list index out of range")
+    monkeypatch.setitem(recognise.RULES, "Relu", [broken])
+    path = _save(tmp_path, [__import__("onnx").helper.make_node("Relu", ["x"], ["y"], name="r")], {})
+    with pytest.raises(nnspec.SpecError) as e:
+        import_onnx(path)
+    assert "unsupported op `Relu` in node `r` (a form of Relu nnspec does not read (IndexError" in str(e.value)
 
 
 def test_a_mismatched_pattern_is_not_imported_wrong(tmp_path):

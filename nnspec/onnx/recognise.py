@@ -191,6 +191,9 @@ def _match(g: OnnxGraph, node, v: str):
                 specific = e.reason
             last = e.reason
             continue
+        except (ValueError, IndexError, KeyError, TypeError) as e:     # a node in a form no rule reads
+            last = f"a form of {node.op_type} nnspec does not read ({type(e).__name__}: {e})"
+            continue
         if not m.inner_values_private():
             last = "part of its pattern is read elsewhere in the graph"
             continue
