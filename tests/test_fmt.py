@@ -343,3 +343,10 @@ def test_output_that_would_change_the_meaning_is_refused(monkeypatch):
     monkeypatch.setattr(fmt, "render", lambda lines: render(lines).replace("-> tanh", "\n    tanh", 1))
     with pytest.raises(AssertionError, match="would change the spec's meaning"):
         format_text(MESSY)
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "specs").glob("*.nn")), ids=lambda p: p.name)
+def test_shipped_specs_are_canonical(path):
+    # `nnspec fmt --check specs/` passes: what the repository ships is what fmt writes
+    text = path.read_text()
+    assert format_text(text, str(path)) == text
