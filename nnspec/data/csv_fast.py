@@ -16,6 +16,8 @@ from ..lazy import np
 def read_fast(path: Path, delimiter: str, target: str | None):
     """(header, features (N, F) float32, targets or None) of a csv file, where
     targets are float64 values or label strings; or None: read it the careful way."""
+    if not Path(path).is_file():          # a pipe or device would block here; read_csv refuses it
+        return None
     try:
         with open(path, encoding="utf-8-sig", newline="") as f:
             header = [h.strip() for h in next(csvlib.reader([f.readline()], delimiter=delimiter))]
