@@ -68,7 +68,7 @@ def parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("export", help="write an ONNX model from a spec and trained weights")
     e.add_argument("file", metavar="FILE", help="a spec (with --weights), or a run folder (its spec.nn and weights.npz)")
-    e.add_argument("--weights", metavar="W", help="a weights.npz written by `nnspec train`")
+    e.add_argument("--weights", metavar="W", help="a weights.npz written by `nnspec train`, or the run folder holding it")
     e.add_argument("-o", "--output", required=True, metavar="MODEL.onnx")
     e.add_argument("--quantize", choices=["int8"], help="int8 weights (onnxruntime quantisation); prints "
                                                        "size and validation accuracy before and after")
@@ -311,6 +311,8 @@ def cmd_export(args) -> int:
         path, weights = path / "spec.nn", weights or path / "weights.npz"
     if weights is None:
         args.commands["export"].error("--weights W is needed with a spec (or give a run folder)")
+    if Path(weights).is_dir() and (Path(weights) / "weights.npz").is_file():
+        weights = Path(weights) / "weights.npz"      # --weights RUN_DIR: the run's weights
     if args.functions and (args.quantize or args.half):
         # onnxruntime's quantiser and onnxconverter-common's float16 pass rewrite the main graph only
         args.commands["export"].error("--functions does not combine with --quantize or --half: their "

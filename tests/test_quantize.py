@@ -133,3 +133,26 @@ def test_recurrent_layers_int8_where_onnxruntime_can_and_int8_stored_where_not(t
             assert n.input[1] in fed and n.input[2] in fed            # W and R come from int8
     x = np.random.default_rng(0).normal(size=(4, 24, 1))
     np.testing.assert_allclose(_run(out, x), _run(tmp_path / "run" / "model.onnx", x), atol=0.05)
+
+
+@pytest.mark.parametrize("how", [["--quantize", "int8"], ["--half"]])
+def test_several_outputs_each_scored_by_its_own_loss(tmp_path, capsys, how):
+    """digits_autoencoder (recon: mse, cls: cross_entropy): a line per output, the
+    float32 figure the trainer's own for the kept epoch (history.csv)."""
+    import csv
+    run = tmp_path / "run"
+    assert cli.main(["train", str(SPECS / "digits_autoencoder.nn"), "--epochs", "3", "--quiet",
+                     "-o", str(run)]) == 0
+    capsys.readouterr()
+    # --weights may name the run folder as well as its weights.npz
+    assert cli.main(["export", str(SPECS / "digits_autoencoder.nn"), "--weights", str(run), *how,
+                     "-o", str(tmp_path / "small.onnx")]) == 0
+    text = capsys.readouterr().out
+    r2 = re.search(r"`recon` R² on the validation split \(359 samples\): ([-\d.]+) float32 -> ([-\d.]+)", text)
+    acc = re.search(r"`cls` accuracy on the validation split \(359 samples\): ([\d.]+)% float32 -> ([\d.]+)%", text)
+    assert r2 and acc, text
+    last = list(csv.DictReader(open(run / "history.csv")))[-1]
+    assert float(r2.group(1)) == pytest.approx(float(last["val_recon_r2"]), abs=2e-4)
+    assert float(acc.group(1)) == pytest.approx(100 * float(last["val_cls_accuracy"]), abs=0.01)
+    assert abs(float(r2.group(2)) - float(r2.group(1))) < 0.02
+    assert abs(float(acc.group(2)) - float(acc.group(1))) <= 1.0

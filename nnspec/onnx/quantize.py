@@ -191,16 +191,18 @@ def _write(model, dst) -> None:
     os.replace(tmp, dst)
 
 
-def score(path, data, task: str) -> float:
-    """Accuracy (classifiers) or R² (regression) of an ONNX model on Prepared data, via onnxruntime."""
+def score(path, data, task: str, output: str | None = None) -> float:
+    """Accuracy (classifiers) or R² (regression) of an ONNX model on Prepared data, via onnxruntime;
+    `output`: which of several outputs (data.y is then a dict by output name)."""
     from ..runtime import OnnxModel
     m = OnnxModel(path)
+    k = 0 if output is None else m.output_names.index(output)
     outs = []
-    n = len(data.y)
+    n = len(data)
     for i in range(0, n, 512):
-        outs.append(m.run({k: v[i:i + 512] for k, v in data.x.items()})[0])
+        outs.append(m.run({name: v[i:i + 512] for name, v in data.x.items()})[k])
     out = np.concatenate(outs).astype(np.float64)
-    y = np.asarray(data.y)
+    y = np.asarray(data.y if output is None else data.y[output])
     if task == "regression":
         y = y.reshape(out.shape).astype(np.float64)
         return float(1 - ((y - out) ** 2).sum() / max(((y - y.mean(0)) ** 2).sum(), 1e-12))
@@ -218,17 +220,18 @@ def optimize(spec, net, dst, quantize: str | None, half: bool, say=print) -> Non
         raise QuantizeError("--quantize int8 and --half are alternatives; give one")
     dst = Path(dst)
     data = val = None
-    task = "classes"
+    tasks = {}                                   # output name (None: the one output) -> its loss's task
     if spec.train is not None:
         from ..training import load_data
         data, val = load_data(spec)
-        task = spec.train.loss.task
+        loss = spec.train.loss
+        tasks = {k: v.task for k, v in loss.items()} if isinstance(loss, dict) else {None: loss.task}
     with tempfile.TemporaryDirectory(prefix="nnspec-export-") as tmp:
         f32 = Path(tmp) / "float32.onnx"
         net.export_onnx(f32, spec.source)
         calib = None
         if data is not None:
-            idx = np.random.default_rng(0).permutation(len(data.y))[:CALIBRATION_SAMPLES]
+            idx = np.random.default_rng(0).permutation(len(data))[:CALIBRATION_SAMPLES]
             calib = {k: v[idx] for k, v in data.x.items()}
         if quantize:
             what = quantize_int8(f32, dst, calib)
@@ -240,17 +243,20 @@ def optimize(spec, net, dst, quantize: str | None, half: bool, say=print) -> Non
         if data is None:
             say("no train block: the spec names no data, so no accuracy before and after")
             return
-        metric = "R²" if task == "regression" else "accuracy"
         if val is None:
             where, on = "training set (the spec has no validation split)", data
         else:
-            where, on = f"validation split ({len(val.y)} samples)", val
-        a, b = score(f32, on, task), score(dst, on, task)
-        if task == "regression":
-            say(f"{metric} on the {where}: {a:.4f} float32 -> {b:.4f} ({b - a:+.4f})")
-        else:
-            say(f"{metric} on the {where}: {100 * a:.2f}% float32 -> {100 * b:.2f}% "
-                f"({100 * (b - a):+.2f} points)")
+            where, on = f"validation split ({len(val)} samples)", val
+        for output, task in tasks.items():
+            metric = "R²" if task == "regression" else "accuracy"
+            if output is not None:                # several outputs: each scored by its own loss's kind
+                metric = f"`{output}` {metric}"
+            a, b = score(f32, on, task, output), score(dst, on, task, output)
+            if task == "regression":
+                say(f"{metric} on the {where}: {a:.4f} float32 -> {b:.4f} ({b - a:+.4f})")
+            else:
+                say(f"{metric} on the {where}: {100 * a:.2f}% float32 -> {100 * b:.2f}% "
+                    f"({100 * (b - a):+.2f} points)")
 
 
 def _size(n: int) -> str:
