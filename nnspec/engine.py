@@ -110,13 +110,13 @@ class Network:
             return outs[0]
         return dict(zip(self.graph.output_names, outs))
 
-    def _infer(self, xs: dict, stop: object = None, keep: frozenset = frozenset()) -> dict:
+    def _infer(self, xs: dict, stop: object = None, keep: frozenset = frozenset(), copy=()) -> dict:
         """Values by name in inference mode (nnspec/inference.py): no backward
         bookkeeping, batchnorm folded, buffers kept. Some values are buffers
         that the next call overwrites. keep: values read besides the outputs."""
         if self._inference is None:
             self._inference = Inference(self)
-        return self._inference.run(xs, stop, keep)
+        return self._inference.run(xs, stop, keep, copy)
 
     def forward(self, x, training: bool = False):
         """Outputs for a batch of raw inputs (normalisation applied).
@@ -124,8 +124,8 @@ class Network:
         if training:
             values, _ = self._forward(self.feed(x), training, reuse=False)
             return self._outputs(values)
-        values = self._infer(self.feed(x))
-        return self._outputs({o: np.array(values[o]) for o in self.graph.outputs})   # copies: not buffers
+        values = self._infer(self.feed(x), copy=self.graph.outputs)     # copies, not the buffers
+        return self._outputs(values)
 
     def loss_and_grads(self, x, target, training: bool = False, loss=None):
         """The loss on a batch and its gradient for every parameter."""

@@ -19,6 +19,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from .lazy import np
 from .ops.base import Ctx
 
 MAX_SIZES = 2          # batch sizes whose buffers are kept (validation: the chunk and the remainder)
@@ -95,10 +96,11 @@ class Inference:
             self.sizes.move_to_end(key)
         return ctxs
 
-    def run(self, xs: dict, stop=None, keep: frozenset = frozenset()) -> dict:
+    def run(self, xs: dict, stop=None, keep: frozenset = frozenset(), copy=()) -> dict:
         """Values by name, up to (not including) the node `stop`. The values
-        may be buffers that the next call overwrites: copy what is kept.
-        keep: values the caller reads besides the outputs (Plan)."""
+        may be buffers that the next call overwrites: those named in `copy`
+        are copied before another thread may start a call; copy the others
+        that are kept. keep: values the caller reads besides the outputs (Plan)."""
         if keep not in self.plans:
             self.plans[keep] = Plan(self.net.graph, keep)
         plan = self.plans[keep]
@@ -125,6 +127,8 @@ class Inference:
                 else:
                     then = s.fold.op.as_affine(s.fold.p, w[s.fold_index])
                     values[n.output] = n.op.infer(s.p, w[s.index], ins, ctxs[s.index], then=then)
+            for name in copy:
+                values[name] = np.array(values[name])
             return values
         finally:
             if mine:
