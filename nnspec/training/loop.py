@@ -148,8 +148,11 @@ def train(spec, epochs: int | None = None, batch: int | None = None, seed: int |
                     if on_batch:
                         on_batch(epoch, min(start + batch, n), n, total / min(start + batch, n))
                 row = {"epoch": epoch + 1, "loss": total / n}
-                row.update(_columns(metrics, net.output_from(_concat(outs), loss), _rows(train_set.y, order),
+                raw = _concat(outs)
+                outs.clear()                                # held once: the batches' outputs are in `raw`
+                row.update(_columns(metrics, _outputs(net, raw, loss), _rows(train_set.y, order),
                                     {k: v / n for k, v in parts.items()}))
+                del raw
                 if x_val is not None:
                     vloss, vy = evaluate(net, x_val, val_set.y, loss)
                     row["val_loss"] = float(vloss)
@@ -322,6 +325,20 @@ def evaluate(net, xs, y: np.ndarray, loss) -> tuple[float, np.ndarray]:
 
 def _rows(y, idx):
     return {k: v[idx] for k, v in y.items()} if isinstance(y, dict) else y[idx]
+
+
+def _outputs(net, raw, loss):
+    """The epoch's outputs from its raw outputs (`output_from`), a chunk of rows at
+    a time and in place where the shapes allow: no copies of an epoch's outputs."""
+    if not isinstance(raw, np.ndarray):
+        return net.output_from(raw, loss)
+    for start in range(0, len(raw), EVAL_CHUNK * 16):
+        sl = slice(start, start + EVAL_CHUNK * 16)
+        out = net.output_from(raw[sl], loss)
+        if out.shape != raw[sl].shape or out.dtype != raw.dtype:
+            return net.output_from(raw, loss)         # not shape-preserving: the whole at once
+        raw[sl] = out
+    return raw
 
 
 def _copy(y):
