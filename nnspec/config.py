@@ -142,6 +142,11 @@ def train_config(block: S.Train | None, coll: Collector, model_span: Span | None
 
 
 _FAILED = object()
+# what a call-valued setting looks like, and what was written instead, for the message above
+_EXAMPLES = {"data": '`dataset("digits")` or `csv("data.csv", target=label)`',
+             "loss": "`cross_entropy`, or a loss per output: `{recon: mse, cls: cross_entropy}`",
+             "optimizer": "`adam(lr=0.001)`", "schedule": "`cosine(warmup=2)`"}
+_NODE_WHAT = {S.ListV: "a list", S.Num: "a number", S.Str: "a string in quotes", S.DictV: "a dict"}
 
 
 def _setting(st: S.Setting, coll: Collector, env: dict):
@@ -151,6 +156,13 @@ def _setting(st: S.Setting, coll: Collector, env: dict):
         return _losses(v, coll, env)
     if st.key == "loss_weights":
         return _weights(v, coll, env)
+    if registry is not None and st.key != "validation" and not isinstance(v, (S.Call, S.Ident)):
+        # a list, number or string where a call belongs (`optimizer = [adam, sgd]`: a sweep's
+        # grid written in the train block) would pass through to training, which cannot read it
+        coll.error(v.span, f"`{st.key}` takes one {registry.what}, such as {_EXAMPLES[st.key]}; got "
+                           f"{_NODE_WHAT.get(type(v), 'an expression')}"
+                           f"{'; several to try go in a `sweep` block' if isinstance(v, S.ListV) else ''}")
+        return _FAILED
     if registry is not None and isinstance(v, (S.Call, S.Ident)) and not (
             st.key == "validation" and isinstance(v, S.Num)):
         if isinstance(v, S.Ident) and v.name in env:

@@ -44,6 +44,26 @@ def test_misspelt_value_name():
     assert "unknown value `bb`; did you mean `b`?" in d.message and (d.line, d.column) == (5, 13)
 
 
+@pytest.mark.parametrize("key, value, got", [
+    ("optimizer", "[adam, sgd]", "got a list; several to try go in a `sweep` block"),
+    ("optimizer", "0.1", "got a number"),
+    ("loss", '"mse"', "got a string in quotes"),
+    ("loss", "[mse, cross_entropy]", "got a list"),
+    ("data", '"iris.csv"', "got a string in quotes"),
+    ("schedule", "3", "got a number"),
+])
+def test_a_call_setting_given_a_list_number_or_string_is_a_check_error(key, value, got):
+    # these passed `nnspec check` and crashed `nnspec train` (exit 3: 'list' has no attribute 'start')
+    train = GOOD_TRAIN.replace("    epochs = 2", "    schedule = step(every=1)\n    epochs = 2")
+    line = next(i for i, s in enumerate(train.split("\n"), start=5) if s.strip().startswith(key))
+    old = next(s for s in train.split("\n") if s.strip().startswith(key))
+    text = "model m {\n  input x: float32[4]\n  dense(3) -> softmax\n}\n" + train.replace(
+        old, f"    {key} = {value}")
+    (d,) = errors(text)
+    assert (d.line, d.column) == (line, 8 + len(key)), d.render()
+    assert d.message.startswith(f"`{key}` takes one ") and got in d.message, d.message
+
+
 def test_misspelt_train_key_and_options():
     text = "model m {\n  input x: float32[4]\n  dense(3) -> softmax\n}\n" + GOOD_TRAIN.replace(
         "epochs = 2", "epocs = 2").replace("adam(lr=0.01)", "adamm(lr=0.01)").replace(

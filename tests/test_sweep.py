@@ -125,6 +125,22 @@ def test_local_sweep_records_a_failing_trial_and_keeps_going(tmp_path, capsys):
     assert "Learning curves of the best trials" in html and 'id="sweep-curves-line-val_loss-000"' in html
 
 
+def test_the_sweeps_own_set_reaches_every_trial(tmp_path, capsys):
+    # `nnspec sweep SPEC --set epochs=1` ran every trial for the spec's epochs (--set was checked, then dropped)
+    f = tmp_path / "s.nn"
+    f.write_text(spec("width = [4, 5]", epochs=6))
+    out = tmp_path / "sw"
+    assert main(["sweep", str(f), "-o", str(out), "--workers", "1", "--set", "epochs=1",
+                 "--set", "lr=0.05"]) == 0
+    rows = read_rows(out)
+    assert [rows[t]["epochs_run"] for t in ("000", "001")] == ["1", "1"]
+    # the trial's own value is there too: width 5 -> 4*5+5 + 5*3+3 parameters
+    assert int(rows["001"]["parameters"]) == 4 * 5 + 5 + 5 * 3 + 3
+    import json
+    resolved = json.loads((out / "trials" / "trial-001" / "resolved.json").read_text())
+    assert resolved["overrides"] == ["epochs=1", "lr=0.05", "width=5"]
+
+
 def _sweep_proc(args, env_extra=None):
     env = {**os.environ, **(env_extra or {})}
     return subprocess.Popen([sys.executable, "-m", "nnspec", "sweep", *map(str, args)], stdout=subprocess.PIPE,

@@ -84,6 +84,8 @@ def run(args) -> int:
     results.load()
     done = results.finished()
     todo = [t for t in trials if t.id not in done]
+    for t in todo:                               # `nnspec sweep SPEC --set epochs=5`: every trial's too
+        t.base = list(request["overrides"])
     use_ray = request.get("ray") or args.ray
     workers = args.workers or min(cores(), max(1, len(todo)))
     say = (lambda *a, **k: None) if args.quiet else print

@@ -55,10 +55,11 @@ class Trial:
     id: str
     values: dict[str, Any]                # name -> plain value (for sweep.csv and the report)
     texts: dict[str, str]                 # name -> .nn text (for the trial's overrides)
+    base: list[str] = field(default_factory=list)   # the sweep's own `--set NAME=VALUE`s, under the trial's
 
     @property
     def overrides(self) -> list[str]:
-        return [f"{k}={t}" for k, t in self.texts.items() if k not in KNOBS]
+        return self.base + [f"{k}={t}" for k, t in self.texts.items() if k not in KNOBS]
 
     @property
     def data_fraction(self) -> float:
