@@ -52,7 +52,7 @@ def row(engine: str, batch: int, seconds: np.ndarray) -> tuple:
 
 def onnx_session(path, device: str, threads: int | None):
     import onnxruntime as ort
-    from .runtime import DEVICES, DeviceError
+    from .runtime import DEVICES, DeviceError, open_session
     provider = DEVICES[device]
     if provider not in ort.get_available_providers():
         raise DeviceError(f"--device {device} needs {provider}, which this onnxruntime does not have")
@@ -60,7 +60,7 @@ def onnx_session(path, device: str, threads: int | None):
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if threads:
         opts.intra_op_num_threads = threads
-    return ort.InferenceSession(str(path), opts, providers=[provider])
+    return open_session(path, opts, provider)
 
 
 def bench(model_path, sizes: list[int], device: str = "cpu", threads: int | None = None,

@@ -33,10 +33,7 @@ class OnnxModel:
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if not Path(path).is_file():
             raise file_error(path, missing_model(Path(path)))
-        try:
-            self.session = ort.InferenceSession(str(path), opts, providers=[provider])
-        except Exception as e:        # onnxruntime raises its own exception types
-            raise file_error(path, f"cannot load ONNX model: {str(e).splitlines()[0]}") from None
+        self.session = open_session(path, opts, provider)
         self.device = device
         meta = self.session.get_modelmeta().custom_metadata_map
         self.labels = _json(meta, "labels", None, path)
@@ -67,6 +64,19 @@ class OnnxModel:
                                             else np.float32) for k, v in x.items()}
             outs.append(self.session.run(None, feed))
         return outs[0] if len(outs) == 1 else [np.concatenate(o) for o in zip(*outs)]
+
+
+def open_session(path, opts, provider: str):
+    """onnxruntime's session for the file at `path`; a file it cannot load is a located error."""
+    import onnxruntime as ort
+    try:
+        return ort.InferenceSession(str(path), opts, providers=[provider])
+    except Exception as e:        # onnxruntime raises its own exception types
+        text = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if "Protobuf parsing failed" in text or "No graph was found" in text:
+            raise file_error(path, "not an ONNX model (it does not parse as one); expected a .onnx "
+                                   "file written by an exporter") from None
+        raise file_error(path, f"cannot load ONNX model: {text}") from None
 
 
 def missing_model(path: Path) -> str:

@@ -46,3 +46,16 @@ def test_bad_batch_sizes_and_missing_models_are_said(run_dir, tmp_path, capsys):
     assert "--batch" in capsys.readouterr().err
     assert cli.main(["bench", str(tmp_path / "nope.onnx")]) == 1
     assert "no such file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content", [b"not onnx\n", b"", bytes(range(256)) * 4])
+@pytest.mark.parametrize("command", [["bench"], ["predict", "--data", "x.npz"], ["eval", "--data", "x.npz"]])
+def test_a_file_that_is_not_onnx_is_said_not_an_internal_error(tmp_path, capsys, monkeypatch, content, command):
+    # bench gave exit 3 (onnxruntime's InvalidProtobuf), predict and eval onnxruntime's raw message
+    import numpy as np
+    monkeypatch.chdir(tmp_path)
+    np.savez("x.npz", x=np.zeros((2, 64), np.float32))
+    (tmp_path / "model.onnx").write_bytes(content)
+    assert cli.main([command[0], "model.onnx", *command[1:]]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("model.onnx: error: not an ONNX model (it does not parse as one)"), err
