@@ -10,7 +10,7 @@ import pytest
 
 import nnspec
 from nnspec.training import load_data
-from conftest import run_cli
+from conftest import SPECS, run_cli
 
 TWO_HEADS = """
 model two_heads {
@@ -398,3 +398,16 @@ def test_each_outputs_classes_must_match_its_width(tmp_path):
         load_data(_spec(tmp_path))
     assert "(the target of `b`) has 4 classes" in str(e.value) and "make the last layer before the softmax " \
                                                                     "`dense(4)`" in str(e.value)
+
+
+def test_a_data_sets_target_names_are_checked_without_reading_it():
+    # dataset(...)'s arrays are `x` and `y` and the model's inputs: a typo was found only by `nnspec train`
+    text = (SPECS / "digits_autoencoder.nn").read_text()
+    (d,) = errors(text.replace("recon: pixels", "recon: pixel"))
+    assert d.line == 16 and d.message == (
+        "`data`: `target`: `pixel` (for output `recon`) is neither `y` (the data set's labels), `x` (its "
+        "features) nor a model input (pixels); did you mean `pixels`?")
+    (d,) = errors(text.replace("cls: y", "cls: label"))
+    assert "`label` (for output `cls`) is neither" in d.message
+    for fine in ("recon: x", "recon: pixels"):                   # the features, either way
+        nnspec.loads(text.replace("recon: pixels", fine))

@@ -359,7 +359,12 @@ class DatasetSource(Source):
     positional = ("name",)
 
     def model_problems(self, graph, training=None):
-        return _target_problems(self.target, graph)
+        # a data set's arrays are known without reading it: `x`, `y`, or an input's own features
+        names = ["y", "x", *(v.name for v in graph.inputs)]
+        return _target_problems(self.target, graph) + [
+            (f"`target`: `{t}` (for output `{k}`) is neither `y` (the data set's labels), `x` (its features) "
+             f"nor a model input ({', '.join(v.name for v in graph.inputs)}){did_you_mean(t, names)}", [])
+            for k, t in (self.target or {}).items() if t not in names]
 
     def load(self, base):
         table = self.options.make()
