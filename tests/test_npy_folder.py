@@ -53,6 +53,7 @@ def test_rows_read_from_disk_equal_numpy(tmp_path, monkeypatch):
     r = NpyRows.open(tmp_path / "a.npy")
     assert r.shape == a.shape and r.dtype == a.dtype and len(r) == 500
     np.testing.assert_array_equal(r[7], a[7])
+    np.testing.assert_array_equal(r[-1], a[-1])
     np.testing.assert_array_equal(r[10:300], a[10:300])
     idx = np.random.default_rng(1).permutation(500)[:123]        # unsorted, scattered
     np.testing.assert_array_equal(r[idx], a[idx])

@@ -62,7 +62,9 @@ class NpyRows:
 
     def __getitem__(self, key):
         if isinstance(key, (int, np.integer)):
-            return self[np.array([key])][0]
+            if not -len(self) <= key < len(self):
+                raise IndexError(f"row {key} of {len(self)}")
+            return self[np.array([key % len(self)])][0]
         if isinstance(key, slice):
             start, stop, step = key.indices(len(self))
             if step == 1 and self.rows is None:
