@@ -172,15 +172,14 @@ class Recurrent(Op):
         # per step, the samples past their end (None: none at that step)
         off = [None] * T if m is None else [None if r.all() else ~r for r in (m[:, ::-1] if reverse else m).T > 0]
         tape = []
-        with np.errstate(over="ignore"):              # exp(large) = inf makes a gate of exactly 0 or 1
-            for s in range(T):
-                before = state
-                state, saved = self.step(np.matmul(M_fwd, HX[s], out=Z[s]), HX[s, :H], state, H, HX[s + 1, :H])
-                if off[s] is not None:                  # past the end: the state stays as it was
-                    np.copyto(HX[s + 1, :H], HX[s, :H], where=off[s])
-                    if state is not None:
-                        np.copyto(state, before, where=off[s])
-                tape.append(saved)
+        for s in range(T):
+            before = state
+            state, saved = self.step(np.matmul(M_fwd, HX[s], out=Z[s]), HX[s, :H], state, H, HX[s + 1, :H])
+            if off[s] is not None:                  # past the end: the state stays as it was
+                np.copyto(HX[s + 1, :H], HX[s, :H], where=off[s])
+                if state is not None:
+                    np.copyto(state, before, where=off[s])
+            tape.append(saved)
         hs = HX[1:, :H]                                                     # (T, H, B), in step order
         out = (hs[::-1] if reverse else hs).transpose(2, 0, 1) if p.sequences else HX[T, :H].T
         if p.sequences and m is not None:
@@ -288,20 +287,20 @@ class Lstm(Recurrent):
         return np.zeros((H, B), dtype)
 
     def scale(self, H, dtype):
-        # every gate through one exp: sigmoid(a) = 1 / (1 + exp(-a)), and the cell input's
-        # tanh(a) = 2 sigmoid(2a) - 1 (NumPy's float32 exp is twice as fast as its tanh)
-        s = np.full(4 * H, -1, dtype)
-        s[3 * H:] = -2
+        # every gate through one tanh: sigmoid(a) = (1 + tanh(a / 2)) / 2, the 1/2 inside
+        # folded into M (NumPy 2's float32 tanh is as fast as its exp, and this needs two
+        # passes after it where 1 / (1 + exp(-a)) needs two passes over all four gates
+        # and two more to make the cell input's tanh from a sigmoid: bench/README.md)
+        s = np.full(4 * H, 0.5, dtype)
+        s[3 * H:] = 1
         return s
 
     def step(self, z, h, c, H, h_new):
-        np.exp(z, out=z)                                                     # z: (4H, B), i o f c
-        z += 1
-        np.divide(1, z, out=z)                                               # every gate's sigmoid,
-        g = z[3 * H:]
-        g *= 2
-        g -= 1                                                               # and the cell input's tanh
-        i, o, f = z[:H], z[H:2 * H], z[2 * H:3 * H]
+        np.tanh(z, out=z)                                                    # z: (4H, B), i o f c
+        ifo = z[:3 * H]
+        ifo *= 0.5
+        ifo += 0.5                                                           # i, o, f: sigmoids
+        i, o, f, g = z[:H], z[H:2 * H], z[2 * H:3 * H], z[3 * H:]
         c_new = f * c
         c_new += i * g
         tc = np.tanh(c_new)
@@ -357,14 +356,14 @@ class Gru(Recurrent):
 
     def scale(self, H, dtype):
         s = np.ones(4 * H, dtype)
-        s[:2 * H] = -1                             # sigmoid(a) = 1 / (1 + exp(-a)) for z and r
+        s[:2 * H] = 0.5                            # sigmoid(a) = (1 + tanh(a / 2)) / 2 for z and r
         return s
 
     def step(self, a, h, state, H, h_new):
         zr = a[:2 * H]
-        np.exp(zr, out=zr)
-        zr += 1
-        np.divide(1, zr, out=zr)
+        np.tanh(zr, out=zr)
+        zr *= 0.5
+        zr += 0.5
         z, r, hr_h = zr[:H], zr[H:], a[2 * H:3 * H]
         n = r * hr_h
         n += a[3 * H:]
