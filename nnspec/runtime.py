@@ -79,6 +79,12 @@ def open_session(path, opts, provider: str):
         raise file_error(path, f"cannot load ONNX model: {text}") from None
 
 
+def _type(onnx_type: str) -> str:
+    """onnxruntime's `tensor(float)` as the spec writes it, `float32`."""
+    inner = onnx_type.removeprefix("tensor(").removesuffix(")")
+    return {"float": "float32", "double": "float64"}.get(inner, inner)
+
+
 def missing_model(path: Path) -> str:
     """What to say of a model path that is not a file, with the .onnx files near it."""
     folder, what = (path, "is a folder, not an ONNX model") if path.is_dir() else (path.parent, "no such file")
@@ -130,8 +136,11 @@ def read_samples(path, model: OnnxModel) -> Samples:
     if suffix == ".npz":
         return table_samples(NpzSource(path=str(path)).load(Path.cwd()))
     if suffix not in DELIMITERS:
-        raise DataError(f"cannot tell the format of `{path}`: expected a .csv, .tsv or .npz file,"
-                        " an image (.png, .jpg) or a folder of images")
+        hint = ("; a built-in data set is for `nnspec eval --data 'dataset(...)'`"
+                if str(path).startswith("dataset(") else "")
+        raise DataError(f"cannot tell the format of `{path}`: expected a .csv, .tsv or .npz file, a folder "
+                        f"of .npy files (as `nnspec convert` writes), an image (.png, .jpg) or a folder of "
+                        f"images{hint}")
     header, body = read_csv(path, DELIMITERS[suffix], str(path))
     tcol = header.index(model.target) if model.target in header else None
     if model.text and len(model.inputs) == 1:     # raw text, read as training read it
@@ -188,7 +197,8 @@ def image_samples(path: Path, model: OnnxModel) -> Samples:
     shape = list(model.inputs.values())[0] if len(model.inputs) == 1 else None
     if shape is None or len(shape) != 3 or shape[0] not in (1, 3) or None in shape:
         raise DataError(f"`{path}` holds images, but the model's input is not one image "
-                        f"float32[C, H, W] with C 1 or 3 (it takes {model.inputs})")
+                        f"float32[C, H, W] with C 1 or 3 (it takes "
+                        f"{', '.join(f'{k}: {_type(model.input_types[k])}{v}' for k, v in model.inputs.items())})")
     channels, size = shape[0], shape[1:]
     if path.is_file():
         return Samples(load_files([path], str(path), size, channels), None)

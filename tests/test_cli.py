@@ -253,3 +253,16 @@ def test_summary_gives_multiply_adds_for_convolutions(specs_dir):
     # 32 filters x 8 x 8 positions x 16 channels x 3 x 3
     assert row.split()[-1] == f"{32 * 8 * 8 * 16 * 9:,}" and "[32, 8, 8]" in row
     assert "multiply-adds a sample" in out.splitlines()[-1]
+
+
+def test_predict_says_where_a_data_set_goes_and_names_input_types(specs_dir, tmp_path):
+    from nnspec.cli import main
+    out = tmp_path / "run"
+    assert main(["train", str(specs_dir / "xor.nn"), "--epochs", "1", "--out", str(out), "--quiet"]) == 0
+    code, _, err = run_cli("predict", out / "model.onnx", "--data", 'dataset("xor")')
+    assert code == 1 and err.startswith('dataset("xor"): error: cannot tell the format of `dataset("xor")`')
+    assert "a folder of .npy files" in err and "is for `nnspec eval --data 'dataset(...)'`" in err
+    (tmp_path / "one.png").write_bytes(b"")          # the model is checked before the file is read
+    code, _, err = run_cli("predict", out / "model.onnx", "--data", tmp_path / "one.png")
+    # the input as a spec writes it, not a Python dict ({'x': [2]})
+    assert code == 1 and "(it takes x: float32[2])" in err, err
