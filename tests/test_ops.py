@@ -322,3 +322,33 @@ model cnn {
     for a, b, c in zip(whole, one, three):
         np.testing.assert_allclose(b, a, rtol=2e-5, atol=1e-6)
         np.testing.assert_array_equal(c, b)
+
+
+@pytest.mark.parametrize("layer,shape", [("maxpool2d(2)", (3, 8, 8)), ("maxpool2d(3, stride=2, padding=1)", (3, 9, 9)),
+                                         ("avgpool2d(2)", (3, 8, 8)), ("maxpool1d(2)", (3, 10))])
+@pytest.mark.parametrize("layout", ["bf", "cm"])
+def test_pools_in_blocks_change_nothing(monkeypatch, layer, shape, layout):
+    """Pools work through their input in blocks of samples or channels
+    (BLOCK_BYTES) so that every window offset's pass finds it in cache:
+    the output and gradient must be those of one pass over the whole batch."""
+    from nnspec.ops import pool
+    spec = nnspec.loads(f"model m {{\n  input x: float32{list(shape)}\n  {layer}\n}}\n")
+    (node,) = spec.graph.nodes
+    rng = np.random.default_rng(11)
+    x = rng.integers(0, 4, size=(7, *shape)).astype(np.float32)          # ties too
+    x = _channel_major(x) if layout == "cm" else x
+
+    def run():
+        ctx = Ctx(True, None, (True,), {}, node.out_shape)
+        y, back = node.op.forward(node.p, {}, [x], ctx)
+        y = y.copy()
+        (dx,), _ = back(np.cos(np.arange(y.size, dtype=np.float32)).reshape(y.shape))
+        return y, np.array(dx)
+    whole = run()
+    calls, real = [], pool.in_blocks
+    monkeypatch.setattr(pool, "BLOCK_BYTES", 2 * x[0, 0].nbytes)          # two samples or channels a block
+    monkeypatch.setattr(pool, "in_blocks", lambda fn, a, part: real(lambda sub: calls.append(sub) or fn(sub), a, part))
+    blocks = run()
+    assert len(calls) >= 6, "the pool did not go through its input in blocks"
+    for a, b in zip(whole, blocks):
+        np.testing.assert_array_equal(b, a)

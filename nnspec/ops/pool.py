@@ -17,6 +17,22 @@ from .base import Op, Params, ShapeError, register
 from .windows import Pads, Size, crop, geometry, pad, pair
 
 
+BLOCK_BYTES = 2 << 20       # a block of input that a pool's window offsets all work through in turn
+
+
+def in_blocks(fn, a, part):
+    """fn(sub) for consecutive blocks `sub` of `part` (over_leading's index
+    tuple: its last slice split) of about BLOCK_BYTES of `a` each, so that
+    the window offsets' operations pass over data still in cache."""
+    r = range(a.shape[len(part) - 1])[part[-1]]
+    one = a[part].nbytes // max(len(r), 1)                    # bytes per sample (or channel)
+    step = max(1, BLOCK_BYTES // max(one, 1))
+    if step >= len(r):
+        return fn(part)
+    for i in range(r.start, r.stop, step):
+        fn((*part[:-1], slice(i, min(i + step, r.stop))))
+
+
 class PoolParams(Params):
     size: Size = 2
     stride: Size | None = None                 # default: the window size (no overlap)
@@ -68,7 +84,7 @@ class Pool(Op):
                 combine(b, a[sl], out=b)
             if self.reduce == "mean":
                 b *= 1.0 / prod(size)
-        over_leading(pool, y)
+        over_leading(lambda part: in_blocks(pool, xp, part), y)
 
         # windows that tile the padded input exactly (a 2x2 pool of an even
         # size) touch every position once: their gradients are written, not added
@@ -108,7 +124,7 @@ class Pool(Op):
                             d[sl] = share
                         else:
                             d[sl] += share
-            over_leading(unpool, dxp)
+            over_leading(lambda part: in_blocks(unpool, xp, part), dxp)
             return [crop(dxp, before, x.shape[2:])], {}
 
         return y, backward
