@@ -39,7 +39,15 @@ def read_fast(path: Path, delimiter: str, target: str | None):
         return None
     if a.shape[1:] != (len(header),) or len(a) == 0 or not np.isfinite(a).all():
         return None
-    return header, a[:, cols].astype(np.float32), (a[:, tcol] if tcol is not None else None)
+    return header, _columns(a, cols).astype(np.float32), (a[:, tcol] if tcol is not None else None)
+
+
+def _columns(a: np.ndarray, cols: list[int]) -> np.ndarray:
+    """a[:, cols]: a view when the columns are consecutive (the target first or
+    last), saving a copy of the table on the way to float32."""
+    if cols == list(range(cols[0], cols[-1] + 1)):
+        return a[:, cols[0]:cols[-1] + 1]
+    return a[:, cols]
 
 
 def with_labels(text: str, delimiter: str, fields: int, cols: list[int], tcol: int):
@@ -84,7 +92,7 @@ def from_lines(lines: list[str], delimiter: str, fields: int, cols: list[int], t
     if a is not None:
         if a.shape != (len(lines), fields) or not np.isfinite(a).all():
             return None
-        return a[:, cols].astype(np.float32), (a[:, tcol] if tcol is not None else None)
+        return _columns(a, cols).astype(np.float32), (a[:, tcol] if tcol is not None else None)
     if tcol is None:
         return None
     return with_labels("".join(lines), delimiter, fields, cols, tcol)
