@@ -128,6 +128,10 @@ def read_samples(path, model: OnnxModel) -> Samples:
     from .data import NpzSource, Table, csv_features, read_csv
     path = Path(path)
     suffix = path.suffix.lower()
+    if not path.exists() and not str(path).startswith("dataset("):
+        raise DataError(f"cannot read `{path}`: no such file or folder")
+    if path.is_dir() and not any(path.iterdir()):
+        raise DataError(f"`{path}` is an empty folder; expected a folder of .npy files or of images")
     if path.is_dir() and any(path.glob("*.npy")):        # what `nnspec convert` writes; read as it is used
         from .data import NpySource
         return table_samples(NpySource(path=str(path)).load(Path.cwd()))

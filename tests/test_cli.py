@@ -266,3 +266,15 @@ def test_predict_says_where_a_data_set_goes_and_names_input_types(specs_dir, tmp
     code, _, err = run_cli("predict", out / "model.onnx", "--data", tmp_path / "one.png")
     # the input as a spec writes it, not a Python dict ({'x': [2]})
     assert code == 1 and "(it takes x: float32[2])" in err, err
+
+
+def test_predict_of_a_missing_path_or_an_empty_folder(specs_dir, tmp_path):
+    # a missing folder was "cannot tell the format", an empty one "holds images"
+    from nnspec.cli import main
+    out = tmp_path / "run"
+    assert main(["train", str(specs_dir / "xor.nn"), "--epochs", "1", "--out", str(out), "--quiet"]) == 0
+    code, _, err = run_cli("predict", out / "model.onnx", "--data", tmp_path / "nowhere")
+    assert code == 1 and err == f"{tmp_path / 'nowhere'}: error: cannot read `{tmp_path / 'nowhere'}`: no such file or folder\n"
+    (tmp_path / "empty").mkdir()
+    code, _, err = run_cli("eval", out, "--data", tmp_path / "empty")
+    assert code == 1 and "is an empty folder; expected a folder of .npy files or of images" in err
