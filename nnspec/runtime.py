@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import DataError
+from .data import DataError, parse_number
 from .files import file_error
 
 DEVICES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
@@ -318,7 +318,7 @@ def run_heads(model: OnnxModel, data) -> dict[str, Head]:
         labels = model.labels.get(o) if isinstance(model.labels, dict) else None
         where = (model.targets or {}).get(o, o)
         if isinstance(where, list):                      # columns of a csv
-            raw = np.array([[float(v) if _is_number(v) else np.nan for v in row]
+            raw = np.array([[_or_nan(parse_number(v)) for v in row]
                             for row in zip(*(named[c] for c in where))]) if all(c in named for c in where) else None
         elif where in prepared.x and where not in named:
             raw = prepared.x[where]                      # an input's own features (an autoencoder)
@@ -373,21 +373,17 @@ def _known_targets(raw, task: str, labels: list | None):
     a = np.asarray(raw)
     if task == "regression":
         if a.dtype.kind in "US":                         # a csv column: text, maybe blank
-            a = np.array([float(v) if _is_number(v) else np.nan for v in a])
+            a = np.array([_or_nan(parse_number(v)) for v in a])
         a = a.astype(np.float64).reshape(len(a), -1)
         keep = np.isfinite(a).all(axis=1)
         return keep, a[keep]
     if a.ndim == 2 and a.shape[1] > 1:                   # one-hot rows
         return np.ones(len(a), bool), a.argmax(axis=1)
     index = {str(plain_label(v)): i for i, v in enumerate(labels or [])}
-    keys = [str(plain_label(float(v))) if _is_number(str(v)) else str(v).strip() for v in a.reshape(-1)]
+    keys = [str(plain_label(x)) if (x := parse_number(str(v))) is not None else str(v).strip() for v in a.reshape(-1)]
     keep = np.array([k in index for k in keys], bool)
     return keep, np.array([index[k] for k in keys if k in index], np.int64)
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
+def _or_nan(value: float | None) -> float:
+    return np.nan if value is None else value

@@ -6,9 +6,10 @@ from .images import ImagesSource
 from .prepare import Prepared, check_tokens, first_non_whole, plain_label, prepare
 from .sources import CsvSource, DatasetSource, NpySource, NpzSource, Source, csv_features, field_column, read_csv
 from .splits import fit_standard, validation_split
-from .table import DATASETS, SOURCES, DataError, DataWarning, Table
+from .table import DATASETS, SOURCES, DataError, DataWarning, Table, parse_number
 
 __all__ = ["DATASETS", "SOURCES", "CsvSource", "DataError", "DataWarning", "DatasetParams", "DatasetSource",
            "ImagesSource",
            "NpySource", "NpzSource", "Prepared", "Source", "Table", "check_tokens", "csv_features", "field_column",
-           "first_non_whole", "fit_standard", "plain_label", "prepare", "read_csv", "validation_split"]
+           "first_non_whole", "fit_standard", "parse_number", "plain_label", "prepare", "read_csv",
+           "validation_split"]

@@ -15,7 +15,7 @@ from ..errors import did_you_mean
 from ..files import not_readable
 from ..params import Params
 from .csv_fast import read_fast
-from .table import SOURCES, DataError, Table, field_column
+from .table import SOURCES, DataError, Table, field_column, parse_number
 from .text import TextSettings, model_problems, read_text, validation_problems
 
 
@@ -204,7 +204,7 @@ def target_column(path: Path, header: list[str], body: list, tcol: int, delimite
     y = []
     for line, row in body:
         text = row[tcol].strip()
-        value = _number(text)
+        value = parse_number(text)
         if not text or (value is not None and not math.isfinite(value)):   # nothing, or a number not to learn
             raise DataError(f"target column `{header[tcol]}` holds {row[tcol]!r}, expected a "
                             f"finite number or a label", str(path), line,
@@ -253,7 +253,7 @@ def csv_features(path: Path, header: list[str], body: list, cols: list[int], del
     x = np.empty((len(body), len(cols)), np.float32)
     for n, (line, row) in enumerate(body):
         for k, j in enumerate(cols):
-            value = _number(row[j])
+            value = parse_number(row[j])
             if value is None or not math.isfinite(value):
                 words = value is None and len(row[j].split()) > 1     # looks like text, not a category
                 hint = (f"; a column of text is read as token ids with text={header[j]}, for an "
@@ -384,13 +384,6 @@ def _reason(e: Exception) -> str:
     if isinstance(e, FileNotFoundError):
         return "no such file"
     return getattr(e, "strerror", None) or str(e)
-
-
-def _number(text: str) -> float | None:
-    try:
-        return float(text)
-    except ValueError:
-        return None
 
 
 def _labels_or_numbers(values: list[str]) -> np.ndarray:

@@ -65,3 +65,11 @@ def row_chunks(a):
 def field_column(row: list[str], j: int, delimiter: str) -> int:
     """The 1-based column where field j of a csv row starts."""
     return len(delimiter.join(row[:j])) + (1 if j == 0 else 2)
+
+
+def parse_number(text: str) -> float | None:
+    """A cell's number, or None when it holds anything else (a label, a blank)."""
+    try:
+        return float(text)
+    except ValueError:
+        return None

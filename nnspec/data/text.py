@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 
 from ..errors import did_you_mean
 from ..lazy import np
-from .table import DataError, field_column
+from .table import DataError, field_column, parse_number
 
 PAD, UNKNOWN, FIRST = 0, 1, 2            # ids: padding, a token not in the vocabulary, the first real token
 MODES = ("words", "chars")
@@ -113,9 +113,9 @@ def read_text(path, header: list[str], body: list, settings: TextSettings, tcol:
     a row whose text is empty or has no tokens."""
     j = text_column(path, header, settings.column, tcol, written)
     rows = [(line, row[j]) for line, row in body]
-    if all(_is_number(v) for _, v in rows):
+    if all(parse_number(v) is not None for _, v in rows):
         texts = [h for k, h in enumerate(header) if k != tcol and k != j
-                 and not all(_is_number(r[k]) for _, r in body)]
+                 and not all(parse_number(r[k]) is not None for _, r in body)]
         hint = f"; the columns holding text are {', '.join(texts)}" if texts else ""
         raise DataError(f"column `{header[j]}` holds numbers (such as {rows[0][1]!r}), not text; "
                         f"text={settings.column} names the column of text to tokenise{hint}",
@@ -140,14 +140,6 @@ def text_column(path, header: list[str], column: str, tcol: int | None, written:
     if j == tcol:
         raise DataError(f"column `{column}` is named as both the target and the text", str(path), 1, 1)
     return j
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
 
 
 # ------------------------------------------------------------ the training split
