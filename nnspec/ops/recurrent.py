@@ -375,12 +375,22 @@ class Gru(Recurrent):
 
     def step_back(self, dh, dstate, h_prev, saved, H, da):
         z, r, n, hr_h = saved                         # da: the four row blocks z, r, hR_h, xW_h
-        dn = dh * (1 - z) * (1 - n * n)
-        np.multiply(dh * (h_prev - n) * z, 1 - z, out=da[:H])
-        np.multiply(dn * hr_h * r, 1 - r, out=da[H:2 * H])
-        np.multiply(dn, r, out=da[2 * H:3 * H])
-        da[3 * H:] = dn
-        return dh * z, None
+        da_z, da_r, da_hh, dn = da[:H], da[H:2 * H], da[2 * H:3 * H], da[3 * H:]
+        dhz = dh * z                                  # h_prev's gradient past M
+        omz = 1 - z
+        np.subtract(h_prev, n, out=da_z)
+        da_z *= dhz
+        da_z *= omz                                   # dh (h_prev - n) z (1 - z)
+        np.multiply(n, n, out=dn)
+        np.subtract(1, dn, out=dn)
+        dn *= omz
+        dn *= dh                                      # dh (1 - z) (1 - n²), xW_h's gradient
+        np.multiply(dn, r, out=da_hh)                 # dn r
+        np.subtract(1, r, out=omz)                    # (1 - z) is read: its array is free
+        np.multiply(dn, hr_h, out=da_r)
+        da_r *= r
+        da_r *= omz                                   # dn hR_h r (1 - r)
+        return dhz, None
 
 
 class RnnParams(RecurrentParams):
