@@ -156,3 +156,12 @@ def test_several_outputs_each_scored_by_its_own_loss(tmp_path, capsys, how):
     assert float(acc.group(1)) == pytest.approx(100 * float(last["val_cls_accuracy"]), abs=0.01)
     assert abs(float(r2.group(2)) - float(r2.group(1))) < 0.02
     assert abs(float(acc.group(2)) - float(acc.group(1))) <= 1.0
+
+
+@pytest.mark.parametrize("how", [["--quantize", "int8"], ["--half"]])
+def test_an_output_that_is_a_folder_is_said_and_leaves_nothing(runs, tmp_path, capsys, how):
+    # it said "nnspec: error: .out.tmpPID: Is a directory" after converting, and left that file behind
+    (tmp_path / "out").mkdir()
+    assert cli.main(["export", str(runs["digits_mlp"]), *how, "-o", str(tmp_path / "out")]) == 1
+    assert capsys.readouterr().err == f"nnspec: error: {tmp_path / 'out'}: is a folder; expected a file name\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"] and not any((tmp_path / "out").iterdir())

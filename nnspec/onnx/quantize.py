@@ -13,12 +13,14 @@ float32. Either way the model's metadata is kept and `nnspec.optimized`
 says what was done."""
 from __future__ import annotations
 
+import errno
 import json
-import os
 import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from ..files import write_atomic
 
 STATIC_OPS = ["Conv"]
 DYNAMIC_OPS = ["MatMul", "Gemm", "LSTM", "GRU", "Attention"]   # asked for; onnxruntime converts those it can
@@ -185,10 +187,8 @@ def _dtype(a):
 
 
 def _write(model, dst) -> None:
-    dst = Path(dst)
-    tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}")
-    tmp.write_bytes(model.SerializeToString())
-    os.replace(tmp, dst)
+    # whole or nothing, no temporary file left behind when dst cannot be written (a folder, say)
+    write_atomic(dst, model.SerializeToString())
 
 
 def score(path, data, task: str, output: str | None = None) -> float:
@@ -219,6 +219,8 @@ def optimize(spec, net, dst, quantize: str | None, half: bool, say=print) -> Non
     if quantize and half:
         raise QuantizeError("--quantize int8 and --half are alternatives; give one")
     dst = Path(dst)
+    if dst.is_dir():                             # said before the model is converted, as plain export says it
+        raise IsADirectoryError(errno.EISDIR, "is a folder; expected a file name", str(dst))
     data = val = None
     tasks = {}                                   # output name (None: the one output) -> its loss's task
     if spec.train is not None:
