@@ -102,7 +102,7 @@ def run(args) -> int:
     if run_dir is not None and not (run_dir / "weights.npz").is_file():
         run_dir = None
     if not path.is_file():
-        print(f"error: {path}: {missing_model(path)}", file=sys.stderr)
+        print(f"{path}: error: {missing_model(path)}", file=sys.stderr)     # as predict and eval say it
         return 1
     rows = bench(path, sizes, args.device, args.threads, args.runs, run_dir)
     print(f"{path} on {args.device}" + (f", {args.threads} threads" if args.threads else "")

@@ -45,7 +45,7 @@ def test_bad_batch_sizes_and_missing_models_are_said(run_dir, tmp_path, capsys):
         cli.main(["bench", str(run_dir), "--batch", "1,x"])
     assert "--batch" in capsys.readouterr().err
     assert cli.main(["bench", str(tmp_path / "nope.onnx")]) == 1
-    assert "no such file" in capsys.readouterr().err
+    assert capsys.readouterr().err == f"{tmp_path / 'nope.onnx'}: error: no such file\n"     # FILE: error: ...
 
 
 @pytest.mark.parametrize("content", [b"not onnx\n", b"", bytes(range(256)) * 4])
