@@ -257,3 +257,15 @@ def test_no_trial_starts_after_the_budget(tmp_path, capsys):
     assert main(["sweep", str(f), "-o", str(out), "--workers", "1"]) == 1
     assert list(read_rows(out)) == ["000"]
     assert f"go on with: nnspec sweep --resume {out}" in capsys.readouterr().err
+
+
+def test_a_swept_dict_reaches_the_trial_as_nn_text():
+    # each trial failed: its --set was the dict node's Python repr ("loss_weights=span=Span(...")
+    from conftest import SPECS
+    text = (SPECS / "digits_autoencoder.nn").read_text() + (
+        "\nsweep {\n    loss_weights = [{recon: 1.0, cls: 0.5}, {recon: 2.0, cls: 0.25}]\n}\n")
+    trials = loads(text, "ae.nn").sweep.trials()
+    assert [t.overrides for t in trials] == [["loss_weights={recon: 1.0, cls: 0.5}"],
+                                             ["loss_weights={recon: 2.0, cls: 0.25}"]]
+    got = [loads(text, "ae.nn", t.overrides).train.loss_weights for t in trials]
+    assert got == [{"recon": 1.0, "cls": 0.5}, {"recon": 2.0, "cls": 0.25}]

@@ -364,6 +364,8 @@ def nn_text(v) -> str:
         return v.name
     if isinstance(v, S.ListV):
         return "[" + ", ".join(nn_text(i) for i in v.items) + "]"
+    if isinstance(v, S.DictV):                   # a setting per output: loss_weights = {recon: 1.0, cls: 0.5}
+        return "{" + ", ".join(f"{e.key}: {nn_text(e.value)}" for e in v.entries) + "}"
     if isinstance(v, S.Call):
         args = [nn_text(a) for a in v.args] + [f"{k.key}={nn_text(k.value)}" for k in v.kwargs]
         return f"{v.name}({', '.join(args)})"
