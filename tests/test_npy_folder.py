@@ -219,3 +219,13 @@ def test_eval_on_an_npy_folder_equals_eval_on_the_csv(tmp_path):
     assert code == 0, err
     a, b = json.loads(out_csv), json.loads(out_npy)
     assert a["samples"] == b["samples"] == 120 and a["metrics"] == b["metrics"]
+
+
+def test_convert_of_a_file_that_is_not_text_or_not_there_names_it(tmp_path):
+    binary = tmp_path / "model.onnx"
+    binary.write_bytes(bytes(range(256)) * 8)                     # not UTF-8 from byte 0x80 on
+    code, _, err = run_cli("convert", binary, "-o", tmp_path / "out")
+    assert code == 1 and err.startswith(f"{binary}: error: ") and "not UTF-8" in err and "expected a CSV" in err
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))
+    code, _, err = run_cli("convert", tmp_path / "nope.csv", "-o", tmp_path / "out")
+    assert code == 1 and err.startswith(f"{tmp_path / 'nope.csv'}: error: ") and "no such file" in err

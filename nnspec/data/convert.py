@@ -30,12 +30,18 @@ def convert_csv(path: Path, out: Path, target: str | None, delimiter: str = ",",
     written = written or str(path)
     problem = not_readable(path)
     if problem:
-        raise DataError(f"cannot read `{written}`: {problem}")
+        raise DataError(f"cannot read `{written}`: {problem}", str(path))
     staging = out.with_name(f".{out.name}.partial-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
-        summary = _convert(path, staging, target, delimiter)
+        try:
+            summary = _convert(path, staging, target, delimiter)
+        except UnicodeDecodeError as e:                  # a binary file (a model, an image) named by mistake
+            raise DataError(f"cannot read `{written}` as text: it holds bytes that are not UTF-8 "
+                            f"(such as {e.object[e.start]:#04x}); expected a CSV file", str(path)) from None
+        except (OSError, csvlib.Error) as e:
+            raise DataError(f"cannot read `{written}`: {getattr(e, 'strerror', None) or e}", str(path)) from None
         if out.exists():
             shutil.rmtree(out)
         staging.rename(out)
