@@ -54,7 +54,12 @@ def read_arrays(path) -> dict[str, np.ndarray]:
 
 def load_weights(net, path) -> None:
     """Weights from a file saved by `save_weights`; names and shapes must match."""
-    arrays = read_arrays(path)
+    apply_arrays(net, read_arrays(path), path)
+
+
+def apply_arrays(net, arrays: dict, path) -> None:
+    """Put `weight_arrays`' layout back into `net`: parameters, statistics, the
+    normalisation, labels, csv columns and vocabularies (`path` for messages)."""
     for k, a in {**net.params, **net.state}.items():
         if k not in arrays:
             raise file_error(path, f"no array `{k}`: these weights are for another model")

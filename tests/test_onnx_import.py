@@ -515,3 +515,20 @@ def test_an_imported_model_fine_tunes_from_its_own_loss(specs_dir, tmp_path, cap
     _, fresh = run("adam(lr=0.01)", 1, init=False, name="fresh")
     assert abs(fresh[0] - expected) > 0.1                            # a fresh start is elsewhere
     capsys.readouterr()
+
+
+def test_what_training_kept_comes_back_with_the_import(tmp_path):
+    """Labels, csv columns and a text vocabulary ride in the export's metadata;
+    the import keeps them, so it reads raw text and names classes as the original."""
+    from nnspec.data.text import Vocabulary
+    spec = nnspec.loads("model t {\n    input tokens: int64[6]\n    embedding(12, 4, padding=0)\n"
+                        "    global_avgpool1d\n    dense(2) -> softmax\n}\n")
+    net = _with_weights(spec)
+    voc = Vocabulary(column="review", mode="words", lowercase=True, length=6, tokens=["good", "bad", "film"])
+    net.text, net.columns, net.labels = {"tokens": voc}, {"tokens": ["review"]}, ["neg", "pos"]
+    imported, _ = _round_trip(spec, net, tmp_path)
+    back = imported.build()
+    assert back.labels == ["neg", "pos"] and back.columns == {"tokens": ["review"]}
+    texts = ["Good film", "BAD, bad film!", "unseen words here"]
+    np.testing.assert_array_equal(back.text["tokens"].read(texts), voc.read(texts))
+    np.testing.assert_allclose(back.forward(voc.read(texts)), net.forward(voc.read(texts)), atol=TOL)

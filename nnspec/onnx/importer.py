@@ -23,6 +23,7 @@ import numpy as np
 
 from ..errors import Diagnostic, SpecError
 from ..files import file_error, folder_problem, write_atomic
+from ..weights import apply_arrays
 from . import read, rules  # noqa: F401 (rules registers the patterns)
 from .forms import batch_first_recurrent_inputs
 from .masks import find_masks
@@ -72,12 +73,7 @@ class Imported:
     def build(self):
         """A Network holding the imported weights."""
         net = self.spec.build()
-        for k, a in {**net.params, **net.state}.items():
-            a[...] = self.weights[k]
-        net.norm = {v.name: (self.weights[f"normalize/{v.name}/mean"], self.weights[f"normalize/{v.name}/std"])
-                    for v in self.spec.graph.inputs if f"normalize/{v.name}/mean" in self.weights}
-        if "labels" in self.weights:
-            net.labels = self.weights["labels"].tolist()
+        apply_arrays(net, self.weights, "<import>")
         return net
 
     def weights_bytes(self) -> bytes:
@@ -115,15 +111,40 @@ def import_onnx(path, check: bool = True) -> Imported:
     weights = _place_weights(spec, order, path)
     for name, stats in norm.items():              # the input standardisation the graph begins with
         weights[f"normalize/{name}/mean"], weights[f"normalize/{name}/std"] = stats["mean"], stats["std"]
-    if "labels" in g.metadata:
-        try:
-            weights["labels"] = np.array(json.loads(g.metadata["labels"]))
-        except ValueError:
-            pass
+    weights.update(_kept(g.metadata, spec_names, spec.graph.output_names))
     imported = Imported(text, spec, weights)
     if check:
         _check(imported, model, g, path)
     return imported
+
+
+def _kept(meta: dict, spec_names: dict, outputs: list) -> dict[str, np.ndarray]:
+    """What training kept beside the weights and the export wrote into the
+    metadata, in weights.npz's layout: the class labels (per output with
+    several), each input's csv columns and its text vocabulary, so that the
+    import predicts from the same files as the original. Metadata nnspec
+    did not write is passed over."""
+    out = {}
+    for key, arrays in (("labels", _labels), ("nnspec.columns", _columns), ("nnspec.text", _texts)):
+        try:
+            out.update(arrays(json.loads(meta[key]), spec_names, outputs) if key in meta else {})
+        except (ValueError, TypeError, AttributeError):
+            pass
+    return out
+
+
+def _labels(labels, spec_names, outputs):
+    if isinstance(labels, dict):                     # several outputs: {output: labels or null}
+        return {f"labels/{o}": np.array(v) for o, v in labels.items() if o in outputs and v is not None}
+    return {"labels": np.array(labels)}
+
+
+def _columns(columns: dict, spec_names, outputs):
+    return {f"columns/{spec_names.get(k, k)}": np.array(v, dtype=str) for k, v in columns.items()}
+
+
+def _texts(texts: dict, spec_names, outputs):
+    return {f"text/{spec_names.get(k, k)}": np.array(json.dumps(v)) for k, v in texts.items()}
 
 
 def out_dir_problem(out: Path, overwrite: bool) -> str | None:
