@@ -252,3 +252,18 @@ def test_batches_are_looked_at_within_the_budget():
     off = Diagnostics(net, dict(net.params), on=False)
     off.start_epoch()
     assert off.sample(0) is None and off.end_epoch(1) == []
+
+
+def test_saturation_is_the_documented_flat_ends_of_sigmoid_and_tanh():
+    """docs/language.md: a sigmoid output under 0.01 or over 0.99, a tanh's beyond ±0.99."""
+    spec = nnspec.loads("model m {\n    input x: float32[4]\n    dense(4) -> sigmoid\n"
+                        "    dense(4) -> tanh\n    dense(2) -> softmax\n}\n")
+    net = spec.build()
+    d = Diagnostics(net, net.params)
+    d.start_epoch()
+    ys = np.array([[0.005, 0.5, 0.995, 0.0101], [0.989, 0.991, 0.2, 0.009]], np.float32)
+    yt = np.array([[-0.995, 0.5, 0.98, 0.991], [0.0, -0.989, 0.9999, -0.3]], np.float32)
+    d.activations({"sigmoid_0": ys, "tanh_0": yt})          # the values by name, as train_step gives them
+    got = {r["layer"]: r["saturated_fraction"] for r in d.end_epoch(1)}
+    assert got["sigmoid_0"] == pytest.approx(np.mean((ys < 0.01) | (ys > 0.99)))     # 4 of 8
+    assert got["tanh_0"] == pytest.approx(np.mean(np.abs(yt) > 0.99))               # 3 of 8

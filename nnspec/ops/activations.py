@@ -21,6 +21,10 @@ class Relu(Op):
     position_wise = True
     init_family = "relu"
     owns_output = True
+    watch = "dead"
+
+    def fired(self, y):
+        return np.any(y > 0, axis=0)
 
     def forward(self, p, w, xs, ctx):
         (x,) = xs
@@ -72,6 +76,11 @@ class LeakyRelu(Op):
 class Sigmoid(Op):
     kind = "sigmoid"
     position_wise = True
+    watch = "saturated"
+    EDGE = 0.01     # outputs within this of 0 or 1 (|pre-activation| > 4.6): derivative under 4% of its peak
+
+    def saturated(self, y):
+        return np.abs(y - 0.5) > 0.5 - self.EDGE
 
     def forward(self, p, w, xs, ctx):
         (x,) = xs
@@ -91,6 +100,11 @@ class Sigmoid(Op):
 class Tanh(Op):
     kind = "tanh"
     position_wise = True
+    watch = "saturated"
+    EDGE = 0.99     # outputs beyond ±this (|pre-activation| > 2.6): derivative under 2% of its peak
+
+    def saturated(self, y):
+        return np.abs(y) > self.EDGE
 
     def forward(self, p, w, xs, ctx):
         y = np.tanh(xs[0])

@@ -87,6 +87,17 @@ class Op:
     # buffer of its own (or an input it was told is free), never a view of
     # another value; the next op may then overwrite it
     owns_output: ClassVar[bool] = False
+    # training diagnostics (training/diagnostics.py) of a hidden activation's output:
+    # "dead" asks `fired(y)`, "saturated" asks `saturated(y)`; None: not watched
+    watch: ClassVar[str | None] = None
+
+    def fired(self, y):
+        """(units,) bool: which units (an output element of one sample) fired on some sample of y (B, ...)."""
+        raise NotImplementedError
+
+    def saturated(self, y):
+        """y's shape, bool: outputs in the flat ends, where the derivative is near zero."""
+        raise NotImplementedError
 
     def infer_shape(self, p, shapes: list[Shape]) -> Shape:
         return shapes[0]

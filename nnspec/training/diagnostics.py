@@ -44,8 +44,6 @@ DEAD = 0.5               # a ReLU with over half its units dead
 SATURATED = 0.5          # a sigmoid or tanh with over half its outputs saturated
 SLOW = 1e-5              # every layer's weights moved under this fraction of their norm in epoch 1
 FAST = 1.0               # a layer's weights moved over their own norm in each of the last epochs
-SIGMOID_EDGE = 0.01      # sigmoid outputs within this of 0 or 1 are saturated
-TANH_EDGE = 0.99         # tanh outputs beyond ±this are saturated
 
 
 class Diagnostics:
@@ -62,9 +60,9 @@ class Diagnostics:
         for k in trainable:
             self.layers.setdefault(k.rsplit(".", 1)[0], []).append(k)
         self.params = trainable
-        # hidden activations watched: value name -> (node name, kind)
-        self.watched = {n.output: (n.name, n.kind) for n in graph.nodes
-                        if n.kind in ("relu", "sigmoid", "tanh") and n.output not in outputs}
+        # hidden activations watched (their ops say how: Op.watch): value name -> (node name, op)
+        self.watched = {n.output: (n.name, n.op) for n in graph.nodes
+                        if n.op.watch is not None and n.output not in outputs}
         self.order = [n.name for n in graph.nodes if n.name in self.layers
                       or n.output in self.watched]
 
@@ -90,18 +88,18 @@ class Diagnostics:
     def activations(self, values: dict) -> None:
         """The forward pass's values by name (Network.train_step's `seen`)."""
         t = self.clock()
-        for value, (name, kind) in self.watched.items():
+        for value, (name, op) in self.watched.items():
             y = values.get(value)
             if y is None:
                 continue
-            if kind == "relu":
-                fired = np.any(y > 0, axis=0)
+            if op.watch == "dead":
+                fired = op.fired(y)
                 if name in self.fired:
                     self.fired[name] |= fired
                 else:
                     self.fired[name] = fired
             else:
-                edge = np.abs(y - 0.5) > 0.5 - SIGMOID_EDGE if kind == "sigmoid" else np.abs(y) > TANH_EDGE
+                edge = op.saturated(y)
                 count = self.saturated.setdefault(name, [0, 0])
                 count[0] += int(np.count_nonzero(edge))
                 count[1] += y.size
