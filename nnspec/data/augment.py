@@ -75,14 +75,9 @@ class Flip(Augment):
 
 
 @AUGMENTS.register
-class VFlip(Augment):
-    """Mirror upside down, each image with probability p."""
+class VFlip(Flip):
+    """Mirror upside down, each image with probability p (drawn as flip's)."""
     kind: Literal["vflip"] = "vflip"
-    p: float = Field(0.5, ge=0, le=1)
-    positional = ("p",)
-
-    def draw(self, shape, rng):
-        return rng.random(shape[0]) < self.p
 
     def transform(self, x, hit):
         x[hit] = x[hit, :, ::-1, :]
