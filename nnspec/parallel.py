@@ -8,7 +8,13 @@ Memory-bound element-wise ops (relu) gain nothing and stay on one thread.
 
 The thread count is NNSPEC_THREADS, else OMP_NUM_THREADS, else the cores this
 process may use. While training, nnspec/threads.py may limit it to one (a
-busy machine) through `limit`; the workers stay, idle."""
+busy machine) through `limit`; the workers stay, idle.
+
+`each` is the other way round: whole items (a convolution's chunks of
+samples, products included) one per thread, BLAS on one thread inside them,
+so that each core works alone on data in its own cache instead of both
+meeting in every product and copy. Inside a part, over_* calls run on the
+calling thread (a part never waits on another thread's queue)."""
 from __future__ import annotations
 
 import os
@@ -18,6 +24,8 @@ import threading
 _threads: int | None = None
 _workers: Workers | None = None       # made on first use (`nnspec check` never needs them)
 _limit: int | None = None             # set by threads.py while training; None: no limit
+_blas = None                          # threadpoolctl's BLAS controllers, found on first use
+_inside = threading.local()           # .part: True on a thread running a part of a call
 
 
 class Workers:
@@ -36,7 +44,7 @@ class Workers:
         while (task := box.get()) is not None:
             fn, rows, reply = task
             try:
-                fn(rows)
+                _as_part(fn, rows)
                 reply.put(None)
             except BaseException as e:          # handed to the caller, raised there
                 reply.put(e)
@@ -88,8 +96,34 @@ def limit(n: int | None) -> None:
 
 
 def active() -> int:
-    """The threads a call may use now: threads(), under the limit if one is set."""
+    """The threads a call may use now: threads(), under the limit if one is set
+    (one inside a part of a call: nested calls run where they are made)."""
+    if getattr(_inside, "part", False):
+        return 1
     return threads() if _limit is None else min(threads(), _limit)
+
+
+def _as_part(fn, *args):
+    """fn(*args) marked as a part of a call, so that calls it makes run inline."""
+    was = getattr(_inside, "part", False)
+    _inside.part = True
+    try:
+        return fn(*args)
+    finally:
+        _inside.part = was
+
+
+def blas_libs() -> list:
+    """threadpoolctl's controllers of the BLAS libraries NumPy loaded ([] if none can be set)."""
+    global _blas
+    if _blas is None:
+        try:
+            import numpy  # noqa: F401  (its BLAS must be loaded to be found)
+            from threadpoolctl import ThreadpoolController
+            _blas = ThreadpoolController().select(user_api="blas").lib_controllers
+        except Exception:          # no controllable BLAS (or threadpoolctl missing): workers only
+            _blas = []
+    return _blas
 
 
 def over_batch(fn, batch: int, min_rows: int = 8) -> None:
@@ -108,7 +142,7 @@ def over_batch(fn, batch: int, min_rows: int = 8) -> None:
     for box, a, b in zip(_workers.inboxes, cut[:-2], cut[1:-1]):
         box.put((fn, slice(a, b), reply))
     try:
-        fn(slice(cut[-2], cut[-1]))
+        _as_part(fn, slice(cut[-2], cut[-1]))
     finally:
         errors = [e for e in (reply.get() for _ in range(n - 1)) if e is not None]   # waits for every part
     if errors:
@@ -128,6 +162,34 @@ def over_chunks(fn, total: int, chunk: int) -> list:
             out[j] = fn(cuts[j])
     over_batch(part, len(cuts), min_rows=1)
     return out
+
+
+def each(fn, total: int) -> None:
+    """fn(i, slot) for i in range(total), the items shared among the threads
+    in runs of consecutive items; `slot` (0 <= slot < total) is the same for
+    the items of one run, and no two threads run the same slot at once: a
+    key for a thread's scratch buffers. With more than one thread at work,
+    BLAS runs on one thread until every part is done (each thread then
+    multiplies its own items' matrices alone), and over_* calls that fn
+    makes run on its thread. With one, fn runs here, nested calls spread."""
+    n = min(active(), total)
+    if n <= 1:
+        for i in range(total):
+            fn(i, 0)
+        return
+    libs = blas_libs()
+    before = [lib.get_num_threads() for lib in libs]
+    for lib in libs:
+        lib.set_num_threads(1)
+
+    def part(rows):
+        for i in range(rows.start, rows.stop):
+            fn(i, rows.start)
+    try:
+        over_batch(part, total, min_rows=1)
+    finally:
+        for lib, k in zip(libs, before):
+            lib.set_num_threads(k)
 
 
 def over_leading(fn, a, min_rows: int = 8) -> None:

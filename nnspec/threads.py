@@ -36,18 +36,7 @@ MAX_GAP = 60.0         # ... and at most
 DRIFT = 1.5            # kept setting's batches this much slower or faster: probe again
 DECIDED = 1.5          # a first pair this far apart needs no second pair
 
-_blas = None           # threadpoolctl's BLAS controllers, found on first use
-
-
-def _blas_libs() -> list:
-    global _blas
-    if _blas is None:
-        try:
-            from threadpoolctl import ThreadpoolController
-            _blas = ThreadpoolController().select(user_api="blas").lib_controllers
-        except Exception:          # no controllable BLAS (or threadpoolctl missing): workers only
-            _blas = []
-    return _blas
+_blas_libs = parallel.blas_libs          # threadpoolctl's BLAS controllers
 
 
 def fixed() -> int | None:

@@ -73,3 +73,59 @@ def test_a_forked_child_gets_workers_of_its_own(three_threads):
         os._exit(0 if len(done) == 3 else 1)
     _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+def _blas_threads():
+    return [lib.get_num_threads() for lib in parallel.blas_libs()]
+
+
+def test_each_gives_every_item_once_and_a_slot_of_its_own_to_each_thread(three_threads):
+    seen = []                                     # (item, slot, thread)
+
+    def fn(i, slot):
+        time.sleep(0.002)                         # long enough that the threads overlap
+        seen.append((i, slot, threading.current_thread().name))
+    parallel.each(fn, 7)
+    assert sorted(i for i, _, _ in seen) == list(range(7))
+    slots = {}
+    for _, slot, name in seen:
+        slots.setdefault(name, set()).add(slot)
+    assert len(slots) == 3, "three threads share the items"
+    assert all(len(s) == 1 for s in slots.values()), f"a thread changed slot: {slots}"
+    assert len({next(iter(s)) for s in slots.values()}) == 3, "two threads had the same slot"
+    assert all(0 <= slot < 7 for _, slot, _ in seen)
+
+
+def test_inside_each_blas_has_one_thread_and_nested_calls_run_in_place(three_threads):
+    if not parallel.blas_libs():
+        pytest.skip("no BLAS that threadpoolctl can set")
+    for lib in parallel.blas_libs():
+        lib.set_num_threads(2)
+    inside, nested = [], []
+
+    def fn(i, slot):
+        inside.append(_blas_threads())
+        me = threading.current_thread()
+        parallel.over_batch(lambda rows: nested.append(threading.current_thread() is me), 48)
+    try:
+        parallel.each(fn, 6)
+        assert inside and all(t == [1] * len(t) for t in inside), inside
+        assert nested and all(nested), "a nested call was handed to another thread"
+        assert _blas_threads() == [2] * len(parallel.blas_libs()), "BLAS's thread count not given back"
+        parallel.over_batch(lambda rows: nested.append(rows), 48)
+        assert len(nested) == 6 + 3, "after each, calls spread over the threads again"
+    finally:
+        for lib in parallel.blas_libs():
+            lib.set_num_threads(parallel.threads())
+
+
+def test_each_on_one_thread_runs_here_and_leaves_blas_alone(three_threads):
+    parallel.limit(1)
+    try:
+        seen = []
+        parallel.each(lambda i, slot: seen.append((i, slot, threading.current_thread().name,
+                                                   parallel.active())), 4)
+        here = threading.current_thread().name
+        assert seen == [(i, 0, here, 1) for i in range(4)]
+    finally:
+        parallel.limit(None)

@@ -36,7 +36,7 @@ from typing import Literal
 from ..lazy import np
 from pydantic import Field, PositiveInt
 
-from ..parallel import over_chunks, over_leading, samples_and_channels
+from ..parallel import each, over_chunks, over_leading, samples_and_channels
 from .base import BiasInit, Init, Op, Params, ShapeError, initializer, register
 from .windows import Padding, Size, geometry, pair
 
@@ -252,10 +252,17 @@ class Conv(Op):
         CK = C * K
         n = samples_per_chunk(CK + p.bias, L, B, x.itemsize)
         spans = [(lo, min(lo + n, B)) for lo in range(0, B, n)]
-        columns = ctx.buffer("cols", (CK + p.bias, n * L), x.dtype, fill=1)
         windows = fr.windows(flat, B, C, kernel)
 
-        def im2col(lo, hi, fill=True):
+        held = {}                        # slot -> its buffer, for backward too (without a cache)
+
+        def columns_of(slot):
+            """A thread's columns buffer (parallel.each's slot): (CK + bias, n*L)."""
+            if slot not in held:
+                held[slot] = ctx.buffer(f"cols{slot}", (CK + p.bias, n * L), x.dtype, fill=1)
+            return held[slot]
+
+        def im2col(lo, hi, columns, fill=True):
             """Samples lo:hi's columns into columns[:, :(hi - lo) * L];
             fill: copy their input into the padded frame first."""
             framed_cols = columns[:CK, :(hi - lo) * L].reshape(C, *kernel, hi - lo, *fr.shape)
@@ -291,8 +298,13 @@ class Conv(Op):
             """Samples lo:hi's columns of the (_, B*L) arrays, and of the columns buffer."""
             return slice(lo * L, hi * L), slice(0, (hi - lo) * L)
 
-        for lo, hi in spans:
-            im2col(lo, hi)
+        def forward_span(i, slot):
+            # chunks of samples one per thread (parallel.each): each thread
+            # makes its chunk's columns and multiplies them while they are
+            # in its cache
+            lo, hi = spans[i]
+            columns = columns_of(slot)
+            im2col(lo, hi, columns)
             cut, mine = at(lo, hi)
             if G == 1:
                 product(Wb, columns[:, mine], yF[:, cut], chunk)
@@ -300,6 +312,7 @@ class Conv(Op):
                 m = (hi - lo) * L
                 np.matmul(Wb[:, :CgK].reshape(G, F // G, CgK), columns[:CK, mine].reshape(G, CgK, m),
                           out=yF[:, cut].reshape(G, F // G, m))
+        each(forward_span, len(spans))
         if G > 1 and p.bias:
             yF += Wb[:, CgK:]
         framed = yF.reshape(F, B, *fr.shape)
@@ -331,25 +344,28 @@ class Conv(Op):
                 targets = [fr.at(dflat, B, C, sum(i * o for i, o in zip(start, fr.offsets)))
                            for start in np.ndindex(*kernel)]
                 dxp, dx = fr.stored(dflat, B, C), ctx.buffer("dx", x.shape, dy.dtype, like=x)
-            dWs, dbs = [], []                # per chunk of samples
-            for lo, hi in spans:
+            dWs, dbs = [None] * len(spans), [None] * len(spans)     # per chunk of samples
+
+            def backward_span(i, slot):
+                lo, hi = spans[i]
+                columns = columns_of(slot)
                 if len(spans) > 1:
-                    im2col(lo, hi, fill=False)       # the padded input still holds x
+                    im2col(lo, hi, columns, fill=False)      # the padded input still holds x
                 cut, mine = at(lo, hi)
                 cols, g = columns[:, mine], dyF[:, cut]
                 m = (hi - lo) * L
                 if G > 1:
-                    dWs.append(np.matmul(g.reshape(G, F // G, m), cols[:CK].reshape(G, CgK, m).transpose(0, 2, 1)))
+                    dWs[i] = np.matmul(g.reshape(G, F // G, m), cols[:CK].reshape(G, CgK, m).transpose(0, 2, 1))
                     if p.bias:
-                        dbs.append(g @ cols[CK])                                 # the row of ones
+                        dbs[i] = g @ cols[CK]                                    # the row of ones
                 elif CK + p.bias >= F:
                     # [dW | db] as its transpose: the longer side first runs
                     # 1.3-1.6x faster in OpenBLAS here (bench/README.md)
-                    dWs.append(summed(lambda c: np.matmul(cols[:, c], g[:, c].T), m, chunk))  # (CK + bias, F)
+                    dWs[i] = summed(lambda c: np.matmul(cols[:, c], g[:, c].T), m, chunk)   # (CK + bias, F)
                 else:
-                    dWs.append(summed(lambda c: np.matmul(g[:, c], cols[:, c].T), m, chunk))  # [dW | db]
+                    dWs[i] = summed(lambda c: np.matmul(g[:, c], cols[:, c].T), m, chunk)   # [dW | db]
                 if dflat is None:
-                    continue
+                    return
                 dcols = cols[:CK]
                 if G == 1:
                     product(Wb[:, :CK].T, g, dcols, chunk)
@@ -359,7 +375,7 @@ class Conv(Op):
                 framed_dcols = dcols.reshape(C, *kernel, hi - lo, *fr.shape)
                 per_offset = dcols.reshape(C, K, hi - lo, *fr.shape)
 
-                def col2im(part, lo=lo, hi=hi, framed_dcols=framed_dcols, per_offset=per_offset):
+                def col2im(part):
                     """each kernel offset adds its columns where its windows read"""
                     b, c = samples_and_channels(part)                 # b: within the chunk
                     r = range(hi - lo)[b]
@@ -370,6 +386,8 @@ class Conv(Op):
                         target[c, B_] += per_offset[c, k, b]
                     np.copyto(dx[B_, c], dxp[B_, c][inside])
                 over_leading(col2im, dxp[lo:hi])
+            each(backward_span, len(spans))
+            dbs = [d for d in dbs if d is not None]
             for part in dWs[1:]:             # the chunks' weight gradients, summed in order
                 dWs[0] += part
             for part in dbs[1:]:
