@@ -42,6 +42,16 @@ class Network:
         self._masks = [tuple(n.in_masks) if any(n.in_masks) else () for n in graph.nodes]
         self._absorbs: dict[str, object] = {}          # pre-activation kind -> the node a loss absorbs
         self._inference: Inference | None = None       # made on the first inference call
+        # moves whenever the weights may have changed: the inference path keeps
+        # weights in the form its ops run on (a batchnorm folded into the
+        # convolution before it) until it does (nnspec/inference.py)
+        self.version = 0
+
+    def changed(self) -> None:
+        """Say that params or state were changed in place (the trainer, a
+        weights file, an optimizer step; code that edits `net.params` itself
+        after a forward call must call it too)."""
+        self.version += 1
 
     def node_arrays(self) -> list[dict[str, np.ndarray]]:
         """Per node, in graph order: its parameters and state by local name."""
@@ -63,6 +73,7 @@ class Network:
 
     def _forward(self, xs: dict, training: bool, reuse: bool, stop: object = None):
         """Values by name, and the backward closures of the nodes run."""
+        self.version += 1                             # running statistics move; an optimizer step follows
         values = dict(xs)
         backs = []
         masks: dict = {}                              # padding masks by Mask, made once per batch

@@ -1,17 +1,20 @@
 """The engine's inference path: a graph run forward for its outputs alone
 (Network.forward, and every epoch's validation through eval_step).
 
-It differs from a training-mode pass in three ways, none of which changes a
+It differs from a training-mode pass in these ways, none of which changes a
 result beyond float32 rounding (tests/test_inference.py):
 - no backward bookkeeping: each op's `infer` returns its output only;
+- each op runs on its weights as `Op.prepare` made them (a convolution's
+  weight matrix with its bias column), made again only when the network's
+  `version` moves (training steps, loaded or restored weights:
+  Network.changed), not on every call;
 - a batchnorm whose input is a convolution's or dense layer's output, read
-  by nothing else, is folded into that layer: the layer is handed the
-  batchnorm's per-channel (scale, shift) and the batchnorm itself is skipped
-  (a convolution folds them into the weights of its product for free);
-- buffers live on between calls, per batch size (the last MAX_SIZES sizes
-  seen, batches of at most MAX_ROWS rows), so repeated calls allocate
-  nothing; and an op whose input is a buffer that no other node reads may
-  write its output over it (relu in place).
+  by nothing else, is folded into that layer's prepared weights and skipped;
+- buffers, and whatever an op works out once per input shape (a
+  convolution's frame and strided views), live on between calls, per batch
+  size (the last MAX_SIZES sizes seen, batches of at most MAX_ROWS rows), so
+  repeated calls allocate nothing; and an op whose input is a buffer that no
+  other node reads may write its output over it (relu in place).
 Outputs handed back to the caller are copies, never the buffers."""
 from __future__ import annotations
 
@@ -35,6 +38,7 @@ class Step:
     fold_index: int = -1
     skip: bool = False               # a batchnorm folded into its producer: its output is the producer's
     free: tuple = ()                 # per input: a buffer that no one else reads, free to overwrite
+    masks: tuple = ()                # per input: its padding mask's key, or None (no masks: empty)
 
 
 class Plan:
@@ -50,7 +54,8 @@ class Plan:
                 readers[v] = readers.get(v, 0) + 1
         outputs = set(graph.outputs) | keep
         producer = {n.output: i for i, n in enumerate(nodes)}
-        self.steps = [Step(i, n, n.p) for i, n in enumerate(nodes)]
+        self.steps = [Step(i, n, n.p, masks=tuple(n.in_masks) if any(n.in_masks) else ())
+                      for i, n in enumerate(nodes)]
         owner = {}                     # value -> the step whose buffer holds it
         for i, n in enumerate(nodes):
             owner[n.output] = i
@@ -71,13 +76,17 @@ class Plan:
 
 
 class Inference:
-    """Runs a network's plan, keeping each node's buffers between calls."""
+    """Runs a network's plan, keeping each node's buffers between calls and
+    its weights as `infer` takes them (Op.prepare: a batchnorm folded in, a
+    convolution's weight matrix) until the network's weights change
+    (Network.version)."""
 
     def __init__(self, net):
         self.net = net
         self.plans = {frozenset(): Plan(net.graph)}
         self.sizes: OrderedDict[tuple, list[Ctx]] = OrderedDict()   # (batch size, keep) -> a Ctx per node
         self.lock = threading.Lock()
+        self.prepared: dict = {}         # keep -> (weights version, per step: what infer takes)
 
     @property
     def plan(self) -> Plan:
@@ -96,20 +105,33 @@ class Inference:
             self.sizes.move_to_end(key)
         return ctxs
 
+    def _weights(self, plan: Plan, keep: frozenset) -> list:
+        """Per step, the weights its infer takes, worked out again only when
+        the network's version moved (training steps, loaded weights)."""
+        version = self.net.version
+        made = self.prepared.get(keep)
+        if made is None or made[0] != version:
+            w = self.net.node_arrays()
+            made = version, [None if s.skip else s.node.op.prepare(
+                s.p, w[s.index], None if s.fold is None else s.fold.op.as_affine(s.fold.p, w[s.fold_index]))
+                for s in plan.steps]
+            self.prepared[keep] = made
+        return made[1]
+
     def run(self, xs: dict, stop=None, keep: frozenset = frozenset(), copy=()) -> dict:
         """Values by name, up to (not including) the node `stop`. The values
         may be buffers that the next call overwrites: those named in `copy`
         are copied before another thread may start a call; copy the others
         that are kept. keep: values the caller reads besides the outputs (Plan)."""
-        if keep not in self.plans:
-            self.plans[keep] = Plan(self.net.graph, keep)
-        plan = self.plans[keep]
+        plan = self.plans.get(keep)
+        if plan is None:
+            plan = self.plans[keep] = Plan(self.net.graph, keep)
         batch = len(next(iter(xs.values())))
         mine = self.lock.acquire(blocking=False)       # another thread inside: buffers of its own
         try:
             ctxs = self._contexts(plan, (batch, keep), cached=mine and batch <= MAX_ROWS)
+            weights = self._weights(plan, keep)
             values = dict(xs)
-            w = self.net.node_arrays()
             masks: dict = {}                           # padding masks, made once per call
             for s in plan.steps:
                 n = s.node
@@ -118,15 +140,10 @@ class Inference:
                 if s.skip:
                     values[n.output] = values[n.inputs[0]]
                     continue
-                ins = [values[v] for v in n.inputs]
-                if self.net._masks[s.index]:
-                    ctxs[s.index].masks = tuple(None if k is None else self.net._mask(k, values, masks)
-                                                for k in self.net._masks[s.index])
-                if s.fold is None:
-                    values[n.output] = n.op.infer(s.p, w[s.index], ins, ctxs[s.index])
-                else:
-                    then = s.fold.op.as_affine(s.fold.p, w[s.fold_index])
-                    values[n.output] = n.op.infer(s.p, w[s.index], ins, ctxs[s.index], then=then)
+                ctx = ctxs[s.index]
+                if s.masks:
+                    ctx.masks = tuple(None if k is None else self.net._mask(k, values, masks) for k in s.masks)
+                values[n.output] = n.op.infer(s.p, weights[s.index], [values[v] for v in n.inputs], ctx)
             for name in copy:
                 values[name] = np.array(values[name])
             return values

@@ -67,6 +67,7 @@ def apply_arrays(net, arrays: dict, path) -> None:
             raise file_error(path, f"`{k}` has shape {list(arrays[k].shape)}, the model needs "
                                    f"{list(a.shape)}")
         a[...] = arrays[k]
+    net.changed()
     net.norm = {v.name: (arrays[f"normalize/{v.name}/mean"], arrays[f"normalize/{v.name}/std"])
                 for v in net.graph.inputs if f"normalize/{v.name}/mean" in arrays}
     if "labels" in arrays:

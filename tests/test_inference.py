@@ -211,3 +211,121 @@ def test_threads_calling_forward_at_once_get_their_own_results():
         got = list(pool.map(net.forward, xs))
     for g, w in zip(got, want):          # 1e-5 of the largest (sums of ~600 terms cancel)
         np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5 * np.abs(w).max())
+
+
+# The inference path keeps weights as its ops run on them (a batchnorm folded
+# into the convolution's weight matrix) until the network's version moves:
+# every way weights change must move it, or a call gives the old network's output.
+CHANGING = """model m {
+    input x: float32[2, 6, 6]
+    c = x -> conv2d(4, kernel=3, padding=same) -> batchnorm -> relu
+    f = c -> conv2d(3, kernel=3, bias=false) -> batchnorm -> relu -> maxpool2d(2) -> flatten
+    f -> dense(6) -> batchnorm -> relu -> dense(3)
+}
+"""
+
+
+def _changing_net():
+    from nnspec.losses import LOSSES
+    net = _nudged(nnspec.loads(CHANGING))
+    net.loss = LOSSES["mse"]()
+    return net
+
+
+def _same_as_reference(net, xs):
+    """The inference call first (the reference's training-code pass moves the
+    version itself), and last, so that what changes next finds the weights kept."""
+    got = net.forward(xs)
+    np.testing.assert_allclose(got, _reference(net, xs)[0], **TOL)
+    net.forward(xs)
+    return got
+
+
+def test_training_steps_after_a_first_call_give_the_new_result():
+    # as in training: validation, steps, validation again (the folded weights made anew)
+    from nnspec.optim import Adam
+    from nnspec.training.loop import fit_batch
+    net = _changing_net()
+    rng = np.random.default_rng(13)
+    xs = _inputs(net, 8, rng)
+    before = _same_as_reference(net, xs).copy()
+    value_before, _ = net.eval_step(net.feed(xs), np.zeros((8, 3), np.float32), net.loss)
+    opt = Adam(lr=0.05)
+    state = opt.start(net.params)
+    for _ in range(3):
+        fit_batch(net, opt, state, net.feed(_inputs(net, 16, rng)), rng.normal(size=(16, 3)).astype(np.float32),
+                  net.loss, 0.05)
+    after = _same_as_reference(net, xs)
+    assert np.abs(after - before).max() > 1e-2                  # the steps did change the output
+    value, out = net.eval_step(net.feed(xs), np.zeros((8, 3), np.float32), net.loss)
+    np.testing.assert_allclose(out, after, **TOL)
+    assert abs(value - float(np.mean(after ** 2))) < 1e-5 and abs(value - value_before) > 1e-4
+
+
+def test_an_optimizer_step_after_an_inference_call_is_seen():
+    # a forward between the gradients and the step: the step must still move the version
+    from nnspec.optim import SGD
+    from nnspec.training.loop import fit_batch
+    net = _changing_net()
+    rng = np.random.default_rng(14)
+    xs = _inputs(net, 4, rng)
+    opt = SGD(lr=0.1)
+    state = opt.start(net.params)
+    value, grads, _ = net.train_step(net.feed(xs), np.ones((4, 3), np.float32), True, net.loss)
+    _same_as_reference(net, xs)
+    opt.step(net.params, grads, 0.1, state)
+    net.changed()                                               # as fit_batch says after its step
+    _same_as_reference(net, xs)
+    fit_batch(net, opt, state, net.feed(xs), np.ones((4, 3), np.float32), net.loss, 0.1)
+    _same_as_reference(net, xs)
+
+
+def test_weights_loaded_or_edited_after_a_first_call_give_the_new_result(tmp_path):
+    net, other = _changing_net(), _nudged(nnspec.loads(CHANGING), seed=5)
+    rng = np.random.default_rng(15)
+    xs = _inputs(net, 3, rng)
+    first = _same_as_reference(net, xs).copy()
+    other.save(tmp_path / "w.npz")
+    net.load(tmp_path / "w.npz")                                # weights.apply_arrays
+    np.testing.assert_allclose(_same_as_reference(net, xs), other.forward(xs), **TOL)
+    for k in net.state:                                         # statistics only: a fold's other half
+        net.state[k][...] = 1.0 + np.arange(net.state[k].size, dtype=np.float32) / 7
+    net.changed()
+    changed = _same_as_reference(net, xs)
+    assert np.abs(changed - first).max() > 1e-3
+
+
+def test_early_stopping_restores_the_best_weights_for_inference(tmp_path):
+    # training/loop.py puts the best epoch's weights back in place after the
+    # last epoch's validation: inference must run on them, not on that fold
+    from nnspec.training.loop import train
+    rng = np.random.default_rng(16)
+    x = rng.normal(size=(32, 2, 6, 6)).astype(np.float32)
+    np.savez(tmp_path / "d.npz", x=x, y=rng.normal(size=(32, 3)).astype(np.float32))
+    (tmp_path / "m.nn").write_text(CHANGING + """train {
+    data = npz("d.npz")
+    loss = mse
+    optimizer = sgd(lr=0.3)
+    epochs = 8
+    batch = 8
+    validation = 0.5
+    early_stopping = 2
+    seed = 0
+}
+""")
+    result = train(nnspec.load(tmp_path / "m.nn"))
+    assert result.best_epoch < result.epochs_run                # the weights went back to an earlier epoch
+    xs = {"x": x[:8]}
+    np.testing.assert_allclose(result.net.forward(xs), _reference(result.net, xs)[0], **TOL)
+
+
+def test_running_statistics_moved_by_a_training_pass_are_seen():
+    # a training-mode forward updates batchnorm's running statistics in place
+    net = _changing_net()
+    rng = np.random.default_rng(17)
+    xs = _inputs(net, 6, rng)
+    first = _same_as_reference(net, xs).copy()
+    mean = net.state["batchnorm_0.running_mean"].copy()
+    net.forward(_inputs(net, 6, rng), training=True)
+    assert np.abs(net.state["batchnorm_0.running_mean"] - mean).max() > 1e-3
+    assert np.abs(_same_as_reference(net, xs) - first).max() > 1e-4

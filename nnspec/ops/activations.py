@@ -38,7 +38,7 @@ class Relu(Op):
             return [np.multiply(dy, mask, out=dx)], {}
         return y, backward
 
-    def infer(self, p, w, xs, ctx, then=None):
+    def infer(self, p, w, xs, ctx):
         (x,) = xs
         out = x if ctx.free[0] else ctx.buffer("y", x.shape, x.dtype, like=x)
         return np.maximum(x, 0, out=out)     # no mask to keep for backward
@@ -238,7 +238,7 @@ class Softmax(Op):
             return [y * (dy - (dy * y).sum(axis=ax, keepdims=True))], {}
         return y, backward
 
-    def infer(self, p, w, xs, ctx, then=None):
+    def infer(self, p, w, xs, ctx):
         (x,) = xs                            # forward's arithmetic, in one buffer
         ax = array_axis(p.axis)
         out = x if ctx.free[0] else ctx.buffer("y", x.shape, x.dtype, like=x)

@@ -135,16 +135,22 @@ class Op:
     def forward(self, p, w: dict, xs: list[np.ndarray], ctx: Ctx) -> tuple[np.ndarray, Backward]:
         raise NotImplementedError
 
-    def infer(self, p, w: dict, xs: list[np.ndarray], ctx: Ctx, then=None) -> np.ndarray:
+    def infer(self, p, w: dict, xs: list[np.ndarray], ctx: Ctx) -> np.ndarray:
         """The output alone, in inference mode (ctx.training False, no backward
         to follow); an op overrides it where it can skip work that only
-        backward needs. then: (scale, shift) per output channel, to apply to
-        the output (a batchnorm folded in), given only where
-        `takes_affine` said yes."""
+        backward needs. w: what `prepare` made of the node's weights."""
         return self.forward(p, w, xs, ctx)[0]
 
+    def prepare(self, p, w: dict, then=None) -> dict:
+        """The weights `infer` runs on, made again only when the network's
+        weights change (nnspec/inference.py): w itself unless an op keeps
+        them in another form (a convolution's weight matrix). then: (scale,
+        shift) per output channel, to apply to the output (a batchnorm folded
+        in), given only where `takes_affine` said yes."""
+        return w
+
     def takes_affine(self, p, out_shape: Shape) -> bool:
-        """Whether `infer` can apply a per-channel (scale, shift) to its
+        """Whether `prepare` can fold a per-channel (scale, shift) into its
         output, the channel being axis 0 of out_shape (a batchnorm's)."""
         return False
 

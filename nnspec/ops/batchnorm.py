@@ -140,13 +140,16 @@ class Batchnorm(Op):
         scale = w["gamma"] / np.sqrt(w["running_var"] + np.asarray(p.eps, w["running_var"].dtype))
         return scale, w["beta"] - w["running_mean"] * scale
 
-    def infer(self, p, w, xs, ctx, then=None):
-        (x,) = xs
+    def prepare(self, p, w, then=None):
         scale, shift = self.as_affine(p, w)
+        return {"scale": scale, "shift": shift}
+
+    def infer(self, p, w, xs, ctx):
+        (x,) = xs
         bshape = (1, -1) + (1,) * (x.ndim - 2)
         out = x if ctx.free[0] else ctx.buffer("y", x.shape, x.dtype, like=x)
-        np.multiply(x, scale.reshape(bshape), out=out)
-        out += shift.reshape(bshape)
+        np.multiply(x, w["scale"].reshape(bshape), out=out)
+        out += w["shift"].reshape(bshape)
         return out
 
     def to_onnx(self, b, p, w, xs):

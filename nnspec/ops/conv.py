@@ -225,8 +225,26 @@ class Conv(Op):
     def takes_affine(self, p, out_shape):
         return True                          # the filters are the channels
 
-    def infer(self, p, w, xs, ctx, then=None):
-        return self.forward(p, w, xs, ctx, then)[0]
+    def prepare(self, p, w, then=None):
+        """[W | b] as the product's (F, Cg*K + bias) matrix; then: (scale,
+        shift) per filter, folded in (p.bias is then true, the shift the bias column)."""
+        W = w["W"]
+        F, CgK = W.shape[0], W[0].size
+        Wb = np.empty((F, CgK + p.bias), W.dtype)
+        np.multiply(W.reshape(F, CgK), 1 if then is None else then[0][:, None], out=Wb[:, :CgK])
+        if p.bias:
+            b = w["b"] if "b" in w else np.zeros(F, W.dtype)
+            Wb[:, CgK] = b if then is None else b * then[0] + then[1]
+        return {"Wb": Wb}
+
+    def infer(self, p, w, xs, ctx):
+        (x,) = xs
+        run = ctx.cache.get("plan") if ctx.cache is not None else None
+        if run is None or run.shape != x.shape:
+            run = Planned(self, p, x)
+            if ctx.cache is not None:
+                ctx.cache["plan"] = run
+        return run(x, w["Wb"])
 
     def forward(self, p, w, xs, ctx, then=None):
         """then: (scale, shift) per filter, folded into the product's weights
@@ -435,3 +453,83 @@ class Conv2d(Conv):
 class Conv1d(Conv):
     kind, Params, ndim = "conv1d", Conv1dParams, 1
     expects = "[channels, length]"
+
+
+# ---------------------------------------------------------------- inference
+# Work that stays below this many bytes runs on the calling thread: handing
+# a batch-1 copy to the workers costs more than the copy (20-40 us a call).
+PARALLEL_BYTES = 256 << 10
+
+
+class Planned:
+    """A convolution's inference pass at one input shape, worked out once
+    (Conv.infer keeps it with the node's buffers, nnspec/inference.py): the
+    frame, the windows, the columns and their per-chunk views are made here,
+    so that a call is the copy into the frame, im2col, the product and
+    nothing else (five NumPy calls at batch 1). Forward's arithmetic and
+    layouts (Frame); the weights come from Conv.prepare."""
+
+    def __init__(self, conv, p, x):
+        self.shape = x.shape
+        B, C = x.shape[:2]
+        kernel, stride, dilation, out, before, after = conv._geometry(p, x.shape[1:])
+        F, G, K = p.filters, p.groups, prod(kernel)
+        fr = Frame.of(x.shape[2:], before, after, out, kernel, stride, dilation, widen=C * K > F)
+        self.fr, self.C, self.F, self.G, self.bias = fr, C, F, G, p.bias
+        self.CK, self.CgK, L = C * K, C // G * K, fr.length
+        flat = np.zeros(B * C * fr.plane, x.dtype)            # the padding is zero for good
+        self.xp = fr.stored(flat, B, C)                       # (B, C, *grid)
+        self.inside = (Ellipsis, *fr.inside)
+        self.interior = self.xp[self.inside]                  # (B, C, *spatial): where x goes
+        self.windows = fr.windows(flat, B, C, kernel)         # (C, *kernel, B, *frame)
+        self.kall = (slice(None),) * len(kernel)
+        n = samples_per_chunk(self.CK + p.bias, L, B, x.itemsize)
+        self.spans = [(lo, min(lo + n, B)) for lo in range(0, B, n)]
+        self.columns = np.ones((self.CK + p.bias, n * L), x.dtype)   # the bias's row of ones stays
+        self.yF = np.empty((F, B * L), x.dtype)
+        self.chunk = column_chunk(self.CK + p.bias, F, n * L) if G == 1 else None
+        self.big = self.columns.nbytes >= PARALLEL_BYTES
+        self.kernel, self.L = kernel, L
+        self.parts = [self._part(lo, hi) for lo, hi in self.spans]
+        framed = self.yF.reshape(F, B, *fr.shape)
+        if fr.widened:                 # the valid columns copied out, as forward does
+            self.y = np.empty((F, B, *out), x.dtype).swapaxes(0, 1)
+            self.valid = fr.valid(framed).swapaxes(0, 1)
+        else:
+            self.y, self.valid = framed.swapaxes(0, 1), None        # (B, F, *out), channel-major
+
+    def _part(self, lo, hi):
+        """Samples lo:hi's views: their columns (framed, as im2col writes
+        them), their windows, the product's columns and output."""
+        m = (hi - lo) * self.L
+        cols = self.columns[:, :m]
+        framed = cols[:self.CK].reshape(self.C, *self.kernel, hi - lo, *self.fr.shape)
+        return (framed, self.windows[(slice(None), *self.kall, slice(lo, hi))], cols,
+                self.yF[:, lo * self.L:hi * self.L])
+
+    def _im2col(self, framed, win, b=slice(None), c=slice(None)):
+        np.copyto(framed[(c, *self.kall, b)], win[(c, *self.kall, b)])
+        self.fr.unmask(framed, c, b)
+
+    def __call__(self, x, Wb):
+        if not self.big:
+            np.copyto(self.interior, x)
+        else:
+            over_leading(lambda part: np.copyto(self.interior[part], x[part]), self.interior)
+        for (lo, hi), (framed, win, cols, y) in zip(self.spans, self.parts):
+            if not self.big:
+                self._im2col(framed, win)
+            else:                   # each thread its channels, or its samples of the span
+                over_leading(lambda part: self._im2col(framed, win, *samples_and_channels(part)),
+                             self.interior[lo:hi])
+            if self.G == 1:
+                product(Wb, cols, y, self.chunk)
+            else:                   # (G, F/G, CgK) @ (G, CgK, m): each group its block of rows
+                G, m = self.G, y.shape[1]
+                np.matmul(Wb[:, :self.CgK].reshape(G, self.F // G, self.CgK),
+                          cols[:self.CK].reshape(G, self.CgK, m), out=y.reshape(G, self.F // G, m))
+        if self.G > 1 and self.bias:
+            self.yF += Wb[:, self.CgK:]
+        if self.valid is not None:
+            np.copyto(self.y, self.valid)
+        return self.y

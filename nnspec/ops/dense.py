@@ -55,13 +55,19 @@ class Dense(Op):
     def takes_affine(self, p, out_shape):
         return len(out_shape) == 1           # the units are the channels
 
-    def infer(self, p, w, xs, ctx, then=None):
-        y = affine(xs[0], w["W"], w.get("b"), ctx)[0]
-        if then is not None:                 # a batchnorm folded in: (x @ W + b) * scale + shift
-            scale, shift = then
-            y *= scale
-            y += shift
-        return y
+    def prepare(self, p, w, then=None):
+        if then is None:
+            return w
+        scale, shift = then                  # a batchnorm folded in: x @ (W scale) + (b scale + shift)
+        return {"W": w["W"] * scale, "b": w["b"] * scale + shift if "b" in w else shift}
+
+    def infer(self, p, w, xs, ctx):
+        x = xs[0]
+        x2 = x.reshape(-1, x.shape[-1])                       # (N, d)
+        y = np.matmul(x2, w["W"], out=ctx.buffer("y", (x2.shape[0], w["W"].shape[1]), x.dtype))
+        if "b" in w:
+            y += w["b"]
+        return y.reshape(*x.shape[:-1], y.shape[1])
 
     def to_onnx(self, b, p, w, xs):
         return affine_onnx(b, xs[0], w["W"], w.get("b"))

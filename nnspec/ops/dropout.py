@@ -35,7 +35,7 @@ class Dropout(Op):
 
         return x * mask, backward
 
-    def infer(self, p, w, xs, ctx, then=None):
+    def infer(self, p, w, xs, ctx):
         return xs[0]                     # inference keeps every unit, unscaled (inverted dropout)
 
     def to_onnx(self, b, p, w, xs):

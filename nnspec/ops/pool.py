@@ -129,12 +129,60 @@ class Pool(Op):
 
         return y, backward
 
+    def infer(self, p, w, xs, ctx):
+        """Windows that tile the input without padding (a 2x2 pool, stride 2)
+        reduced through a reshape that splits each axis into (windows, size):
+        one pass per axis (a 2x2 max pool is two np.maximum calls); anything
+        else as forward. The split shape, found once per input shape, is kept."""
+        (x,) = xs
+        split = ctx.cache.get("split") if ctx.cache is not None else None
+        if split is None or split[0] != x.shape:
+            split = x.shape, self._split(p, x.shape)
+            if ctx.cache is not None:
+                ctx.cache["split"] = split
+        if split[1] is None:
+            return self.forward(p, w, xs, ctx)[0]
+        shape, size, cut = split[1]
+        v = x[cut].reshape(shape)                 # (B, C, n1, s1, n2, s2): a view for any strides
+        combine = np.maximum if self.reduce == "max" else np.add
+        for axis in range(len(size)):             # reduce (n_i, s_i) to (n_i,), innermost windows last
+            at = 3 + axis                         # the size axis (earlier ones are reduced already)
+            part = [v[(slice(None),) * at + (i,)] for i in range(size[axis])]
+            out = _like(part[0].shape, x, ctx, f"y{axis}")
+            if len(part) == 1:
+                np.copyto(out, part[0])
+            else:
+                combine(part[0], part[1], out=out)
+            for a in part[2:]:
+                combine(out, a, out=out)
+            v = out
+        if self.reduce == "mean":
+            v *= 1.0 / prod(size)
+        return v
+
+    def _split(self, p, shape):
+        """(split shape, window size, the slice of x the windows cover), or None."""
+        size, stride, out, before, after = self._geometry(p, shape[1:])
+        if stride != size or any(before) or any(after):
+            return None
+        split = [shape[0], shape[1]]
+        for n, s in zip(out, size):
+            split += [n, s]
+        return tuple(split), size, (Ellipsis, *(slice(0, n * s) for n, s in zip(out, size)))
+
     def to_onnx(self, b, p, w, xs):
         size, stride, _, before, after = self._geometry(p, b.in_shapes[0])
         attrs = dict(kernel_shape=list(size), strides=list(stride), pads=list(before) + list(after))
         if self.reduce == "max":
             return b.node("MaxPool", xs, **attrs)
         return b.node("AveragePool", xs, count_include_pad=1, **attrs)
+
+
+def _like(shape, x, ctx, key):
+    """A buffer of `shape` (B, C, ...) whose two leading axes lie in memory as x's do."""
+    if x.ndim > 1 and abs(x.strides[1]) > abs(x.strides[0]):                 # channel-major
+        return ctx.buffer(key, (shape[1], shape[0], *shape[2:]), x.dtype).swapaxes(0, 1)
+    return ctx.buffer(key, shape, x.dtype)
 
 
 def _pool(kind, reduce, ndim, expects):

@@ -244,6 +244,7 @@ def load_initial(net, spec, path) -> None:
         raise SpecError([Diagnostic.at(where, p, source=spec.source) for p in problems])
     for k in found:
         {**net.params, **net.state}[k][...] = arrays[k]
+    net.changed()
     if spec.train.normalize == "none":      # the weights were trained on standardised inputs: keep theirs
         for v in net.graph.inputs:
             if f"normalize/{v.name}/mean" in arrays and f"normalize/{v.name}/std" in arrays:
@@ -293,6 +294,7 @@ def fit_batch(net, opt, opt_state, xb: dict, yb, loss, lr: float, l2: float = 0.
     if clip_norm is not None:
         _clip(grads, clip_norm)
     opt.step(params, grads, lr, opt_state)
+    net.changed()                                        # the inference path's folded weights are stale
     return value, y
 
 
@@ -403,3 +405,4 @@ def _snapshot(net) -> dict:
 def _restore(net, weights: dict) -> None:
     for k, a in {**net.params, **net.state}.items():
         a[...] = weights[k]
+    net.changed()

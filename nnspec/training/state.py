@@ -90,6 +90,7 @@ def restore(path: Path, st: RunState, net, description: dict) -> None:
     for prefix, target in (("param/", net.params), ("state/", net.state)):
         for k, a in target.items():
             a[...] = arrays[prefix + k]
+    net.changed()
     st.opt_state.load({k[4:]: a for k, a in arrays.items() if k.startswith("opt/")})
     if meta["sched"] is not None:
         st.sched_state = ScheduleState.load(meta["sched"])
