@@ -80,6 +80,58 @@ def test_cross_attention_against_a_per_position_reference():
                                rtol=1e-10, atol=1e-12)
 
 
+def extreme_scores(dtype):
+    """heads=1, D=4, Wq = Wk = 4 I: in sample 0, position 0 (10 e0) scores 800
+    against itself (exp(800) overflows unless shifted), while positions 1 (0)
+    and 2 (e1) score 0 and at most 8: rows far below their block's largest
+    score. Sample 1 is ordinary (small scores)."""
+    net = build("attention(heads=1)", (3, 4), dtype=dtype)
+    w = weights(net)
+    for k in ("q", "k"):
+        w[f"W{k}"][...] = 4 * np.eye(4)
+        w[f"b{k}"][...] = 0
+    w["Wv"][...] = np.arange(16).reshape(4, 4) / 8
+    w["Wo"][...] = np.eye(4)
+    x = np.zeros((2, 3, 4))
+    x[0, 0, 0], x[0, 2, 1] = 10, 1
+    x[1] = np.random.default_rng(6).normal(size=(3, 4)) * 0.3
+    return net, w, x.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_attention_softmax_with_scores_too_large_for_exp(dtype):
+    net, w, x = extreme_scores(dtype)
+    y = net.forward(x)
+    expected = attention_reference(x.astype(np.float64), x.astype(np.float64),
+                                   {k: v.astype(np.float64) for k, v in w.items()}, 1, False)
+    assert np.isfinite(y).all()
+    tol = 1e-10 if dtype == "float64" else 1e-5
+    np.testing.assert_allclose(y, expected, rtol=tol, atol=tol)
+    # position 1 (0) sees every key alike: its output is the mean of the values
+    np.testing.assert_allclose(y[0, 1], (x[0] @ w["Wv"] + w["bv"]).mean(axis=0) @ w["Wo"] + w["bo"], rtol=1e-3)
+
+
+def test_attention_backward_with_scores_too_large_for_exp():
+    """Finite differences through the shifted and the recomputed rows."""
+    from nnspec.ops.base import Ctx
+    net, w, x = extreme_scores("float64")
+    node = net.graph.nodes[0]
+
+    def run(x):
+        ctx = Ctx(True, None, (True,), None, node.out_shape)
+        return node.op.forward(node.p, w, [x], ctx)
+
+    y, back = run(x)
+    r = np.random.default_rng(7).normal(size=y.shape)
+    (dx,), _ = back(r.copy())
+    numeric = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        step = np.zeros_like(x)
+        step[i] = 1e-6
+        numeric[i] = (np.sum(run(x + step)[0] * r) - np.sum(run(x - step)[0] * r)) / 2e-6
+    np.testing.assert_allclose(dx, numeric, rtol=1e-4, atol=1e-6)
+
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_causal_attention_never_looks_ahead(dtype):
     net = build("attention(heads=2, causal=true)", (6, 4), dtype=dtype)

@@ -35,38 +35,52 @@ class Layernorm(Op):
         (x,) = xs
         D = x.shape[-1]
         gamma, beta = w["gamma"], w["beta"]
-        xhat, y = ctx.buffer("xhat", x.shape, x.dtype), ctx.buffer("y", x.shape, x.dtype)
-        inv_std = ctx.buffer("inv_std", (*x.shape[:-1], 1), x.dtype)
+        x2 = x.reshape(-1, D)                                       # (N, D): every position a row
+        N = len(x2)
+        xhat, y = ctx.buffer("xhat", (N, D), x.dtype), ctx.buffer("y", x.shape, x.dtype)
+        y2 = y.reshape(N, D)
+        inv_std = ctx.buffer("inv_std", (N,), x.dtype)
+        ones = ctx.buffer("ones", (max(N, D),), x.dtype, fill=1)
+        per = N // len(x)                                           # rows a sample
 
-        def normalize(rows):                        # each thread its own samples
-            h, s = xhat[rows], inv_std[rows]
-            np.subtract(x[rows], x[rows].mean(axis=-1, keepdims=True), out=h)
-            np.einsum("...i,...i->...", h, h, out=s[..., 0])
+        def normalize(samples):                                     # each thread its own samples
+            rows = slice(samples.start * per, samples.stop * per)
+            xr, h, s, yr = x2[rows], xhat[rows], inv_std[rows], y2[rows]
+            mean = xr @ ones[:D]                                    # row sums through BLAS
+            mean *= 1.0 / D
+            np.subtract(xr, mean[:, None], out=h)
+            np.vecdot(h, h, out=s)
             s *= 1.0 / D
             s += p.eps
             np.sqrt(s, out=s)
             np.divide(1, s, out=s)
-            h *= s
-            np.multiply(h, gamma, out=y[rows])
-            y[rows] += beta
+            h *= s[:, None]                                         # x-hat
+            np.multiply(h, gamma, out=yr)
+            yr += beta
         over_batch(normalize, len(x))
 
         def backward(dy):
-            dx, prod = ctx.buffer("dx", x.shape, x.dtype), ctx.buffer("prod", x.shape, x.dtype)
+            dy2 = dy.reshape(N, D)
+            dx = ctx.buffer("dx", x.shape, x.dtype)
+            prod, tmp = ctx.buffer("prod", (N, D), x.dtype), ctx.buffer("tmp", (N, D), x.dtype)
+            dx2 = dx.reshape(N, D)
 
-            def back(rows):
-                g, h, d = dy[rows], xhat[rows], dx[rows]
-                np.multiply(g, h, out=prod[rows])                   # for gamma's gradient
-                np.multiply(g, gamma, out=d)                        # dxhat
-                mean_d = d.mean(axis=-1, keepdims=True)
-                mean_dh = np.einsum("...i,...i->...", d, h)[..., None] * (1.0 / D)
-                h_term = h * mean_dh
-                d -= mean_d
-                d -= h_term
-                d *= inv_std[rows]                                  # (dxhat - mean - xhat mean(dxhat xhat)) / std
+            # dx = inv_std (dy gamma - mean(dy gamma) - x-hat mean(dy gamma x-hat)), the
+            # two means as products with gamma (BLAS) rather than passes over dy gamma
+            def back(samples):
+                rows = slice(samples.start * per, samples.stop * per)
+                g, h, d, pr, s = dy2[rows], xhat[rows], dx2[rows], prod[rows], inv_std[rows]
+                np.multiply(g, h, out=pr)                           # dy x-hat: gamma's gradient
+                mean_d = g @ gamma
+                mean_d *= 1.0 / D
+                mean_dh = pr @ gamma
+                mean_dh *= 1.0 / D
+                np.multiply(g, gamma, out=d)
+                d -= mean_d[:, None]
+                d -= np.multiply(h, mean_dh[:, None], out=tmp[rows])
+                d *= s[:, None]
             over_batch(back, len(dy))
-            ones = ctx.buffer("ones", (dy.size // D,), x.dtype, fill=1)   # ones @ x: faster than .sum(axis=0)
-            grads = {"gamma": ones @ prod.reshape(-1, D), "beta": ones @ dy.reshape(-1, D)}
+            grads = {"gamma": ones[:N] @ prod, "beta": ones[:N] @ dy2}   # ones @ x: faster than .sum(axis=0)
             return [dx], grads
 
         return y, backward
