@@ -20,10 +20,11 @@ import threading
 from . import parallel
 from .lazy import np
 
-# Elements an update works on at a time (its scratch: a few arrays of this
-# size a thread). Smaller blocks, in L2, measured no faster: NumPy's call
-# overhead (about a microsecond) eats what the cache saves.
-BLOCK = 1 << 18
+# Elements an update works on at a time. It bounds the scratch (Adam: two
+# arrays of this size a thread, 8 MiB in float32) whatever the model's size.
+# Blocks small enough to stay in L2 measured slower: NumPy's call overhead
+# (1-2.5 microseconds a call here) eats what the cache saves (bench/README.md).
+BLOCK = 1 << 20
 _scratch = threading.local()
 
 # Elements a thread takes at least. Handing a part to a worker and waiting
@@ -45,6 +46,7 @@ class Layout:
             self.spans.append((k, at, at + params[k].size))
             at += params[k].size
         self.total = at
+        self._parts: dict[tuple[int, int], Part] = {}
 
     def zeros(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """A flat array of zeros and its per-parameter views (shaped as the parameters)."""
@@ -60,8 +62,15 @@ class Layout:
             n = -(-(rows.stop - rows.start) // BLOCK)
             cut = [rows.start + (rows.stop - rows.start) * i // n for i in range(n + 1)]
             for a, b in zip(cut, cut[1:]):
-                update(Part(self, slice(a, b)))
+                update(self.part(a, b))
         parallel.over_batch(blocks, self.total, max(1, int(MIN_SHARE * share)))
+
+    def part(self, start: int, stop: int) -> Part:
+        """The Part for [start, stop), made once: each step cuts the range the same way."""
+        part = self._parts.get((start, stop))
+        if part is None:
+            part = self._parts[start, stop] = Part(self, slice(start, stop))
+        return part
 
 
 class Part:
@@ -91,16 +100,17 @@ class Part:
         `arrays` (1-D): of a dict by name (params, grads), its piece of the
         parameter's elements; of a flat array already cut to this part
         (`of`), the same elements' place in it."""
+        by_name = [type(a) is dict for a in arrays]
         for k, mine, at in self.pieces:
-            pieces, copied = [k], []
-            for a in arrays:
-                if not isinstance(a, dict):
+            pieces, copied = [k], None
+            for a, named in zip(arrays, by_name):
+                if not named:
                     pieces.append(a[at])
                 elif a[k].flags.c_contiguous:
                     pieces.append(a[k].reshape(-1)[mine])
                 else:                               # not a view when flattened: a copy, written back
                     pieces.append(a[k].flat[mine])
-                    copied.append((a[k], pieces[-1]))
-            yield tuple(pieces)
-            for a, piece in copied:
+                    copied = (copied or []) + [(a[k], pieces[-1])]
+            yield pieces
+            for a, piece in copied or ():
                 a.flat[mine] = piece

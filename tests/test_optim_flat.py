@@ -64,21 +64,24 @@ def problem(seed=0, steps=4):
 
 @pytest.fixture
 def threads(monkeypatch):
-    """Run a step on n threads, a part at least 10 elements times the
-    optimizer's share (so two threads cut the 1,317 elements inside b.W);
-    records the parts and the threads they ran on."""
+    """use(n, block): run a step on n threads, a thread's share at least 10
+    elements times the optimizer's share (so two threads cut the 1,317
+    elements inside b.W), in blocks of at most `block` (None: flat.BLOCK);
+    returns the list where the parts and the threads they ran on go."""
     parts = []
 
     class Recorded(flat.Part):
         def __init__(self, layout, rows):
             super().__init__(layout, rows)
-            parts.append((rows.start, rows.stop, threading.current_thread().name))
+            parts.append((rows.start, rows.stop))
 
     monkeypatch.setattr(flat, "Part", Recorded)
     monkeypatch.setattr(flat, "MIN_SHARE", 10)
+    block = flat.BLOCK
 
-    def use(n):
+    def use(n, block_size=None):
         parallel.set_threads(n)
+        monkeypatch.setattr(flat, "BLOCK", block_size or block)
         parts.clear()
         return parts
     yield use
@@ -95,23 +98,52 @@ def train(kind, kw, params, grads_per_step, lrs, state=None):
 
 
 @pytest.mark.parametrize("kind,kw", CONFIGS, ids=IDS)
-def test_the_flat_step_is_the_formula_on_one_and_two_threads(kind, kw, threads):
+def test_the_flat_step_is_the_formula_on_one_and_two_threads(kind, kw, threads, monkeypatch):
     params, grads = problem()
     lr0 = OPTIMIZERS[kind](**kw).lr
     want = reference(kind, kw, params, grads, [lr * lr0 for lr in LRS])
+    seen = []                                       # the threads each update ran on
+    update = OPTIMIZERS[kind].update
+    monkeypatch.setattr(OPTIMIZERS[kind], "update",
+                        lambda self, *a: (seen.append(threading.current_thread().name), update(self, *a))[1])
     got = {}
-    for n in (1, 2):
-        parts = threads(n)
-        got[n], _ = train(kind, kw, params, grads, LRS)
+    for n, block in [(1, None), (2, None), (2, 97)]:
+        parts = threads(n, block)
+        seen.clear()
+        got[n, block], _ = train(kind, kw, params, grads, LRS)
         for k in SHAPES:
-            np.testing.assert_allclose(got[n][k], want[k], rtol=2e-5, atol=1e-6, err_msg=f"{k}, {n} thread(s)")
-        cuts = sorted({(a, b) for a, b, _ in parts})
+            np.testing.assert_allclose(got[n, block][k], want[k], rtol=2e-5, atol=1e-6,
+                                       err_msg=f"{k}, {n} thread(s), blocks of {block}")
+        cuts = sorted(set(parts))
         assert cuts[0][0] == 0 and cuts[-1][1] == 1317 and all(x[1] == y[0] for x, y in zip(cuts, cuts[1:]))
-        assert len(cuts) == n and len({name for *_, name in parts}) == n          # n parts, n threads
-    # b.W spans elements 553..1266 (after a.W's 546 and a.b's 7): two threads cut it at 658
-    assert cuts == [(0, 658), (658, 1317)]
-    for k in SHAPES:                                # an element-wise step: the cut changes no number
-        np.testing.assert_array_equal(got[1][k], got[2][k], err_msg=k)
+        assert len(set(seen)) == n                  # n threads did the work
+        if block is None:
+            # two threads cut b.W, elements 553..1266 (after a.W's 546 and a.b's 7), at 658
+            assert cuts == ([(0, 1317)] if n == 1 else [(0, 658), (658, 1317)])
+        else:
+            assert len(cuts) > 13 and max(b - a for a, b in cuts) <= block
+    for k in SHAPES:                                # an element-wise step: the cuts change no number
+        np.testing.assert_array_equal(got[1, None][k], got[2, None][k], err_msg=k)
+        np.testing.assert_array_equal(got[1, None][k], got[2, 97][k], err_msg=k)
+
+
+def test_the_thread_limit_changing_between_steps(threads):
+    """The busy-machine policy (threads.py) limits a run to one thread and
+    lifts the limit as it goes: the same state, cut one way then the other."""
+    threads(2)
+    params, grads = problem(seed=2, steps=4)
+    want = reference("adam", {}, params, grads, [lr * 0.001 for lr in LRS])
+    opt = OPTIMIZERS["adam"]()
+    p = {k: w.copy() for k, w in params.items()}
+    state = opt.start(p)
+    try:
+        for i, (g, lr) in enumerate(zip(grads, LRS)):
+            parallel.limit(1 if i % 2 else None)
+            opt.step(p, {k: a.copy() for k, a in g.items()}, lr * opt.lr, state)
+    finally:
+        parallel.limit(None)
+    for k in SHAPES:
+        np.testing.assert_allclose(p[k], want[k], rtol=2e-5, atol=1e-6, err_msg=k)
 
 
 @pytest.mark.parametrize("kind,kw", [CONFIGS[0], CONFIGS[4], CONFIGS[6]], ids=["adam", "momentum", "rmsprop"])
