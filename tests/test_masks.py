@@ -83,6 +83,44 @@ def test_every_step_outputs_match_up_to_the_end_and_recurrent_ones_are_zero_afte
     assert np.isfinite(y).all(), "an all-padding row gives no NaN"
 
 
+SHORT = ["lstm(3)", "gru(3, sequences=true)", "rnn(2, reverse=true)", "lstm(2, sequences=true, bidirectional=true)",
+         "gru(2, sequences=true, reverse=true) -> lstm(2)"]
+
+
+@pytest.mark.parametrize("body", SHORT)
+@pytest.mark.parametrize("tokens", [TOKENS[[0, 2, 3, 4]],                      # lengths 3, 1, 1, 4 of 6
+                                    np.array([[3, 4, 5, 6, 0, 0], [1, 2, 3, 4, 0, 0]])])   # 4 and 4: no padding left
+def test_a_batch_that_ends_early_gives_what_the_cut_batch_gives(monkeypatch, body, tokens):
+    """Steps past every sequence's end change nothing, so the recurrent layers
+    skip them: outputs, loss and gradients of the padded batch are those of
+    the same batch cut to its longest sequence (the oracle: the same weights
+    compiled for the shorter input), zeros past it, and no step past it runs."""
+    from nnspec.ops import recurrent
+    net, _ = _nets(body)
+    cut = _spec(body, 4).build(seed=2, dtype="float64")
+    for k in cut.params:
+        cut.params[k][...] = net.params[k]
+    steps = []
+    for op in (recurrent.Lstm, recurrent.Gru, recurrent.Rnn):
+        monkeypatch.setattr(op, "step", lambda self, s, *a, _step=op.step: steps.append(s) or _step(self, s, *a))
+    y, y_cut = net.forward(tokens), cut.forward(tokens[:, :4])
+    assert steps and max(steps) == 3, "the steps past the longest sequence ran"
+    np.testing.assert_allclose(y[:, :4] if y.ndim == 3 else y, y_cut, atol=1e-12)
+    if y.ndim == 3:
+        assert not y[:, 4:].any()
+    target = np.random.default_rng(3).normal(size=y.shape)
+    if y.ndim == 3:
+        target[:, 4:] = 0                                  # what the padded batch gives there
+    loss, grads = net.loss_and_grads(tokens, target, loss="mse")
+    loss_cut, grads_cut = cut.loss_and_grads(tokens[:, :4], target[:, :4] if y.ndim == 3 else target, loss="mse")
+    if y.ndim == 3:         # the padded positions count in the mean, with zero error
+        loss_cut *= 4 / T
+        grads_cut = {k: g * 4 / T for k, g in grads_cut.items()}
+    assert loss == pytest.approx(loss_cut, rel=1e-12)
+    for k in grads:
+        np.testing.assert_allclose(grads[k], grads_cut[k], atol=1e-12, err_msg=k)
+
+
 def test_the_padding_row_starts_at_zero_and_never_learns():
     net, _ = _nets("lstm(3)")
     W = net.params["embedding_0.W"]

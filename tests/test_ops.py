@@ -286,6 +286,31 @@ def test_conv_products_in_chunks_of_columns_change_nothing(monkeypatch, layer, s
         np.testing.assert_array_equal(c, b)
 
 
+@pytest.mark.parametrize("layer", ["lstm(6)", "gru(5, sequences=true, reverse=true) -> mean(axis=0)",
+                                   "rnn(4, bidirectional=true)"])
+def test_recurrent_products_in_blocks_of_rows_change_nothing(monkeypatch, layer):
+    """On one BLAS thread a recurrent layer's per-step products (forward and
+    back through time) run in blocks of rows, for OpenBLAS's small-matrix
+    path: loss and gradients must be those of the whole products."""
+    from nnspec.ops import recurrent
+    net = nnspec.loads(f"model m {{\n  input x: float32[5, 3]\n  {layer}\n  dense(3) -> softmax\n}}\n").build(seed=0)
+    rng = np.random.default_rng(9)
+    x, y = rng.normal(size=(7, 5, 3)).astype(np.float32), rng.integers(0, 3, 7)
+
+    def run(small):
+        monkeypatch.setattr(recurrent, "_one_blas_thread", lambda: small)
+        loss, grads = net.loss_and_grads(x, y, loss="cross_entropy")
+        return [loss] + [grads[k] for k in sorted(grads)]
+    whole = run(False)
+    blocks, real = [], recurrent.row_blocks
+    monkeypatch.setattr(recurrent, "SMALL_PRODUCT", 60)                  # blocks of a few rows
+    monkeypatch.setattr(recurrent, "row_blocks", lambda *a: blocks.append(real(*a)) or blocks[-1])
+    small = run(True)
+    assert len(blocks) >= 2 and all(len(b) >= 2 for b in blocks), "the products were not cut into blocks"
+    for a, b in zip(whole, small):
+        np.testing.assert_allclose(b, a, rtol=2e-5, atol=1e-6)
+
+
 def test_conv_in_chunks_of_samples_changes_nothing(monkeypatch):
     """A batch whose columns would pass COLUMN_BYTES runs through a
     convolution in chunks of samples (the columns made again in backward):

@@ -11,11 +11,15 @@ Inside, each step is one matrix product M @ [h; x_t; 1], with M packed
 once per call from W, R and the biases, then the gates' nonlinearities.
 Arrays are transposed and gate-major, (rows, B), so that every gate is a
 contiguous block (NumPy is much slower on the column blocks of a (B, 4H)
-array: bench/README.md, "Measurements behind the code"). The loop over time steps (forward, and backward through time) is
-the only Python loop, each step vectorised over the batch; the weights'
-gradients are one product over all steps after it. On a padded sequence
-(ops/mask.py) each sample's state stops changing at its end (`_run`), which
-is what ONNX's `sequence_lens` input says."""
+array: bench/README.md, "Measurements behind the code"). The loop over
+time steps (forward, and backward through time) is the only Python loop,
+each step vectorised over the batch and working in arrays kept between
+training steps (no step allocates); on one BLAS thread a step's products
+run in blocks of rows for OpenBLAS's small-matrix kernels. The weights'
+gradients are one product over all steps after the loop. On a padded
+sequence (ops/mask.py) each sample's state stops changing at its end
+(`_run`), which is what ONNX's `sequence_lens` input says, and the steps
+past the longest sequence of the batch are not run at all."""
 
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ from typing import ClassVar, Literal
 from ..lazy import np
 from pydantic import Field, PositiveInt
 
+from .. import parallel
 from .base import BiasInit, Init, Op, Params, ShapeError, initializer, orthogonal, register
 from .mask import mask_of, onnx_lengths
 
@@ -43,6 +48,9 @@ class RecurrentParams(Params):
     def directions(self) -> list[tuple[str, bool]]:
         """(weight-name suffix, reversed) for each direction this layer reads in."""
         return [("", self.reverse)] + ([("_r", True)] if self.bidirectional else [])
+
+
+_SCALES: dict = {}
 
 
 class Recurrent(Op):
@@ -96,9 +104,14 @@ class Recurrent(Op):
 
     # -- what each layer defines: the packed product, its gradient, one step each way --
 
-    def pack(self, w: dict, H: int) -> np.ndarray:
-        """M (rows, H + I + 1), each step's pre-activations being M @ [h; x_t; 1]."""
-        return np.concatenate([w["R"].T, w["W"].T, (w["b"] + w["rb"])[:, None]], axis=1)
+    def pack(self, w: dict, H: int, M: np.ndarray) -> None:
+        """Writes M (rows, H + I + 1), each step's pre-activations being
+        M @ [h; x_t; 1] (M starts at zero, and is the same array every time)."""
+        np.concatenate([w["R"].T, w["W"].T, (w["b"] + w["rb"])[:, None]], axis=1, out=M)
+
+    def back_weights(self, w: dict, M: np.ndarray, H: int) -> np.ndarray:
+        """M[:, :H].T, contiguous: what takes a step's dz back to h."""
+        return w["R"]
 
     def unpack(self, dMT: np.ndarray, H: int) -> dict:
         """The gradients of W, R, b, rb from M's, transposed: (K, rows), the
@@ -109,45 +122,86 @@ class Recurrent(Op):
         """A factor per row of M, folded into the forward product (None: none)."""
         return None
 
-    def step(self, z, h, state, H: int, h_new):
-        """One step: z (rows, B) = M @ [h; x_t; 1] with the scale folded in (free
-        to overwrite), h (H, B) the state before it. Writes the new state into
-        h_new; returns (the carried state, what step_back needs)."""
+    def packed_rows(self, H: int) -> int:
+        """M's rows."""
+        return self.gates * H
+
+    def _scale(self, H: int, dtype):
+        key = (type(self), H, np.dtype(dtype))                  # made once: it never changes
+        if key not in _SCALES:
+            _SCALES[key] = self.scale(H, dtype)
+        return _SCALES[key]
+
+    def scratch(self, ctx, key: str, T: int, H: int, B: int, dtype) -> dict:
+        """Arrays over all steps that this layer's steps write and backward
+        reads back (an LSTM's cells), kept between training steps like the
+        loop's own buffers; none by default."""
+        return {}
+
+    def step(self, s: int, z, h, h_new, st: dict, H: int) -> None:
+        """Step s: z (rows, B) = M @ [h; x_t; 1] with the scale folded in (free
+        to overwrite; backward reads it back as this step's), h (H, B) the state
+        before it. Writes the new state into h_new and what backward needs into
+        st's arrays at s (the carried state at s + 1)."""
         raise NotImplementedError
 
-    def step_back(self, dh, dstate, h_prev, saved, H: int, dz):
-        """Back through one step: fills dz (rows, B), z's gradient (unscaled);
-        returns (the part of h_prev's gradient that bypasses M, or None; the
-        carried state's gradient)."""
-        raise NotImplementedError
+    def hold(self, s: int, st: dict, skip) -> None:
+        """Past a sample's end (skip: (H... , B) bool, True there) the carried
+        state stays what it was before step s (h itself is held by the loop)."""
 
-    def start_state(self, B, H, dtype):
-        """State carried beside h from step to step (an LSTM's cell); none by default."""
-        return None
+    def step_back(self, s: int, dh, dstate, h_prev, h_new, z, st: dict, H: int, dz):
+        """Back through step s: fills dz (rows, B), z's gradient (unscaled),
+        from dh (H, B), the new state's gradient (free to overwrite) and
+        dstate, the carried state's; returns (the part of h_prev's gradient
+        that bypasses M, or None; the carried state's gradient before the
+        step, which may be dstate itself, written over)."""
+        raise NotImplementedError
 
     def zero_state_grad(self, B, H, dtype):
+        """The carried state's gradient after the last step (None: no carried state)."""
         return None
 
     # -- the loop, shared --
 
     def forward(self, p, w, xs, ctx):
         (x,) = xs
-        m = mask_of(ctx)
+        m, T_all = mask_of(ctx), x.shape[1]
+        if m is not None:
+            # steps past every sequence's end change nothing (the mask is a prefix:
+            # ops/mask.py): run on the steps up to the longest sequence only
+            T = max(1, int(m.any(axis=0).sum()))
+            if T < T_all:
+                x, m = x[:, :T], m[:, :T]
+            if m.all():
+                m = None                                  # every sequence as long as the batch's
+        T = x.shape[1]
         runs = [self._run(p, {k: w[k + sfx] for k in ("W", "R", "b", "rb")}, x, rev, ctx, sfx, m)
                 for sfx, rev in p.directions()]
-        if len(runs) == 1:
-            return runs[0]
         H = p.units
+        if len(runs) == 1:
+            y, back_all = runs[0]
+        else:
+            y = np.concatenate([y for y, _ in runs], axis=-1)
 
-        def backward(dy):                       # dy: (..., 2H), forward half first
-            dx, grads = None, {}
-            for (sfx, _), (_, back) in zip(p.directions(), runs):
-                (dxi,), g = back(dy[..., :H] if sfx == "" else dy[..., H:])
-                dx = dxi if dx is None else dx + dxi
-                grads.update({k + sfx: v for k, v in g.items()})
+            def back_all(dy):                       # dy: (..., 2H), forward half first
+                dx, grads = None, {}
+                for (sfx, _), (_, back) in zip(p.directions(), runs):
+                    (dxi,), g = back(dy[..., :H] if sfx == "" else dy[..., H:])
+                    dx = dxi if dx is None else dx + dxi
+                    grads.update({k + sfx: v for k, v in g.items()})
+                return [dx], grads
+        if T == T_all:
+            return y, back_all
+        if p.sequences:                             # zeros past the longest sequence
+            y = np.concatenate([y, np.zeros((y.shape[0], T_all - T, y.shape[2]), y.dtype)], axis=1)
+
+        def backward(dy):
+            (dx,), grads = back_all(dy[:, :T] if p.sequences else dy)
+            if dx is not None:
+                dx = np.concatenate([dx, np.zeros((dx.shape[0], T_all - T, dx.shape[2]), dx.dtype)], axis=1)
             return [dx], grads
 
-        return np.concatenate([y for y, _ in runs], axis=-1), backward
+        return y, backward
 
     def _run(self, p, w, x, reverse: bool, ctx, key: str, m=None):
         """One direction over the whole sequence: (output, backward). Steps are
@@ -160,26 +214,29 @@ class Recurrent(Op):
         zero until the real steps begin (ONNX's `sequence_lens` semantics)."""
         B, T, n_in = x.shape
         H, K = p.units, p.units + n_in + 1
-        M = self.pack(w, H)                                                # (rows, K)
-        scale = self.scale(H, x.dtype)
-        M_fwd = M if scale is None else M * scale[:, None]
-        rows = M.shape[0]
+        rows = self.packed_rows(H)
+        M = ctx.buffer("M" + key, (rows, K), x.dtype, fill=0)
+        self.pack(w, H, M)
+        scale = self._scale(H, x.dtype)
+        M_fwd = M if scale is None else np.multiply(M, scale[:, None], out=ctx.buffer("Ms" + key, (rows, K), x.dtype))
         HX = ctx.buffer("HX" + key, (T + 1, K, B), x.dtype, fill=1)     # step s reads [h; x; 1] = HX[s]
         HX[0, :H] = 0
         np.copyto(HX[:T, H:-1], (x[:, ::-1] if reverse else x).transpose(1, 2, 0))
+        h = HX[:, :H]                                                      # h[s]: the state before step s
         Z = ctx.buffer("Z" + key, (T, rows, B), x.dtype)                   # each step's gates
-        state = self.start_state(B, H, x.dtype)
+        st = self.scratch(ctx, key, T, H, B, x.dtype)
         # per step, the samples past their end (None: none at that step)
         off = [None] * T if m is None else [None if r.all() else ~r for r in (m[:, ::-1] if reverse else m).T > 0]
-        tape = []
+        step, hold = self.step, self.hold
+        small = _one_blas_thread()
+        product = _products(M_fwd, B, small)
         for s in range(T):
-            before = state
-            state, saved = self.step(np.matmul(M_fwd, HX[s], out=Z[s]), HX[s, :H], state, H, HX[s + 1, :H])
+            z = Z[s]
+            product(HX[s], z)
+            step(s, z, h[s], h[s + 1], st, H)
             if off[s] is not None:                  # past the end: the state stays as it was
-                np.copyto(HX[s + 1, :H], HX[s, :H], where=off[s])
-                if state is not None:
-                    np.copyto(state, before, where=off[s])
-            tape.append(saved)
+                np.copyto(h[s + 1], h[s], where=off[s])
+                hold(s, st, off[s])
         hs = HX[1:, :H]                                                     # (T, H, B), in step order
         out = (hs[::-1] if reverse else hs).transpose(2, 0, 1) if p.sequences else HX[T, :H].T
         if p.sequences and m is not None:
@@ -187,16 +244,19 @@ class Recurrent(Op):
 
         def backward(dy):                                            # dy: (B, T, H) or (B, H)
             dZ = ctx.buffer("dZ" + key, (T, rows, B), x.dtype)
-            R_back = np.ascontiguousarray(M[:, :H].T)                      # (H, rows), unscaled
+            R_back = self.back_weights(w, M, H)                            # (H, rows), unscaled
             dstate = self.zero_state_grad(B, H, x.dtype)
+            dh = ctx.buffer("dh" + key, (H, B), x.dtype)
             if p.sequences:
                 if m is not None:
                     dy = dy * m[:, :, None]
                 dys = ctx.buffer("dys" + key, (T, H, B), x.dtype)
                 np.copyto(dys, (dy[:, ::-1] if reverse else dy).transpose(1, 2, 0))
-                dh = np.zeros((H, B), x.dtype)
+                dh[...] = 0
             else:
-                dh = np.array(dy.T, order="C")
+                np.copyto(dh, dy.T)
+            step_back = self.step_back
+            product_back = _products(R_back, B, small)
             for s in range(T - 1, -1, -1):
                 if p.sequences:
                     dh += dys[s]
@@ -206,8 +266,8 @@ class Recurrent(Op):
                     np.copyto(dh, 0, where=skip)
                     if dstate is not None:              # the cell too, but nothing reads it there
                         np.copyto(dstate, 0, where=skip)    # (the mask is a prefix: no real step follows)
-                dh_direct, dstate = self.step_back(dh, dstate, HX[s, :H], tape[s], H, dZ[s])
-                dh = R_back @ dZ[s]
+                dh_direct, dstate = step_back(s, dh, dstate, h[s], h[s + 1], Z[s], st, H, dZ[s])
+                product_back(dZ[s], dh)
                 if dh_direct is not None:
                     dh += dh_direct
                 if skip is not None:
@@ -254,6 +314,40 @@ class Recurrent(Op):
         return {}
 
 
+# OpenBLAS (SkylakeX and later kernels) multiplies small matrices, M*N*K up to
+# 1e6, without packing them first, on one thread. A step's products are just
+# over that (512 x 161 by 161 x 32: 2.6e6); in blocks of rows under it they
+# take 17-19% less time than whole on one thread, but whole ones on two BLAS
+# threads take less again on an idle machine (bench/README.md, recurrent round 4).
+SMALL_PRODUCT = 950_000
+
+
+def _one_blas_thread() -> bool:
+    libs = parallel.blas_libs()
+    return bool(libs) and all(lib.get_num_threads() == 1 for lib in libs)
+
+
+def _products(a, columns: int, small: bool):
+    """f(b, out): a @ b into out, b with `columns` columns; small: as products
+    of blocks of a's rows that OpenBLAS's small-matrix kernels take."""
+    blocks = row_blocks(*a.shape, columns) if small else [slice(None)]
+    if len(blocks) == 1:
+        return lambda b, out: np.matmul(a, b, out=out)
+    parts = [(a[rows], rows) for rows in blocks]
+
+    def product(b, out):
+        for part, rows in parts:
+            np.matmul(part, b, out=out[rows])
+    return product
+
+
+def row_blocks(rows: int, inner: int, columns: int) -> list[slice]:
+    """Near-equal blocks of rows, each product under SMALL_PRODUCT multiply-adds
+    (one block, all the rows, where the whole product is)."""
+    n = min(rows, max(1, -(-rows * inner * columns // SMALL_PRODUCT)))
+    return [slice(rows * i // n, rows * (i + 1) // n) for i in range(n)]
+
+
 def _steps_last(ctx, key, a):
     """(T, rows, B) -> (rows, T B): every step's columns side by side, in step order."""
     T, rows, B = a.shape
@@ -280,9 +374,6 @@ class Lstm(Recurrent):
         b[2 * H:3 * H] = 1.0                      # forget gate open at the start (Jozefowicz et al.)
         return b
 
-    def start_state(self, B, H, dtype):
-        return np.zeros((H, B), dtype)           # the cell
-
     def zero_state_grad(self, B, H, dtype):
         return np.zeros((H, B), dtype)
 
@@ -295,37 +386,48 @@ class Lstm(Recurrent):
         s[3 * H:] = 1
         return s
 
-    def step(self, z, h, c, H, h_new):
+    def scratch(self, ctx, key, T, H, B, dtype):
+        C = ctx.buffer("C" + key, (T + 1, H, B), dtype)                     # the cells, C[0] = 0
+        C[0] = 0
+        return {"c": C, "tc": ctx.buffer("tc" + key, (T, H, B), dtype),    # tanh of C[1:]
+                "ig": ctx.buffer("ig" + key, (H, B), dtype),               # scratch: i g; dc
+                "d": ctx.buffer("d" + key, (4 * H, B), dtype)}             # scratch: the gates' derivatives
+
+    def step(self, s, z, h, h_new, st, H):
         np.tanh(z, out=z)                                                    # z: (4H, B), i o f c
         ifo = z[:3 * H]
         ifo *= 0.5
         ifo += 0.5                                                           # i, o, f: sigmoids
-        i, o, f, g = z[:H], z[H:2 * H], z[2 * H:3 * H], z[3 * H:]
-        c_new = f * c
-        c_new += i * g
-        tc = np.tanh(c_new)
-        np.multiply(o, tc, out=h_new)
-        return c_new, (z, c, tc)
+        c, ig, tc = st["c"], st["ig"], st["tc"][s]
+        c_new = c[s + 1]
+        np.multiply(z[2 * H:3 * H], c[s], out=c_new)                        # f c
+        np.multiply(z[:H], z[3 * H:], out=ig)
+        c_new += ig                                                          # + i g
+        np.tanh(c_new, out=tc)
+        np.multiply(z[H:2 * H], tc, out=h_new)                              # o tanh(c)
 
-    def step_back(self, dh, dc, h_prev, saved, H, dz):
-        z, c_prev, tc = saved
+    def hold(self, s, st, skip):
+        np.copyto(st["c"][s + 1], st["c"][s], where=skip)
+
+    def step_back(self, s, dh, dc, h_prev, h_new, z, st, H, dz):
         i, o, f, g = z[:H], z[H:2 * H], z[2 * H:3 * H], z[3 * H:]
+        tc, d, dc_new = st["tc"][s], st["d"], st["ig"]
         # the gates' derivatives, all at once: a - a² for i, o, f and 1 - g² for g
-        d = z * z
+        np.multiply(z, z, out=d)
         np.subtract(z[:3 * H], d[:3 * H], out=d[:3 * H])
-        np.subtract(1, d[3 * H:], out=d[3 * H:])                       # (4H, B)
-        dc_new = tc * tc
+        np.subtract(1, d[3 * H:], out=d[3 * H:])                             # (4H, B)
+        np.multiply(tc, tc, out=dc_new)
         np.subtract(1, dc_new, out=dc_new)
         dc_new *= o
         dc_new *= dh
-        dc_new += dc                                                    # through h = o tanh(c)
-        np.multiply(dc_new, g, out=dz[:H])                              # written in place: no copies
+        dc_new += dc                                                         # through h = o tanh(c)
+        np.multiply(dc_new, g, out=dz[:H])                                   # written in place: no copies
         np.multiply(dh, tc, out=dz[H:2 * H])
-        np.multiply(dc_new, c_prev, out=dz[2 * H:3 * H])
+        np.multiply(dc_new, st["c"][s], out=dz[2 * H:3 * H])
         np.multiply(dc_new, i, out=dz[3 * H:])
         dz *= d
-        dc_new *= f
-        return None, dc_new
+        np.multiply(dc_new, f, out=dc)                                       # the cell before the step
+        return None, dc
 
 
 class GruParams(RecurrentParams):
@@ -341,13 +443,17 @@ class Gru(Recurrent):
     def onnx_attrs(self):
         return {"linear_before_reset": 1}       # r gates (h R_h + b_Rh), as in cuDNN and PyTorch
 
-    def pack(self, w, H):
-        R, W, b, rb = w["R"], w["W"], w["b"], w["rb"]
-        M = np.zeros((4 * H, H + W.shape[0] + 1), W.dtype)                     # rows: z r | hR_h | xW_h
+    def packed_rows(self, H):
+        return 4 * H
+
+    def pack(self, w, H, M):
+        R, W, b, rb = w["R"], w["W"], w["b"], w["rb"]                        # rows: z r | hR_h | xW_h
         M[:2 * H, :H], M[:2 * H, H:-1], M[:2 * H, -1] = R[:, :2 * H].T, W[:, :2 * H].T, b[:2 * H] + rb[:2 * H]
         M[2 * H:3 * H, :H], M[2 * H:3 * H, -1] = R[:, 2 * H:].T, rb[2 * H:]
-        M[3 * H:, H:-1], M[3 * H:, -1] = W[:, 2 * H:].T, b[2 * H:]
-        return M
+        M[3 * H:, H:-1], M[3 * H:, -1] = W[:, 2 * H:].T, b[2 * H:]          # the other blocks stay zero
+
+    def back_weights(self, w, M, H):
+        return np.ascontiguousarray(M[:, :H].T)
 
     def unpack(self, dMT, H):
         zr, hh, xh = dMT[:, :2 * H], dMT[:, 2 * H:3 * H], dMT[:, 3 * H:]
@@ -359,25 +465,32 @@ class Gru(Recurrent):
         s[:2 * H] = 0.5                            # sigmoid(a) = (1 + tanh(a / 2)) / 2 for z and r
         return s
 
-    def step(self, a, h, state, H, h_new):
+    def scratch(self, ctx, key, T, H, B, dtype):
+        return {"n": ctx.buffer("n" + key, (T, H, B), dtype),                # the candidate states
+                "dhz": ctx.buffer("dhz" + key, (H, B), dtype),
+                "omz": ctx.buffer("omz" + key, (H, B), dtype)}
+
+    def step(self, s, a, h, h_new, st, H):
         zr = a[:2 * H]
         np.tanh(zr, out=zr)
         zr *= 0.5
         zr += 0.5
         z, r, hr_h = zr[:H], zr[H:], a[2 * H:3 * H]
-        n = r * hr_h
+        n = st["n"][s]
+        np.multiply(r, hr_h, out=n)
         n += a[3 * H:]
         np.tanh(n, out=n)
-        np.subtract(h, n, out=h_new)
-        h_new *= z
-        h_new += n                                                           # (1 - z) n + z h
-        return None, (z, r, n, hr_h)
+        zhn = st["dhz"]                               # (free in forward) h_new is a strided view:
+        np.subtract(h, n, out=zhn)                    # written once
+        zhn *= z
+        np.add(zhn, n, out=h_new)                     # (1 - z) n + z h
 
-    def step_back(self, dh, dstate, h_prev, saved, H, da):
-        z, r, n, hr_h = saved                         # da: the four row blocks z, r, hR_h, xW_h
-        da_z, da_r, da_hh, dn = da[:H], da[H:2 * H], da[2 * H:3 * H], da[3 * H:]
-        dhz = dh * z                                  # h_prev's gradient past M
-        omz = 1 - z
+    def step_back(self, s, dh, dstate, h_prev, h_new, a, st, H, da):
+        z, r, hr_h, n = a[:H], a[H:2 * H], a[2 * H:3 * H], st["n"][s]
+        da_z, da_r, da_hh, dn = da[:H], da[H:2 * H], da[2 * H:3 * H], da[3 * H:]   # z, r, hR_h, xW_h
+        dhz, omz = st["dhz"], st["omz"]
+        np.multiply(dh, z, out=dhz)                   # h_prev's gradient past M
+        np.subtract(1, z, out=omz)
         np.subtract(h_prev, n, out=da_z)
         da_z *= dhz
         da_z *= omz                                   # dh (h_prev - n) z (1 - z)
@@ -401,10 +514,11 @@ class RnnParams(RecurrentParams):
 class Rnn(Recurrent):
     kind, Params, gates, onnx_op = "rnn", RnnParams, 1, "RNN"
 
-    def step(self, z, h, state, H, h_new):
+    def step(self, s, z, h, h_new, st, H):
         np.tanh(z, out=h_new)
-        return None, h_new
 
-    def step_back(self, dh, dstate, h_prev, h_new, H, dz):
-        np.multiply(dh, 1 - h_new * h_new, out=dz)
+    def step_back(self, s, dh, dstate, h_prev, h_new, z, st, H, dz):
+        np.multiply(h_new, h_new, out=dz)
+        np.subtract(1, dz, out=dz)
+        dz *= dh
         return None, None
