@@ -75,12 +75,14 @@ class Layout:
 
 class Part:
     """A slice `rows` of the flat range, and the parameters' pieces in it:
-    (name, its elements in C order, where they lie in the part)."""
+    (name, its elements in C order, where they lie in the part, whether
+    that is all of them)."""
 
     def __init__(self, layout: Layout, rows: slice):
         lo, hi = rows.start, rows.stop
         self.rows = rows
-        self.pieces = [(k, slice(max(a, lo) - a, min(b, hi) - a), slice(max(a, lo) - lo, min(b, hi) - lo))
+        self.pieces = [(k, slice(max(a, lo) - a, min(b, hi) - a), slice(max(a, lo) - lo, min(b, hi) - lo),
+                        lo <= a and b <= hi)       # the whole parameter
                        for k, a, b in layout.spans if a < hi and b > lo]
 
     def of(self, *flats: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -100,17 +102,18 @@ class Part:
         `arrays` (1-D): of a dict by name (params, grads), its piece of the
         parameter's elements; of a flat array already cut to this part
         (`of`), the same elements' place in it."""
-        by_name = [type(a) is dict for a in arrays]
-        for k, mine, at in self.pieces:
+        for k, mine, at, whole in self.pieces:
             pieces, copied = [k], None
-            for a, named in zip(arrays, by_name):
-                if not named:
+            for a in arrays:
+                if type(a) is not dict:
                     pieces.append(a[at])
-                elif a[k].flags.c_contiguous:
-                    pieces.append(a[k].reshape(-1)[mine])
-                else:                               # not a view when flattened: a copy, written back
-                    pieces.append(a[k].flat[mine])
-                    copied = (copied or []) + [(a[k], pieces[-1])]
+                    continue
+                x = a[k]
+                flat = x.ravel()                    # a view, unless x is not C-contiguous
+                piece = flat if whole else flat[mine]
+                pieces.append(piece)
+                if flat.base is None:               # a copy: written back below
+                    copied = (copied or []) + [(x, piece)]
             yield pieces
-            for a, piece in copied or ():
-                a.flat[mine] = piece
+            for x, piece in copied or ():
+                x.flat[mine] = piece
