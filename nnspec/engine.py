@@ -17,6 +17,22 @@ from .ops.mask import sequence_mask
 from .weights import load_weights, save_weights, weight_arrays
 
 
+def _accumulate(dvals: dict, v: str, dx) -> None:
+    """dvals[v] += dx: in place when no other pending gradient shares dvals[v]'s
+    memory (as for ctx.dy_is_free), else a new array. A new array of a
+    residual stream's size a step costs page faults (bench/README.md,
+    "Measurements behind the code")."""
+    acc = dvals.get(v)
+    if acc is None:
+        dvals[v] = dx
+    elif (acc.flags.writeable and acc.shape == np.broadcast_shapes(acc.shape, dx.shape)
+          and np.result_type(acc, dx) == acc.dtype and not np.may_share_memory(acc, dx)
+          and not any(np.may_share_memory(acc, d) for k, d in dvals.items() if k != v)):
+        np.add(acc, dx, out=acc)
+    else:
+        dvals[v] = acc + dx
+
+
 class Network:
     """A graph with its weights. `params` are trained; `state` holds running
     statistics; `norm` maps an input to the (mean, std) folded in front of it."""
@@ -109,7 +125,7 @@ class Network:
                 grads[n.param(local)] = dw
             for v, dx in zip(n.inputs, dxs):
                 if dx is not None:
-                    dvals[v] = dvals[v] + dx if v in dvals else dx
+                    _accumulate(dvals, v, dx)
         for k, w in self.params.items():              # parameters off the loss's path get zeros
             if k not in grads:
                 grads[k] = np.zeros_like(w)

@@ -77,6 +77,42 @@ def test_loss_and_grads_of_a_whole_network_against_finite_differences(specs_dir)
     assert mse == pytest.approx(np.mean(net.forward(x) ** 2))
 
 
+SHARED_GRADIENTS = """
+model shared {
+    input x: float32[3]
+    u = x -> dense(4)
+    w = u -> dense(4)
+    v = u -> dense(4)
+    s = u + w
+    t = s + v
+    (t + t) -> dense(2)
+}
+"""
+
+
+def test_gradients_summed_where_a_value_feeds_several_nodes():
+    """u feeds four nodes; each add hands one gradient array to both its
+    inputs, so while u's gradient is summed, w's may still share its memory
+    (the engine sums in place only where none does): every weight against
+    finite differences, and again on kept buffers, a second step."""
+    net = nnspec.loads(SHARED_GRADIENTS).build(seed=0, dtype="float64")
+    rng = np.random.default_rng(0)
+    x, t = rng.normal(size=(5, 3)), rng.normal(size=(5, 2))
+    xs = net.feed(x)
+    for _ in range(2):                                   # the second through kept buffers
+        _, grads, _ = net.train_step(xs, t, False, net._loss("mse"))
+        for name, w in net.params.items():
+            g = grads[name]
+            for idx in np.ndindex(w.shape):
+                old = w[idx]
+                w[idx] = old + 1e-6
+                up = net.loss_and_grads(x, t, loss="mse")[0]
+                w[idx] = old - 1e-6
+                down = net.loss_and_grads(x, t, loss="mse")[0]
+                w[idx] = old
+                assert g[idx] == pytest.approx((up - down) / 2e-6, rel=1e-5, abs=1e-8), name
+
+
 def test_training_mode_uses_dropout_from_the_seeded_generator(specs_dir):
     spec = nnspec.load(specs_dir / "digits_mlp.nn")
     x = np.random.default_rng(0).normal(size=(4, 64)).astype(np.float32)

@@ -53,8 +53,12 @@ class Reduce(Op):
 
         def backward(dy):
             g = dy if p.keepdims else np.expand_dims(dy, axes)
-            g = np.broadcast_to(g, x.shape)
-            return [g / np.asarray(count, x.dtype) if self.scale_by_count else g.copy()], {}
+            dx = ctx.buffer("dx", x.shape, np.result_type(dy, x))   # kept between steps: no page faults
+            if self.scale_by_count:
+                np.divide(g, np.asarray(count, x.dtype), out=dx)
+            else:
+                np.copyto(dx, g)
+            return [dx], {}
         return y, backward
 
     def _masked(self, p, x, axes, m):
