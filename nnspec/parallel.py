@@ -209,3 +209,41 @@ def samples_and_channels(part: tuple) -> tuple:
     """over_leading's part as (samples, channels), for arrays whose leading
     axes are not (batch, channel) in that order."""
     return (*part, slice(None))[:2]
+
+
+def beside(fn):
+    """fn() started on a worker thread while the caller goes on; returns a
+    function that waits for it and gives fn's result (or raises its error).
+    With one thread at work, fn runs here at once. Calls that fn makes run on
+    its thread; BLAS's thread count is the caller's to set (see blas_threads)."""
+    global _workers
+    if active() <= 1:
+        result = fn()
+        return lambda: result
+    if _workers is None:
+        _workers = Workers(threads() - 1)
+    out, reply = [], queue.SimpleQueue()
+    _workers.inboxes[0].put((lambda _: out.append(fn()), None, reply))
+
+    def wait():
+        error = reply.get()
+        if error is not None:
+            raise error
+        return out[0]
+    return wait
+
+
+class blas_threads:
+    """`with blas_threads(n):` BLAS on at most n threads inside, as before after."""
+
+    def __init__(self, n: int):
+        self.n, self.before = n, []
+
+    def __enter__(self):
+        self.before = [lib.get_num_threads() for lib in blas_libs()]
+        for lib, k in zip(blas_libs(), self.before):
+            lib.set_num_threads(min(k, self.n))
+
+    def __exit__(self, *exc):
+        for lib, k in zip(blas_libs(), self.before):
+            lib.set_num_threads(k)

@@ -311,6 +311,41 @@ def test_recurrent_products_in_blocks_of_rows_change_nothing(monkeypatch, layer)
         np.testing.assert_allclose(b, a, rtol=2e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("layer", ["lstm(6)", "gru(5, sequences=true, reverse=true) -> mean(axis=0)",
+                                   "rnn(4, bidirectional=true)"])
+def test_recurrent_weight_gradient_in_parts_beside_the_loop_changes_nothing(monkeypatch, layer):
+    """With BLAS on several threads a recurrent layer's weight gradient is a
+    sum of products over parts of the steps, each but the last made on a
+    worker while backward through time goes on: loss and gradients must be
+    those of one product over all steps, and exactly the same with no worker."""
+    from nnspec import parallel
+    from nnspec.ops import recurrent
+    net = nnspec.loads(f"model m {{\n  input x: float32[7, 3]\n  {layer}\n  dense(3) -> softmax\n}}\n").build(seed=0)
+    rng = np.random.default_rng(9)
+    x, y = rng.normal(size=(6, 7, 3)).astype(np.float32), rng.integers(0, 3, 6)
+    monkeypatch.setattr(recurrent, "_one_blas_thread", lambda: False)
+    started, real = [], parallel.beside
+    monkeypatch.setattr(parallel, "beside", lambda fn: started.append(fn) or real(fn))
+
+    def run(threads):
+        parallel.set_threads(threads)
+        try:
+            loss, grads = net.loss_and_grads(x, y, loss="cross_entropy")
+        finally:
+            parallel.set_threads(parallel._from_environment())
+        return [loss] + [grads[k] for k in sorted(grads)]
+    whole = run(1)                                      # 7 steps: one part
+    monkeypatch.setattr(recurrent, "STEPS_PER_PART", 2)  # 3 parts: (4, 7), (2, 4), (0, 2)
+    assert recurrent._parts(7) == [(4, 7), (2, 4), (0, 2)]
+    one = run(1)
+    assert not started
+    three = run(3)
+    assert started, "no part of the weight gradient ran beside the loop"
+    for a, b, c in zip(whole, one, three):
+        np.testing.assert_allclose(b, a, rtol=2e-5, atol=1e-6)
+        np.testing.assert_array_equal(c, b)
+
+
 def test_conv_in_chunks_of_samples_changes_nothing(monkeypatch):
     """A batch whose columns would pass COLUMN_BYTES runs through a
     convolution in chunks of samples (the columns made again in backward):

@@ -129,3 +129,55 @@ def test_each_on_one_thread_runs_here_and_leaves_blas_alone(three_threads):
         assert seen == [(i, 0, here, 1) for i in range(4)]
     finally:
         parallel.limit(None)
+
+
+def test_beside_runs_on_a_worker_while_the_caller_goes_on(three_threads):
+    started, release = threading.Event(), threading.Event()
+
+    def fn():
+        started.set()
+        assert release.wait(5), "the caller did not go on"
+        return threading.current_thread(), parallel.active()
+    wait = parallel.beside(fn)
+    assert started.wait(5)
+    release.set()                                 # set by the caller while fn waits for it
+    thread, active = wait()
+    assert thread is not threading.current_thread() and active == 1     # nested calls run in place
+
+    def fails():
+        raise ValueError("beside failed")
+    wait = parallel.beside(fails)
+    with pytest.raises(ValueError, match="beside failed"):
+        wait()
+    assert parallel.beside(lambda: 7)() == 7      # the worker still serves
+
+
+def test_beside_on_one_thread_runs_at_once_here(three_threads):
+    parallel.limit(1)
+    try:
+        seen = []
+        wait = parallel.beside(lambda: seen.append(threading.current_thread()) or 5)
+        assert seen == [threading.current_thread()]       # before anyone waits
+        assert wait() == 5
+    finally:
+        parallel.limit(None)
+
+
+def test_blas_threads_sets_at_most_n_and_gives_back(three_threads):
+    if not parallel.blas_libs():
+        pytest.skip("no BLAS that threadpoolctl can set")
+    for lib in parallel.blas_libs():
+        lib.set_num_threads(2)
+    try:
+        with parallel.blas_threads(1):
+            assert _blas_threads() == [1] * len(parallel.blas_libs())
+        assert _blas_threads() == [2] * len(parallel.blas_libs())
+        with pytest.raises(KeyError):
+            with parallel.blas_threads(1):
+                raise KeyError("inside")
+        assert _blas_threads() == [2] * len(parallel.blas_libs()), "not given back after an error"
+        with parallel.blas_threads(4):
+            assert _blas_threads() == [2] * len(parallel.blas_libs()), "at most n: never more than before"
+    finally:
+        for lib in parallel.blas_libs():
+            lib.set_num_threads(parallel.threads())

@@ -16,13 +16,17 @@ time steps (forward, and backward through time) is the only Python loop,
 each step vectorised over the batch and working in arrays kept between
 training steps (no step allocates); on one BLAS thread a step's products
 run in blocks of rows for OpenBLAS's small-matrix kernels. The weights'
-gradients are one product over all steps after the loop. On a padded
+gradients are one product over all steps after the loop; with BLAS on
+several threads, a sum of products over parts of the steps, each made on
+a worker while backward through time goes on (the loop's products on one
+BLAS thread meanwhile), the same sums with no worker. On a padded
 sequence (ops/mask.py) each sample's state stops changing at its end
 (`_run`), which is what ONNX's `sequence_lens` input says, and the steps
 past the longest sequence of the batch are not run at all."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import ClassVar, Literal
 
 from ..lazy import np
@@ -256,25 +260,50 @@ class Recurrent(Op):
             else:
                 np.copyto(dh, dy.T)
             step_back = self.step_back
-            product_back = _products(R_back, B, small)
-            for s in range(T - 1, -1, -1):
-                if p.sequences:
-                    dh += dys[s]
-                skip = off[s]
-                if skip is not None:                    # past the end h passed straight through;
-                    dh_skip = np.where(skip, dh, 0)
-                    np.copyto(dh, 0, where=skip)
-                    if dstate is not None:              # the cell too, but nothing reads it there
-                        np.copyto(dstate, 0, where=skip)    # (the mask is a prefix: no real step follows)
-                dh_direct, dstate = step_back(s, dh, dstate, h[s], h[s + 1], Z[s], st, H, dZ[s])
-                product_back(dZ[s], dh)
-                if dh_direct is not None:
-                    dh += dh_direct
-                if skip is not None:
-                    dh += dh_skip
-            # M's gradient as one product over all steps: (K, T B) against (T B, rows)
-            dZ2 = _steps_last(ctx, "dZ2" + key, dZ)
-            grads = self.unpack(_steps_last(ctx, "HX2" + key, HX[:T]) @ dZ2.T, H)
+            # M's gradient: a product over all steps, (K, T B) against (T B, rows). With BLAS
+            # on more than one thread, in parts of steps summed in order, each part but the last
+            # on a worker beside the rest of the loop (or here, with no worker: the same sums),
+            # the loop's products on one BLAS thread in the meantime.
+            dZ2 = ctx.buffer("dZ2" + key, (rows, T, B), x.dtype)           # steps side by side
+            HX2 = ctx.buffer("HX2" + key, (K, T, B), x.dtype)
+
+            def weights_part(a, b):
+                np.copyto(dZ2[:, a:b], dZ[a:b].transpose(1, 0, 2))
+                np.copyto(HX2[:, a:b], HX[a:b].transpose(1, 0, 2))
+                return HX2[:, a:b].reshape(K, -1) @ dZ2[:, a:b].reshape(rows, -1).T
+            parts = [(0, T)] if small else _parts(T)                   # (a, b), the last steps first
+            beside = len(parts) > 1 and parallel.active() > 1
+            starts = {a: b for a, b in parts[:-1]}
+            done = []
+            with parallel.blas_threads(1) if len(parts) > 1 else nullcontext():
+                product_back = _products(R_back, B, small or len(parts) > 1)
+                for s in range(T - 1, -1, -1):
+                    if p.sequences:
+                        dh += dys[s]
+                    skip = off[s]
+                    if skip is not None:                    # past the end h passed straight through;
+                        dh_skip = np.where(skip, dh, 0)
+                        np.copyto(dh, 0, where=skip)
+                        if dstate is not None:              # the cell too, but nothing reads it there
+                            np.copyto(dstate, 0, where=skip)    # (the mask is a prefix: no real step follows)
+                    dh_direct, dstate = step_back(s, dh, dstate, h[s], h[s + 1], Z[s], st, H, dZ[s])
+                    product_back(dZ[s], dh)
+                    if dh_direct is not None:
+                        dh += dh_direct
+                    if skip is not None:
+                        dh += dh_skip
+                    if s in starts:
+                        part = (lambda a=s, b=starts[s]: weights_part(a, b))
+                        done.append(parallel.beside(part) if beside else _result(part()))
+            last = weights_part(*parts[-1])
+            dMT = None
+            for part in [wait() for wait in done] + [last]:
+                if dMT is None:
+                    dMT = part
+                else:
+                    dMT += part
+            grads = self.unpack(dMT, H)
+            dZ2 = dZ2.reshape(rows, T * B)
             dx = None
             if ctx.need_dx[0]:
                 dx = (dZ2.T @ M[:, H:-1]).reshape(T, B, n_in).transpose(1, 0, 2)
@@ -348,12 +377,20 @@ def row_blocks(rows: int, inner: int, columns: int) -> list[slice]:
     return [slice(rows * i // n, rows * (i + 1) // n) for i in range(n)]
 
 
-def _steps_last(ctx, key, a):
-    """(T, rows, B) -> (rows, T B): every step's columns side by side, in step order."""
-    T, rows, B = a.shape
-    out = ctx.buffer(key, (rows, T, B), a.dtype)
-    np.copyto(out, a.transpose(1, 0, 2))
-    return out.reshape(rows, T * B)
+STEPS_PER_PART = 16      # M's gradient in parts of about this many steps, with BLAS on several threads
+
+
+def _parts(T: int) -> list[tuple[int, int]]:
+    """Near-equal parts (a, b) of range(T), the last steps first (the order
+    backward through time finishes them); the same on any thread count, so
+    that their sum is too."""
+    n = max(1, T // STEPS_PER_PART)
+    cuts = [T * i // n for i in range(n + 1)]
+    return [(cuts[i], cuts[i + 1]) for i in range(n - 1, -1, -1)]
+
+
+def _result(value):
+    return lambda: value
 
 
 def _node(op, inputs, outputs, name, **attrs):
