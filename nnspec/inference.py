@@ -70,6 +70,9 @@ class Plan:
                     prod.p = prod.p.model_copy(update={"bias": True})
                 self.steps[i].skip = True
                 owner[n.output] = j
+        # what run() reads per step, in one tuple (a batch-1 call is mostly this loop)
+        self.program = [(s.node, None if s.skip else s.node.op.infer, s.p, s.index, tuple(s.node.inputs),
+                         s.node.output, s.masks) for s in self.steps]
         for s in self.steps:
             s.free = tuple(v in owner and readers[v] == 1 and v not in outputs
                            and self.steps[owner[v]].node.op.owns_output for v in s.node.inputs)
@@ -133,17 +136,16 @@ class Inference:
             weights = self._weights(plan, keep)
             values = dict(xs)
             masks: dict = {}                           # padding masks, made once per call
-            for s in plan.steps:
-                n = s.node
-                if n is stop:
+            for node, infer, p, i, ins, out, keys in plan.program:
+                if node is stop:
                     break
-                if s.skip:
-                    values[n.output] = values[n.inputs[0]]
+                if infer is None:                      # folded away: the producer's output
+                    values[out] = values[ins[0]]
                     continue
-                ctx = ctxs[s.index]
-                if s.masks:
-                    ctx.masks = tuple(None if k is None else self.net._mask(k, values, masks) for k in s.masks)
-                values[n.output] = n.op.infer(s.p, weights[s.index], [values[v] for v in n.inputs], ctx)
+                ctx = ctxs[i]
+                if keys:
+                    ctx.masks = tuple(None if k is None else self.net._mask(k, values, masks) for k in keys)
+                values[out] = infer(p, weights[i], [values[v] for v in ins], ctx)
             for name in copy:
                 values[name] = np.array(values[name])
             return values

@@ -240,9 +240,9 @@ class Softmax(Op):
         (x,) = xs                            # forward's arithmetic, in one buffer
         ax = array_axis(p.axis)
         out = x if ctx.free[0] else ctx.buffer("y", x.shape, x.dtype, like=x)
-        e = np.subtract(x, x.max(axis=ax, keepdims=True), out=out)
+        e = np.subtract(x, np.maximum.reduce(x, axis=ax, keepdims=True), out=out)
         np.exp(e, out=e)
-        e /= e.sum(axis=ax, keepdims=True)
+        np.divide(e, np.add.reduce(e, axis=ax, keepdims=True), out=e)
         return e
 
     def to_onnx(self, b, p, w, xs):

@@ -491,6 +491,9 @@ class Planned:
         self.big = self.columns.nbytes >= PARALLEL_BYTES
         self.kernel, self.L = kernel, L
         self.parts = [self._part(lo, hi) for lo, hi in self.spans]
+        # a small batch: one span, its copies and the columns to zero as views made here
+        small = not self.big and len(self.spans) == 1 and G == 1
+        self.zeros = self._zeros(self.parts[0][0]) if small else None
         framed = self.yF.reshape(F, B, *fr.shape)
         if fr.widened:                 # the valid columns copied out, as forward does
             self.y = np.empty((F, B, *out), x.dtype).swapaxes(0, 1)
@@ -507,11 +510,33 @@ class Planned:
         return (framed, self.windows[(slice(None), *self.kall, slice(lo, hi))], cols,
                 self.yF[:, lo * self.L:hi * self.L])
 
+    def _zeros(self, framed):
+        """The views of framed columns that unmask zeroes (whole batch, all channels)."""
+        rows = (slice(None),) * (len(self.fr.grid) - 1)
+        return [framed[(slice(None), *rows, k, slice(None), Ellipsis, cut)]
+                for k, first, end in self.fr.masks for cut in (slice(0, first), slice(end, None))
+                if range(self.fr.out[-1])[cut]]
+
     def _im2col(self, framed, win, b=slice(None), c=slice(None)):
         np.copyto(framed[(c, *self.kall, b)], win[(c, *self.kall, b)])
         self.fr.unmask(framed, c, b)
 
     def __call__(self, x, Wb):
+        if self.zeros is not None:            # batch 1: five NumPy calls or so
+            framed, win, cols, y = self.parts[0]
+            np.copyto(self.interior, x)
+            np.copyto(framed, win)
+            for z in self.zeros:
+                z.fill(0)
+            np.matmul(Wb, cols, out=y)
+            return self.y if self.valid is None else self._valid()
+        return self._run(x, Wb)
+
+    def _valid(self):
+        np.copyto(self.y, self.valid)
+        return self.y
+
+    def _run(self, x, Wb):
         if not self.big:
             np.copyto(self.interior, x)
         else:

@@ -63,11 +63,16 @@ class Dense(Op):
 
     def infer(self, p, w, xs, ctx):
         x = xs[0]
-        x2 = x.reshape(-1, x.shape[-1])                       # (N, d)
-        y = np.matmul(x2, w["W"], out=ctx.buffer("y", (x2.shape[0], w["W"].shape[1]), x.dtype))
+        x2 = x if x.ndim == 2 else x.reshape(-1, x.shape[-1])     # (N, d)
+        y = ctx.cache.get("y") if ctx.cache is not None else None
+        if y is None or y.shape[0] != x2.shape[0] or y.dtype != x.dtype:
+            y = np.empty((x2.shape[0], w["W"].shape[1]), x.dtype)
+            if ctx.cache is not None:
+                ctx.cache["y"] = y
+        np.matmul(x2, w["W"], out=y)
         if "b" in w:
-            y += w["b"]
-        return y.reshape(*x.shape[:-1], y.shape[1])
+            np.add(y, w["b"], out=y)
+        return y if x.ndim == 2 else y.reshape(*x.shape[:-1], y.shape[1])
 
     def to_onnx(self, b, p, w, xs):
         return affine_onnx(b, xs[0], w["W"], w.get("b"))
