@@ -70,9 +70,10 @@ class Plan:
                     prod.p = prod.p.model_copy(update={"bias": True})
                 self.steps[i].skip = True
                 owner[n.output] = j
-        # what run() reads per step, in one tuple (a batch-1 call is mostly this loop)
-        self.program = [(s.node, None if s.skip else s.node.op.infer, s.p, s.index, tuple(s.node.inputs),
-                         s.node.output, s.masks) for s in self.steps]
+        # what run() reads per step, in one tuple (a batch-1 call is mostly this loop);
+        # an op that infers its input unchanged (dropout) is no step at all
+        self.program = [(s.node, None if s.skip or s.node.op.identity_at_inference else s.node.op.infer,
+                         s.p, s.index, tuple(s.node.inputs), s.node.output, s.masks) for s in self.steps]
         for s in self.steps:
             s.free = tuple(v in owner and readers[v] == 1 and v not in outputs
                            and self.steps[owner[v]].node.op.owns_output for v in s.node.inputs)

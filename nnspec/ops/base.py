@@ -87,6 +87,9 @@ class Op:
     # buffer of its own (or an input it was told is free), never a view of
     # another value; the next op may then overwrite it
     owns_output: ClassVar[bool] = False
+    # inference: True when `infer` returns its input unchanged (dropout); the
+    # plan then skips the step, its output the input itself
+    identity_at_inference: ClassVar[bool] = False
     # training diagnostics (training/diagnostics.py) of a hidden activation's output:
     # "dead" asks `fired(y)`, "saturated" asks `saturated(y)`; None: not watched
     watch: ClassVar[str | None] = None

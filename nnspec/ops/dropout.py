@@ -35,8 +35,10 @@ class Dropout(Op):
 
         return x * mask, backward
 
+    identity_at_inference = True         # inference keeps every unit, unscaled (inverted dropout)
+
     def infer(self, p, w, xs, ctx):
-        return xs[0]                     # inference keeps every unit, unscaled (inverted dropout)
+        return xs[0]
 
     def to_onnx(self, b, p, w, xs):
         return xs[0]

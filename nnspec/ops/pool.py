@@ -133,32 +133,42 @@ class Pool(Op):
         """Windows that tile the input without padding (a 2x2 pool, stride 2)
         reduced through a reshape that splits each axis into (windows, size):
         one pass per axis (a 2x2 max pool is two np.maximum calls); anything
-        else as forward. The split shape, found once per input shape, is kept."""
+        else as forward. The passes' views are made again only for another
+        input array (the one before is usually the same buffer)."""
         (x,) = xs
-        split = ctx.cache.get("split") if ctx.cache is not None else None
-        if split is None or split[0] != x.shape:
-            split = x.shape, self._split(p, x.shape)
-            if ctx.cache is not None:
-                ctx.cache["split"] = split
-        if split[1] is None:
+        cache = ctx.cache if ctx.cache is not None else {}
+        made = cache.get("passes")
+        if made is None or made[0] is not x:            # kept with x: its id is not reused
+            made = cache["passes"] = x, self._passes(p, x, ctx)
+        passes, y = made[1]
+        if passes is None:
             return self.forward(p, w, xs, ctx)[0]
-        shape, size, cut = split[1]
+        for combine, a, b, out in passes:
+            combine(a, b, out=out)
+        if self.reduce == "mean":
+            y *= y.dtype.type(1.0 / prod(pair(p.size, self.ndim, "size")))
+        return y
+
+    def _passes(self, p, x, ctx):
+        """([(combine, a, b, out)], y): the element-wise calls that pool x, or (None, None)."""
+        split = self._split(p, x.shape)
+        if split is None:
+            return None, None
+        shape, size, cut = split
         v = x[cut].reshape(shape)                 # (B, C, n1, s1, n2, s2): a view for any strides
         combine = np.maximum if self.reduce == "max" else np.add
+        passes = []
         for axis in range(len(size)):             # reduce (n_i, s_i) to (n_i,), innermost windows last
             at = 3 + axis                         # the size axis (earlier ones are reduced already)
             part = [v[(slice(None),) * at + (i,)] for i in range(size[axis])]
             out = _like(part[0].shape, x, ctx, f"y{axis}")
             if len(part) == 1:
-                np.copyto(out, part[0])
+                passes.append((lambda a, b, out: np.copyto(out, a), part[0], None, out))
             else:
-                combine(part[0], part[1], out=out)
-            for a in part[2:]:
-                combine(out, a, out=out)
+                passes.append((combine, part[0], part[1], out))
+            passes += [(combine, out, a, out) for a in part[2:]]
             v = out
-        if self.reduce == "mean":
-            v *= 1.0 / prod(size)
-        return v
+        return passes, v
 
     def _split(self, p, shape):
         """(split shape, window size, the slice of x the windows cover), or None."""

@@ -20,6 +20,9 @@ class Flatten(Op):
         (x,) = xs
         return x.reshape(x.shape[0], -1), lambda dy: ([back_in_order(dy.reshape(x.shape), x, ctx)], {})
 
+    def infer(self, p, w, xs, ctx):
+        return xs[0].reshape(len(xs[0]), -1)
+
     def to_onnx(self, b, p, w, xs):
         return b.node("Flatten", xs, axis=1)
 
