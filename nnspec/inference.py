@@ -19,6 +19,7 @@ Outputs handed back to the caller are copies, never the buffers."""
 from __future__ import annotations
 
 import threading
+from functools import partial
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -70,13 +71,46 @@ class Plan:
                     prod.p = prod.p.model_copy(update={"bias": True})
                 self.steps[i].skip = True
                 owner[n.output] = j
-        # what run() reads per step, in one tuple (a batch-1 call is mostly this loop);
-        # an op that infers its input unchanged (dropout) is no step at all
-        self.program = [(s.node, None if s.skip or s.node.op.identity_at_inference else s.node.op.infer,
-                         s.p, s.index, tuple(s.node.inputs), s.node.output, s.masks) for s in self.steps]
         for s in self.steps:
             s.free = tuple(v in owner and readers[v] == 1 and v not in outputs
                            and self.steps[owner[v]].node.op.owns_output for v in s.node.inputs)
+        # what run() reads per step, in one tuple (a batch-1 call is mostly this loop);
+        # an op that infers its input unchanged (dropout) is no step at all
+        self.program = [[s.node, None if s.skip or s.node.op.identity_at_inference else s.node.op.infer,
+                         s.p, s.index, tuple(s.node.inputs), s.node.output, s.masks] for s in self.steps]
+        self._move_activations(readers, outputs | set(graph.outputs))
+        self.program = [tuple(step) for step in self.program if step is not None]
+
+    def _move_activations(self, readers: dict, outputs: set) -> None:
+        """An element-wise activation (Op.into) whose output only a max pool
+        reads runs after the pool, on a quarter of the values (a
+        non-decreasing function commutes with max: Op.monotone,
+        Op.max_of_inputs); one that only a convolution reads runs inside it,
+        as the convolution copies its input into its padded frame
+        (Op.takes_pre): a pass over the values saved either way."""
+        where = {}                                    # value -> (its only reader's program row)
+        for row in self.program:
+            for v in row[4]:
+                if readers[v] == 1:
+                    where[v] = row
+        for k, act in enumerate(self.program):
+            node = act[0] if act is not None else None
+            if node is None or act[1] is None or node.op.into is None or act[6] or len(act[4]) != 1:
+                continue
+            reader = where.get(act[5])
+            if reader is None or act[5] in outputs or reader[6]:
+                continue
+            op = reader[0].op
+            if op.max_of_inputs and node.op.monotone:
+                reader[4] = act[4]                    # the pool reads the activation's input
+                j = next(i for i, r in enumerate(self.program) if r is reader)
+                self.program.insert(j + 1, [node, node.op.infer, act[2], act[3], (reader[5],), reader[5], ()])
+                self.steps[act[3]].free = (True,)     # in place on the pool's own output
+                self.program[k] = None
+            elif op.takes_pre and len(reader[4]) == 1:
+                reader[4] = act[4]
+                reader[1] = partial(op.infer, pre=node.op.into)
+                self.program[k] = None
 
 
 class Inference:

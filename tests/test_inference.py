@@ -329,3 +329,47 @@ def test_running_statistics_moved_by_a_training_pass_are_seen():
     net.forward(_inputs(net, 6, rng), training=True)
     assert np.abs(net.state["batchnorm_0.running_mean"] - mean).max() > 1e-3
     assert np.abs(_same_as_reference(net, xs) - first).max() > 1e-4
+
+
+MOVES = {
+    # flow -> (relus run inside the convolution after them, relus run after a max pool)
+    "conv2d(4, kernel=3, padding=same) -> relu -> conv2d(3, kernel=3, padding=same) -> relu -> maxpool2d(2)": (1, 1),
+    "relu -> conv2d(3, kernel=3, stride=2, padding=1)": (1, 0),
+    "conv2d(4, kernel=3) -> relu -> conv2d(6, kernel=2, groups=2)": (1, 0),
+    "relu -> maxpool2d(3, stride=2, padding=1)": (0, 1),           # overlapping, padded: forward's pool
+    "relu -> maxpool2d(2) -> relu -> maxpool2d(1) -> flatten": (0, 2),
+    "relu -> avgpool2d(2)": (0, 0),                                # a mean does not commute with relu
+    "leaky_relu(0.1) -> conv2d(3, kernel=3)": (0, 0),              # no into(): stays a step of its own
+}
+
+
+@pytest.mark.parametrize("flow,moved", MOVES.items(), ids=range(len(MOVES)))
+def test_activations_run_inside_a_convolution_or_after_a_max_pool(flow, moved):
+    net = _nudged(nnspec.loads(f"model m {{\n    input x: float32[2, 6, 6]\n    x -> {flow}\n}}\n"))
+    net.forward(np.zeros((1, 2, 6, 6), np.float32))
+    program = net._inference.plan.program
+    inside = sum(getattr(row[1], "keywords", {}).get("pre") is not None for row in program)
+    after = sum(row[0].op.kind == "relu" and row[4] == (row[5],) for row in program)
+    assert (inside, after) == moved
+    _check(net, np.random.default_rng(18), batches=(5, 1, 300, 5))
+
+
+def test_no_activation_moves_where_its_output_is_read_again_or_returned():
+    text = """model m {
+    input x: float32[2, 6, 6]
+    r = x -> conv2d(3, kernel=3) -> relu
+    a = r -> conv2d(3, kernel=3, padding=same)
+    b = r -> maxpool2d(2)
+    c = x -> relu
+    d = c -> maxpool2d(2)
+    (a, r) -> add
+    b -> flatten
+    c -> flatten
+    d -> flatten
+}
+"""
+    net = _nudged(nnspec.loads(text))
+    _check(net, np.random.default_rng(19))
+    program = net._inference.plan.program
+    assert not any(getattr(row[1], "keywords", None) for row in program)
+    assert not any(row[0].op.kind == "relu" and row[4] == (row[5],) for row in program)

@@ -43,6 +43,11 @@ class Relu(Op):
         out = x if ctx.free[0] else ctx.buffer("y", x.shape, x.dtype, like=x)
         return np.maximum(x, 0, out=out)     # no mask to keep for backward
 
+    monotone = True                      # relu(max(x)) = max(relu(x)): inference may pool first
+
+    def into(self, x, out):
+        return np.maximum(x, 0, out=out)
+
     def to_onnx(self, b, p, w, xs):
         return b.node("Relu", xs)
 

@@ -90,6 +90,16 @@ class Op:
     # inference: True when `infer` returns its input unchanged (dropout); the
     # plan then skips the step, its output the input itself
     identity_at_inference: ClassVar[bool] = False
+    # inference: an element-wise op that writes its result into any array of
+    # its input's shape says how, `into(x, out)`; the plan may then run it
+    # inside the op after it (`takes_pre`: infer(..., pre=into) applies it to
+    # input 0 as it reads it, a convolution as it fills its frame) or, when it
+    # is `monotone` (non-decreasing), after an op whose outputs are each the
+    # max of some inputs (`max_of_inputs`: a max pool), on fewer values
+    into: ClassVar = None
+    monotone: ClassVar[bool] = False
+    takes_pre: ClassVar[bool] = False
+    max_of_inputs: ClassVar[bool] = False
     # training diagnostics (training/diagnostics.py) of a hidden activation's output:
     # "dead" asks `fired(y)`, "saturated" asks `saturated(y)`; None: not watched
     watch: ClassVar[str | None] = None

@@ -237,14 +237,16 @@ class Conv(Op):
             Wb[:, CgK] = b if then is None else b * then[0] + then[1]
         return {"Wb": Wb}
 
-    def infer(self, p, w, xs, ctx):
+    takes_pre = True                     # an activation before it runs as its input is copied in
+
+    def infer(self, p, w, xs, ctx, pre=None):
         (x,) = xs
         run = ctx.cache.get("plan") if ctx.cache is not None else None
         if run is None or run.shape != x.shape:
             run = Planned(self, p, x)
             if ctx.cache is not None:
                 ctx.cache["plan"] = run
-        return run(x, w["Wb"])
+        return run(x, w["Wb"], pre)
 
     def forward(self, p, w, xs, ctx, then=None):
         """then: (scale, shift) per filter, folded into the product's weights
@@ -521,26 +523,28 @@ class Planned:
         np.copyto(framed[(c, *self.kall, b)], win[(c, *self.kall, b)])
         self.fr.unmask(framed, c, b)
 
-    def __call__(self, x, Wb):
+    def __call__(self, x, Wb, pre=None):
+        """pre(x, out): an element-wise activation to apply as x is copied in."""
+        fill = np.copyto if pre is None else (lambda out, a: pre(a, out))
         if self.zeros is not None:            # batch 1: five NumPy calls or so
             framed, win, cols, y = self.parts[0]
-            np.copyto(self.interior, x)
+            fill(self.interior, x)
             np.copyto(framed, win)
             for z in self.zeros:
                 z.fill(0)
             np.matmul(Wb, cols, out=y)
             return self.y if self.valid is None else self._valid()
-        return self._run(x, Wb)
+        return self._run(x, Wb, fill)
 
     def _valid(self):
         np.copyto(self.y, self.valid)
         return self.y
 
-    def _run(self, x, Wb):
+    def _run(self, x, Wb, fill):
         if not self.big:
-            np.copyto(self.interior, x)
+            fill(self.interior, x)
         else:
-            over_leading(lambda part: np.copyto(self.interior[part], x[part]), self.interior)
+            over_leading(lambda part: fill(self.interior[part], x[part]), self.interior)
         for (lo, hi), (framed, win, cols, y) in zip(self.spans, self.parts):
             if not self.big:
                 self._im2col(framed, win)

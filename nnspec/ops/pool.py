@@ -161,7 +161,9 @@ class Pool(Op):
         for axis in range(len(size)):             # reduce (n_i, s_i) to (n_i,), innermost windows last
             at = 3 + axis                         # the size axis (earlier ones are reduced already)
             part = [v[(slice(None),) * at + (i,)] for i in range(size[axis])]
-            out = _like(part[0].shape, x, ctx, f"y{axis}")
+            # the last pass writes batch-first: a flatten after it is then a view
+            last = axis == len(size) - 1
+            out = ctx.buffer("y", part[0].shape, x.dtype) if last else _like(part[0].shape, x, ctx, f"y{axis}")
             if len(part) == 1:
                 passes.append((lambda a, b, out: np.copyto(out, a), part[0], None, out))
             else:
@@ -200,6 +202,7 @@ def _pool(kind, reduce, ndim, expects):
                   {"__annotations__": {"kind": Literal[kind]}, "kind": kind, "__module__": __name__})
     return register(type(kind.title().replace("_", ""), (Pool,), {
         "kind": kind, "Params": params, "reduce": reduce, "ndim": ndim, "expects": expects,
+        "max_of_inputs": reduce == "max",        # padding is -inf: never a window's max
         "__module__": __name__}))
 
 
