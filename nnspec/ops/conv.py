@@ -36,7 +36,7 @@ from typing import Literal
 from ..lazy import np
 from pydantic import Field, PositiveInt
 
-from ..parallel import each, over_chunks, over_leading, samples_and_channels
+from ..parallel import active, each, over_chunks, over_leading, samples_and_channels
 from .base import BiasInit, Init, Op, Params, ShapeError, initializer, register
 from .windows import Padding, Size, geometry, pair
 
@@ -486,8 +486,13 @@ class Planned:
         self.windows = fr.windows(flat, B, C, kernel)         # (C, *kernel, B, *frame)
         self.kall = (slice(None),) * len(kernel)
         n = samples_per_chunk(self.CK + p.bias, L, B, x.itemsize)
+        if n < B:                     # as many chunks as threads, or a multiple: none waits on a last one
+            k = -(-B // n)
+            k = -(-k // active()) * active()
+            n = -(-B // k)
         self.spans = [(lo, min(lo + n, B)) for lo in range(0, B, n)]
         self.columns = np.ones((self.CK + p.bias, n * L), x.dtype)   # the bias's row of ones stays
+        self.slots = {0: self.columns}            # parallel.each's slot -> its own columns
         self.yF = np.empty((F, B * L), x.dtype)
         self.chunk = column_chunk(self.CK + p.bias, F, n * L) if G == 1 else None
         self.big = self.columns.nbytes >= PARALLEL_BYTES
@@ -503,11 +508,11 @@ class Planned:
         else:
             self.y, self.valid = framed.swapaxes(0, 1), None        # (B, F, *out), channel-major
 
-    def _part(self, lo, hi):
+    def _part(self, lo, hi, columns=None):
         """Samples lo:hi's views: their columns (framed, as im2col writes
         them), their windows, the product's columns and output."""
         m = (hi - lo) * self.L
-        cols = self.columns[:, :m]
+        cols = (self.columns if columns is None else columns)[:, :m]
         framed = cols[:self.CK].reshape(self.C, *self.kernel, hi - lo, *self.fr.shape)
         return (framed, self.windows[(slice(None), *self.kall, slice(lo, hi))], cols,
                 self.yF[:, lo * self.L:hi * self.L])
@@ -536,6 +541,23 @@ class Planned:
             return self.y if self.valid is None else self._valid()
         return self._run(x, Wb, fill)
 
+    def _span(self, i, slot, x, Wb, fill):
+        lo, hi = self.spans[i]
+        fill(self.interior[lo:hi], x[lo:hi])
+        if slot not in self.slots:
+            self.slots[slot] = np.ones_like(self.columns)
+        framed, win, cols, y = self.parts[i] if slot == 0 else self._part(lo, hi, self.slots[slot])
+        self._im2col(framed, win)
+        self._product(Wb, cols, y)
+
+    def _product(self, Wb, cols, y):
+        if self.G == 1:
+            product(Wb, cols, y, self.chunk)
+        else:                       # (G, F/G, CgK) @ (G, CgK, m): each group its block of rows
+            G, m = self.G, y.shape[1]
+            np.matmul(Wb[:, :self.CgK].reshape(G, self.F // G, self.CgK),
+                      cols[:self.CK].reshape(G, self.CgK, m), out=y.reshape(G, self.F // G, m))
+
     def _valid(self):
         np.copyto(self.y, self.valid)
         return self.y
@@ -543,20 +565,14 @@ class Planned:
     def _run(self, x, Wb, fill):
         if not self.big:
             fill(self.interior, x)
-        else:
-            over_leading(lambda part: fill(self.interior[part], x[part]), self.interior)
-        for (lo, hi), (framed, win, cols, y) in zip(self.spans, self.parts):
-            if not self.big:
+            for framed, win, cols, y in self.parts:
                 self._im2col(framed, win)
-            else:                   # each thread its channels, or its samples of the span
-                over_leading(lambda part: self._im2col(framed, win, *samples_and_channels(part)),
-                             self.interior[lo:hi])
-            if self.G == 1:
-                product(Wb, cols, y, self.chunk)
-            else:                   # (G, F/G, CgK) @ (G, CgK, m): each group its block of rows
-                G, m = self.G, y.shape[1]
-                np.matmul(Wb[:, :self.CgK].reshape(G, self.F // G, self.CgK),
-                          cols[:self.CK].reshape(G, self.CgK, m), out=y.reshape(G, self.F // G, m))
+                self._product(Wb, cols, y)
+        else:
+            # chunks of samples one per thread (parallel.each), as forward
+            # runs them: each thread fills its samples' frames, makes their
+            # columns and multiplies them (BLAS on one thread) while in cache
+            each(lambda i, slot: self._span(i, slot, x, Wb, fill), len(self.spans))
         if self.G > 1 and self.bias:
             self.yF += Wb[:, self.CgK:]
         if self.valid is not None:
