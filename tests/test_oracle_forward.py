@@ -170,6 +170,21 @@ def test_sinusoidal_positions_follow_the_formula(T, D):
             assert y[0, pos, j] - x[0, pos, j] == pytest.approx(pe, abs=1e-12), (pos, j)
 
 
+def test_sinusoids_kept_per_shape_and_dtype():
+    """The table is made once per shape and dtype: a float64 model after a
+    float32 one of the same shape still gets float64 positions, and two
+    calls give the same."""
+    T, D = 7, 6
+    pe = np.array([[math.sin(pos / 10000 ** (j / D)) if j % 2 == 0 else math.cos(pos / 10000 ** ((j - 1) / D))
+                    for j in range(D)] for pos in range(T)])
+    x = np.random.default_rng(6).normal(size=(2, T, D))
+    y32 = build("positional", (T, D), dtype="float32").forward(x.astype(np.float32))
+    np.testing.assert_allclose(y32 - x.astype(np.float32), pe[None].repeat(2, 0), atol=1e-6)
+    net = build("positional", (T, D))
+    for _ in range(2):
+        np.testing.assert_allclose(net.forward(x, training=True) - x, pe[None].repeat(2, 0), rtol=0, atol=1e-13)
+
+
 def test_learned_positions_add_their_table():
     net = build("positional(learned=true)", (3, 4))
     (P,) = weights(net, np.random.default_rng(7)).values()

@@ -2,6 +2,7 @@
 Sinusoidal (Vaswani et al., fixed) by default; learned=true trains a [T, D] table."""
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Literal
 
 from ..lazy import np
@@ -12,6 +13,14 @@ from .base import Op, Params, ShapeError, register
 class PositionalParams(Params):
     kind: Literal["positional"] = "positional"
     learned: bool = False
+
+
+@lru_cache(maxsize=16)
+def _table(T: int, D: int, dtype: str) -> np.ndarray:
+    """sinusoids, made once per shape (not every step), read-only."""
+    table = sinusoids(T, D, dtype)
+    table.flags.writeable = False
+    return table
 
 
 def sinusoids(T: int, D: int, dtype) -> np.ndarray:
@@ -39,11 +48,15 @@ class Positional(Op):
 
     def forward(self, p, w, xs, ctx):
         (x,) = xs
-        table = w["P"] if p.learned else sinusoids(*x.shape[1:], x.dtype)
+        table = w["P"] if p.learned else _table(*x.shape[1:], x.dtype.str)
+        y = np.add(x, table, out=ctx.buffer("y", x.shape, x.dtype))     # kept between steps: no page faults
 
         def backward(dy):
-            return [dy], ({"P": dy.sum(axis=0)} if p.learned else {})
-        return x + table, backward
+            if not p.learned:
+                return [dy], {}
+            ones = ctx.buffer("ones", (len(dy),), dy.dtype, fill=1)     # ones @ dy: faster than .sum(axis=0)
+            return [dy], {"P": (ones @ dy.reshape(len(dy), -1)).reshape(table.shape)}
+        return y, backward
 
     def to_onnx(self, b, p, w, xs):
         table = w["P"] if p.learned else b.const(sinusoids(*b.out_shape, np.float32), "positions")
