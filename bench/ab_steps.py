@@ -8,7 +8,11 @@ the per-round ratios new / old of the median step time.
 
 With one thread the steps are timed in process CPU time, which another
 process on the same core does not inflate (the machine is shared); with
-more, in wall time. The data are random inputs of the spec's input shape
+more, in wall time, and the process's CPU time and the calling thread's
+are printed beside it (medians, ms a step): on a machine shared with other
+work the wall times swing, while the work done and how much of it is left
+on the calling thread (the part no other core can take) hold still. The
+data are random inputs of the spec's input shape
 and labels 0-9 (a 10-class softmax output), cross-entropy, SGD (lr 0.01) or
 --optimizer (momentum: SGD with momentum 0.9; the others at their default lr)."""
 from __future__ import annotations
@@ -39,13 +43,16 @@ opt = (OPTIMIZERS["sgd"](lr=0.01, momentum=0.9) if which == "momentum" else
        OPTIMIZERS[which](**({"lr": 0.01} if which == "sgd" else {})))
 state, loss = opt.start(net.params), LOSSES["cross_entropy"]()
 clock = time.process_time if os.environ["NNSPEC_THREADS"] == "1" else time.perf_counter
-times = []
+times, cpu, main = [], [], []
 for i in range(steps + 5):
     s = (i * batch) % (n - batch)
-    t = clock()
+    t, c, m = clock(), time.process_time(), time.thread_time()
     fit_batch(net, opt, state, {name: x[s:s + batch]}, y[s:s + batch], loss, opt.lr)
     times.append(clock() - t)
-print(json.dumps({"median": statistics.median(times[5:]), "min": min(times[5:])}))
+    cpu.append(time.process_time() - c)
+    main.append(time.thread_time() - m)
+print(json.dumps({"median": statistics.median(times[5:]), "min": min(times[5:]),
+                  "cpu": statistics.median(cpu[5:]), "main": statistics.median(main[5:])}))
 '''
 
 
@@ -80,11 +87,14 @@ def main():
     ratio = [nw["median"] / od["median"] for od, nw in zip(times["old"], times["new"])]
     ratio_min = [nw["min"] / od["min"] for od, nw in zip(times["old"], times["new"])]
     med = {k: statistics.median(t["median"] for t in v) * 1e3 for k, v in times.items()}
+    cpu = {k: statistics.median(t["cpu"] for t in v) * 1e3 for k, v in times.items()}
+    main_ = {k: statistics.median(t["main"] for t in v) * 1e3 for k, v in times.items()}
     print(f"{os.path.basename(a.spec)}, {a.optimizer}, batch {a.batch}, {a.threads} thread(s), {a.rounds} rounds: "
           f"new / old step time {statistics.median(ratio):.3f} (per round "
           f"{' '.join(f'{x:.2f}' for x in ratio)}; of the fastest steps {statistics.median(ratio_min):.3f}); "
-          f"old {med['old']:.2f} ms, new {med['new']:.2f} ms; load average {' '.join(load)} -> "
-          f"{' '.join(open('/proc/loadavg').read().split()[:3])}")
+          f"old {med['old']:.2f} ms, new {med['new']:.2f} ms; CPU a step old {cpu['old']:.2f} ms "
+          f"(calling thread {main_['old']:.2f}), new {cpu['new']:.2f} ms ({main_['new']:.2f}); "
+          f"load average {' '.join(load)} -> {' '.join(open('/proc/loadavg').read().split()[:3])}")
 
 
 if __name__ == "__main__":

@@ -9,8 +9,9 @@ col2im, which adds each kernel offset's share of the input gradient back in
 place: prod(kernel) additions (9 for a 3x3 kernel), none over single
 samples or pixels. A large batch goes through in chunks of samples whose
 columns fit in cache (COLUMN_BYTES; backward makes a chunk's columns
-again), and products with few rows of columns in chunks of columns that
-OpenBLAS multiplies without packing (SMALL_PRODUCT).
+again), whole chunks one a thread (parallel.each: each core makes and
+multiplies its own chunk's columns), and products with few rows of columns
+in chunks of columns that OpenBLAS multiplies without packing (SMALL_PRODUCT).
 
 The matrices run over a per-sample *frame* of positions in the stored input,
 which is kept channel-major: (channel, sample) planes. The frame is laid
