@@ -25,9 +25,11 @@ from dataclasses import dataclass
 
 from .lazy import np
 from .ops.base import Ctx
+from .parallel import active, each
 
 MAX_SIZES = 2          # batch sizes whose buffers are kept (validation: the chunk and the remainder)
 MAX_ROWS = 4096        # larger batches get buffers for the call only (no memory held afterwards)
+SPLIT_ROWS = 64        # rows a thread's part of a batch has at least (fewer: one part)
 
 
 @dataclass
@@ -130,18 +132,19 @@ class Inference:
     def plan(self) -> Plan:
         return self.plans[frozenset()]
 
-    def _contexts(self, plan: Plan, key: tuple, cached: bool) -> list[Ctx]:
-        ctxs = self.sizes.get(key) if cached else None
-        if ctxs is None:
-            ctxs = [Ctx(False, None, (False,) * len(s.node.inputs), {} if cached else None,
-                        s.node.out_shape, free=s.free) for s in plan.steps]
+    def _contexts(self, plan: Plan, key: tuple, cached: bool, parts: int) -> list[list[Ctx]]:
+        """Per part of the batch, a Ctx per node (kept for the batch size when cached)."""
+        made = self.sizes.get(key) if cached else None
+        if made is None or len(made) != parts:
+            made = [[Ctx(False, None, (False,) * len(s.node.inputs), {} if cached else None,
+                         s.node.out_shape, free=s.free) for s in plan.steps] for _ in range(parts)]
             if cached:
-                self.sizes[key] = ctxs
+                self.sizes[key] = made
                 while len(self.sizes) > MAX_SIZES:
                     self.sizes.popitem(last=False)
         elif cached:
             self.sizes.move_to_end(key)
-        return ctxs
+        return made
 
     def _weights(self, plan: Plan, keep: frozenset) -> list:
         """Per step, the weights its infer takes, worked out again only when
@@ -160,30 +163,51 @@ class Inference:
         """Values by name, up to (not including) the node `stop`. The values
         may be buffers that the next call overwrites: those named in `copy`
         are copied before another thread may start a call; copy the others
-        that are kept. keep: values the caller reads besides the outputs (Plan)."""
+        that are kept. keep: values the caller reads besides the outputs (Plan).
+        A large batch runs in parts of rows, one per thread (parallel.each:
+        BLAS on one thread in each), every op row by row at inference; the
+        values handed back are then the outputs, `keep` and stop's inputs,
+        joined (fresh arrays)."""
         plan = self.plans.get(keep)
         if plan is None:
             plan = self.plans[keep] = Plan(self.net.graph, keep)
         batch = len(next(iter(xs.values())))
+        parts = min(active(), batch // SPLIT_ROWS) or 1
         mine = self.lock.acquire(blocking=False)       # another thread inside: buffers of its own
         try:
-            ctxs = self._contexts(plan, (batch, keep), cached=mine and batch <= MAX_ROWS)
+            ctxs = self._contexts(plan, (batch, keep), mine and batch <= MAX_ROWS, parts)
             weights = self._weights(plan, keep)
+            if parts == 1:
+                values = self._pass(plan, dict(xs), stop, ctxs[0], weights)
+                for name in copy:
+                    values[name] = np.array(values[name])
+                return values
+            cuts = [batch * i // parts for i in range(parts + 1)]
+            done = [None] * parts
+
+            def part(i, slot):
+                rows = slice(cuts[i], cuts[i + 1])
+                done[i] = self._pass(plan, {k: v[rows] for k, v in xs.items()}, stop, ctxs[i], weights)
+            each(part, parts)
+            wanted = set(stop.inputs) if stop is not None else set(self.net.graph.outputs)
             values = dict(xs)
-            masks: dict = {}                           # padding masks, made once per call
-            for node, infer, p, i, ins, out, keys in plan.program:
-                if node is stop:
-                    break
-                if infer is None:                      # folded away: the producer's output
-                    values[out] = values[ins[0]]
-                    continue
-                ctx = ctxs[i]
-                if keys:
-                    ctx.masks = tuple(None if k is None else self.net._mask(k, values, masks) for k in keys)
-                values[out] = infer(p, weights[i], [values[v] for v in ins], ctx)
-            for name in copy:
-                values[name] = np.array(values[name])
+            for name in (wanted | keep) & done[0].keys():
+                values[name] = np.concatenate([d[name] for d in done])
             return values
         finally:
             if mine:
                 self.lock.release()
+
+    def _pass(self, plan: Plan, values: dict, stop, ctxs: list, weights: list) -> dict:
+        masks: dict = {}                               # padding masks, made once per call
+        for node, infer, p, i, ins, out, keys in plan.program:
+            if node is stop:
+                break
+            if infer is None:                          # folded away: the producer's output
+                values[out] = values[ins[0]]
+                continue
+            ctx = ctxs[i]
+            if keys:
+                ctx.masks = tuple(None if k is None else self.net._mask(k, values, masks) for k in keys)
+            values[out] = infer(p, weights[i], [values[v] for v in ins], ctx)
+        return values

@@ -373,3 +373,34 @@ def test_no_activation_moves_where_its_output_is_read_again_or_returned():
     program = net._inference.plan.program
     assert not any(getattr(row[1], "keywords", None) for row in program)
     assert not any(row[0].op.kind == "relu" and row[4] == (row[5],) for row in program)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+@pytest.mark.parametrize("name", ["digits_cnn", "digits_autoencoder", "sine_lstm"])
+def test_a_batch_in_parts_one_per_thread_is_the_whole_batch(name, threads):
+    # inference.SPLIT_ROWS: 3 threads cut 200 rows into parts of 66-67; the
+    # outputs, a loss's raw output (stop) and the values kept (keep) are joined
+    from nnspec import parallel
+    from nnspec.inference import SPLIT_ROWS
+    spec = nnspec.load(Path(__file__).parent.parent / "specs" / f"{name}.nn")
+    net = _nudged(spec)
+    rng = np.random.default_rng(20)
+    n = 200
+    assert n // 3 >= SPLIT_ROWS
+    xs = net.feed(_inputs(net, n, rng))
+    values, _ = net._forward(xs, False, reuse=False)
+    try:
+        parallel.set_threads(threads)
+        _check(net, rng, batches=(n, 7, n))
+        absorbed = net._absorbed(net.loss) if not hasattr(net.loss, "outputs") else None
+        if absorbed is not None:                     # the logits before the absorbed softmax
+            raw = net._infer(xs, stop=absorbed)[absorbed.inputs[0]]
+            want = values[absorbed.inputs[0]]           # logits: sums of many terms, 1e-5 of the largest
+            np.testing.assert_allclose(raw, want, rtol=1e-5, atol=1e-5 * max(1.0, np.abs(want).max()))
+        if hasattr(net.loss, "outputs"):             # several outputs: the logits kept besides
+            keep = frozenset(k.inputs[0] for k in net.loss.absorbed.values() if k is not None)
+            got = net._infer(xs, keep=keep)
+            for v in keep | set(net.graph.outputs):
+                np.testing.assert_allclose(got[v], values[v], rtol=1e-5, atol=1e-5 * max(1.0, np.abs(values[v]).max()))
+    finally:
+        parallel.set_threads(parallel._from_environment())
