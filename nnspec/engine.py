@@ -56,6 +56,7 @@ class Network:
         self._need_dx = [tuple(v not in inputs for v in n.inputs) for n in graph.nodes]
         self._caches = [dict() for _ in graph.nodes]
         self._masks = [tuple(n.in_masks) if any(n.in_masks) else () for n in graph.nodes]
+        self._pool_first = self._activations_after_pools()
         self._absorbs: dict[str, object] = {}          # pre-activation kind -> the node a loss absorbs
         self._inference: Inference | None = None       # made on the first inference call
         # moves whenever the weights may have changed: the inference path keeps
@@ -87,22 +88,68 @@ class Network:
             self._absorbs[loss.pre_activation] = absorbed_node(self.graph, loss)
         return self._absorbs[loss.pre_activation]
 
-    def _forward(self, xs: dict, training: bool, reuse: bool, stop: object = None):
-        """Values by name, and the backward closures of the nodes run."""
+    def _activations_after_pools(self) -> dict[int, int]:
+        """{node index of a max pool: that of the activation it alone reads}
+        where the activation is monotone (non-decreasing, its derivative
+        zero where it is flat: relu) and reads one value: max(relu(x)) =
+        relu(max(x)), and the gradient reaches the same element of x, so
+        training may pool first and run the activation on a quarter of the
+        values (forward and backward; bench/README.md, "CNN training on two
+        threads"). Its full-size output is then never made: only
+        train_step without diagnostics asks for it (_forward's pool_first)."""
+        readers = self.graph.consumers()
+        index = {n.name: i for i, n in enumerate(self.graph.nodes)}
+        outputs = set(self.graph.outputs)
+        out = {}
+        for i, n in enumerate(self.graph.nodes):
+            if not (n.op.monotone and len(n.inputs) == 1) or self._masks[i] or n.output in outputs:
+                continue
+            (pool, *more) = readers.get(n.output, [None])
+            if pool is not None and not more and pool.op.max_of_inputs and len(pool.inputs) == 1 \
+                    and not self._masks[index[pool.name]]:
+                out[index[pool.name]] = i
+        return out
+
+    def _forward(self, xs: dict, training: bool, reuse: bool, stop: object = None, pool_first: bool = False):
+        """Values by name, and the backward closures of the nodes run.
+        pool_first: a monotone activation that only a max pool reads runs
+        after the pool (_activations_after_pools); its own value is left out."""
         self.version += 1                             # running statistics move; an optimizer step follows
         values = dict(xs)
         backs = []
         masks: dict = {}                              # padding masks by Mask, made once per batch
-        for i, n in enumerate(self.graph.nodes):
+        moved = self._pool_first if pool_first else {}
+        later = set(moved.values())
+        nodes = self.graph.nodes
+        for i, n in enumerate(nodes):
             if n is stop:
                 break
-            ctx = Ctx(training, self.rng, self._need_dx[i], self._caches[i] if reuse else None, n.out_shape)
+            if i in later:                            # runs after its pool, below
+                backs.append(None)
+                continue
+            ctx = self._ctx(i, training, reuse, n.out_shape)
             if self._masks[i]:
                 ctx.masks = tuple(None if k is None else self._mask(k, values, masks) for k in self._masks[i])
-            y, back = n.op.forward(n.p, self._w[i], [values[v] for v in n.inputs], ctx)
+            if i not in moved:
+                y, back = n.op.forward(n.p, self._w[i], [values[v] for v in n.inputs], ctx)
+                values[n.output] = y
+                backs.append((back, ctx))
+                continue
+            # the pool on the activation's input, then the activation on the pool's output;
+            # backward meets them in reverse: at the pool's node the activation's backward,
+            # at the activation's node the pool's
+            a = moved[i]
+            act = nodes[a]
+            pooled, pool_back = n.op.forward(n.p, self._w[i], [values[act.inputs[0]]], ctx)
+            act_ctx = self._ctx(a, training, reuse, n.out_shape)
+            y, act_back = act.op.forward(act.p, self._w[a], [pooled], act_ctx)
             values[n.output] = y
-            backs.append((back, ctx))
+            backs[a] = (pool_back, ctx)
+            backs.append((act_back, act_ctx))
         return values, backs
+
+    def _ctx(self, i: int, training: bool, reuse: bool, out_shape) -> Ctx:
+        return Ctx(training, self.rng, self._need_dx[i], self._caches[i] if reuse else None, out_shape)
 
     def _mask(self, key, values, masks):
         if key not in masks:
@@ -175,7 +222,7 @@ class Network:
         if hasattr(loss, "outputs"):                  # several outputs, a loss each (heads.py)
             return loss.train_step(self, xs, target, training, reuse, seen)
         absorbed = self._absorbed(loss)
-        values, backs = self._forward(xs, training, reuse, stop=absorbed)
+        values, backs = self._forward(xs, training, reuse, stop=absorbed, pool_first=seen is None)
         if seen is not None:
             seen(values)
         start = absorbed.inputs[0] if absorbed is not None else self.graph.outputs[0]
