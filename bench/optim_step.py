@@ -1,11 +1,12 @@
 """The optimizer's step alone, on the parameters of the 784-512-256-10 MLP
-(535,818 float32 numbers in six arrays): the code of two checkouts side by
-side and PyTorch's Adam (default and fused) beside them. Each in its own
+(535,818 float32 numbers in six arrays) or of bench/lstm.nn (--model lstm:
+84,234 in six): the code of two checkouts side by side and PyTorch's
+optimizer (default and fused) beside them. Each in its own
 process, alternating (ABBA), the median of the per-round ratios to `old` of
 the median step time.
 
     git worktree add /tmp/old <rev>
-    python bench/optim_step.py /tmp/old . [--optimizer adam] [--threads 2] [--rounds 6]
+    python bench/optim_step.py /tmp/old . [--optimizer adam] [--threads 2] [--rounds 6] [--model mlp|lstm]
                                [--block N]      # the new tree's flat.BLOCK, to try sizes
 
 With one thread the steps are timed in process CPU time (another process on
@@ -19,7 +20,8 @@ import statistics
 import subprocess
 import sys
 
-SHAPES = [(784, 512), (512,), (512, 256), (256,), (256, 10), (10,)]
+SHAPES = {"mlp": [(784, 512), (512,), (512, 256), (256,), (256, 10), (10,)],
+          "lstm": [(32, 512), (128, 512), (512,), (512,), (128, 10), (10,)]}     # lstm(128) on 32 in, dense(10)
 
 NNSPEC = r'''
 import json, os, statistics, sys, time
@@ -75,12 +77,13 @@ def main():
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--block", type=int, default=0, help="the new tree's flat.BLOCK (0: its own)")
+    ap.add_argument("--model", default="mlp", choices=sorted(SHAPES))
     ap.add_argument("--no-torch", action="store_true")
     a = ap.parse_args()
     n = str(a.threads)
     env = {"OPENBLAS_THREAD_TIMEOUT": "18", **os.environ, "NNSPEC_THREADS": n, "OPENBLAS_NUM_THREADS": n,
            "OMP_NUM_THREADS": n}
-    shapes = json.dumps(SHAPES)
+    shapes = json.dumps(SHAPES[a.model])
     commands = {
         "old": [NNSPEC, os.path.abspath(a.old), a.optimizer, "0", shapes, str(a.steps)],
         "new": [NNSPEC, os.path.abspath(a.new), a.optimizer, str(a.block), shapes, str(a.steps)],
@@ -103,7 +106,7 @@ def main():
     for r in range(a.rounds):
         for which in (order if r % 2 == 0 else order[::-1]):
             times[which].append(run(which))
-    print(f"{a.optimizer} step, MLP 784-512-256-10 parameters, {a.threads} thread(s), {a.rounds} rounds"
+    print(f"{a.optimizer} step, {a.model} parameters, {a.threads} thread(s), {a.rounds} rounds"
           f"{f', new BLOCK {a.block}' if a.block else ''}; load average {' '.join(load)} -> "
           f"{' '.join(open('/proc/loadavg').read().split()[:3])}")
     for which in order:
