@@ -55,9 +55,10 @@ class Workers:
 
 
 def _forget_workers() -> None:
-    """In a forked child the workers' threads are gone; make new ones on first use."""
-    global _workers
-    _workers = None
+    """In a forked child the workers' threads are gone; make new ones on first
+    use. The BLAS lock may have been held by a thread the child has not."""
+    global _workers, _blas_lock
+    _workers, _blas_lock = None, threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):
@@ -177,19 +178,11 @@ def each(fn, total: int) -> None:
         for i in range(total):
             fn(i, 0)
         return
-    libs = blas_libs()
-    before = [lib.get_num_threads() for lib in libs]
-    for lib in libs:
-        lib.set_num_threads(1)
-
     def part(rows):
         for i in range(rows.start, rows.stop):
             fn(i, rows.start)
-    try:
+    with blas_threads(1):
         over_batch(part, total, min_rows=1)
-    finally:
-        for lib, k in zip(libs, before):
-            lib.set_num_threads(k)
 
 
 def over_leading(fn, a, min_rows: int = 8) -> None:
@@ -234,16 +227,98 @@ def beside(fn):
 
 
 class blas_threads:
-    """`with blas_threads(n):` BLAS on at most n threads inside, as before after."""
+    """`with blas_threads(n):` BLAS on at most n threads inside, as before
+    after. A BLAS with one thread count per process (OpenBLAS on pthreads,
+    NumPy's) sees sections on several Python threads overlap (two threads
+    calling Network.forward, a sweep's trials in one process); saved and
+    restored per section, they would interleave (A saves 2 and sets 1, B
+    saves 1, A restores 2, B restores 1: BLAS on one thread for good). So the
+    sections open at any time are counted under a lock: the first to open
+    saves the counts, each open section's n bounds them (the least wins), the
+    last to close restores them, whichever thread it runs on (threadpoolctl's
+    own guard would ignore every thread but the first that set a count).
+    A BLAS whose count is per thread (OpenMP's) is saved and restored by
+    each section on its own thread. `set(n)` moves an open section's bound
+    (threads.py's per-batch choice)."""
 
     def __init__(self, n: int):
-        self.n, self.before = n, []
+        self.n, self.before = max(1, int(n)), []
 
     def __enter__(self):
-        self.before = [lib.get_num_threads() for lib in blas_libs()]
-        for lib, k in zip(blas_libs(), self.before):
+        global _saved
+        shared, own = _libs()
+        self.before = [lib.get_num_threads() for lib in own]
+        for lib, k in zip(own, self.before):
             lib.set_num_threads(min(k, self.n))
+        with _blas_lock:
+            if not _sections:
+                _saved = [lib.get_num_threads() for lib in shared]
+                _now[:] = _saved
+            _sections.append(self)
+            _bound(shared)
+        return self
 
     def __exit__(self, *exc):
-        for lib, k in zip(blas_libs(), self.before):
+        global _saved
+        shared, own = _libs()
+        with _blas_lock:
+            _sections.remove(self)
+            if _sections:
+                _bound(shared)
+            else:
+                for lib, k in zip(shared, _saved):
+                    _set(lib, k)
+                _saved = None
+        for lib, k in zip(own, self.before):
             lib.set_num_threads(k)
+
+    def set(self, n: int) -> None:
+        shared, own = _libs()
+        self.n = max(1, int(n))
+        for lib, k in zip(own, self.before):
+            lib.set_num_threads(min(k, self.n))
+        with _blas_lock:
+            if self in _sections:
+                _bound(shared)
+
+
+_blas_lock = threading.Lock()
+_sections: list[blas_threads] = []     # the blas_threads sections open now, on any thread
+_saved: list[int] | None = None        # the shared BLAS's thread counts before the first of them opened
+_now: list[int] = []                   # ... and as the sections set them since
+
+
+_split: tuple | None = None           # (blas_libs(), (shared, own)) as last split
+
+
+def _libs() -> tuple[list, list]:
+    """BLAS controllers whose count is the process's, and those whose count is per thread."""
+    global _split
+    libs = blas_libs()
+    if _split is None or _split[0] is not libs:
+        own = [lib for lib in libs if getattr(lib, "threading_layer", None) == "openmp"]
+        _split = libs, ([lib for lib in libs if lib not in own], own)
+    return _split[1]
+
+
+def _set(lib, k: int) -> None:
+    # threadpoolctl lets only the first thread that set OpenBLAS's count set it
+    # again; under _blas_lock the sections cannot fight, so any thread may
+    getattr(lib, "_real_set_num_threads", lib.set_num_threads)(k)
+
+
+def _bound(shared: list) -> None:
+    """Each shared BLAS at min(its saved count, every open section's n); under _blas_lock."""
+    n = min([s.n for s in _sections])
+    for i, (lib, k) in enumerate(zip(shared, _saved)):
+        if _now[i] != min(k, n):
+            _now[i] = min(k, n)
+            _set(lib, _now[i])
+
+
+def blas_counts() -> list[int]:
+    """BLAS's thread counts outside any blas_threads section (those the last to close restores)."""
+    shared, own = _libs()
+    with _blas_lock:
+        counts = list(_saved) if _sections else [lib.get_num_threads() for lib in shared]
+    return counts + [lib.get_num_threads() for lib in own]

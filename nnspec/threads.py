@@ -36,9 +36,6 @@ MAX_GAP = 60.0         # ... and at most
 DRIFT = 1.5            # kept setting's batches this much slower or faster: probe again
 DECIDED = 1.5          # a first pair this far apart needs no second pair
 
-_blas_libs = parallel.blas_libs          # threadpoolctl's BLAS controllers
-
-
 def fixed() -> int | None:
     """NNSPEC_THREADS as a number, or None: choose by timing."""
     value = os.environ.get("NNSPEC_THREADS", "").strip()
@@ -128,19 +125,14 @@ def policy(wide: int) -> Policy:
     return _policy
 
 
-def _apply(n: int, blas_start: list[int]) -> None:
-    for lib, start in zip(_blas_libs(), blas_start):
-        lib.set_num_threads(min(n, start))
-    parallel.limit(n)
-
-
 def batches(iterable):
     """Yield the items of `iterable` (one per training batch), each run with
     the thread count the policy chooses and timed for it; the thread
-    settings are given back as they were when the loop ends or is left."""
+    settings are given back as they were when the loop ends or is left
+    (BLAS's through a parallel.blas_threads section: another Python thread's
+    sections may open and close meanwhile)."""
     items = list(iterable)
-    libs = _blas_libs()
-    blas_start = [lib.get_num_threads() for lib in libs]
+    blas_start = parallel.blas_counts()
     wide = max([parallel.threads(), *blas_start])
     n_fixed = fixed()
     if n_fixed is None and wide <= 1:
@@ -148,18 +140,18 @@ def batches(iterable):
         return
     chooser = None if n_fixed is not None else policy(wide)
     try:
-        for i, item in enumerate(items):
-            timed = chooser is not None and 0 < i < len(items) - 1
-            if chooser is None:
-                n = n_fixed
-            else:
-                n = chooser.next() if timed else chooser.untimed()
-            _apply(n, blas_start)
-            t = time.perf_counter()
-            yield item
-            if timed:
-                chooser.record(n, time.perf_counter() - t)
+        with parallel.blas_threads(wide) as blas:
+            for i, item in enumerate(items):
+                timed = chooser is not None and 0 < i < len(items) - 1
+                if chooser is None:
+                    n = n_fixed
+                else:
+                    n = chooser.next() if timed else chooser.untimed()
+                blas.set(n)
+                parallel.limit(n)
+                t = time.perf_counter()
+                yield item
+                if timed:
+                    chooser.record(n, time.perf_counter() - t)
     finally:
-        for lib, start in zip(libs, blas_start):
-            lib.set_num_threads(start)
         parallel.limit(None)

@@ -181,3 +181,111 @@ def test_blas_threads_sets_at_most_n_and_gives_back(three_threads):
     finally:
         for lib in parallel.blas_libs():
             lib.set_num_threads(parallel.threads())
+
+
+
+class OneCount:
+    """A BLAS controller with one thread count for the process (OpenBLAS on
+    pthreads), whichever thread sets it."""
+    def __init__(self, n):
+        self.n = n
+
+    def get_num_threads(self):
+        return self.n
+
+    def set_num_threads(self, n):
+        self.n = n
+
+
+@pytest.fixture
+def one_count(three_threads, monkeypatch):
+    lib = OneCount(2)
+    monkeypatch.setattr(parallel, "_blas", [lib])
+    return lib
+
+
+def _interleave(a_section, b_section, seen):
+    """A opens, B opens, A closes, B closes; seen gets B's count after A closed."""
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+
+    def a():
+        with a_section():
+            a_in.set()
+            assert b_in.wait(5)
+        a_out.set()
+
+    def inside_b():
+        b_in.set()
+        assert a_out.wait(5)
+        seen.append(parallel.blas_libs()[0].get_num_threads())
+
+    def b():
+        assert a_in.wait(5)
+        b_section(inside_b)
+    threads = [threading.Thread(target=f) for f in (a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+
+
+def test_overlapping_sections_on_two_threads_give_blas_back_as_it_was(one_count):
+    # saved and restored per section, B would save A's 1, find 2 once A left,
+    # and leave BLAS on one thread for good
+    seen = []
+
+    def b_section(inside):
+        with parallel.blas_threads(1):
+            inside()
+    _interleave(lambda: parallel.blas_threads(1), b_section, seen)
+    assert seen == [1], "A's exit undid B's section"
+    assert one_count.n == 2, "BLAS's thread count not given back"
+
+
+def test_each_on_one_blas_thread_while_another_thread_leaves_its_section(one_count):
+    seen = []
+
+    def b_section(inside):
+        parallel.each(lambda i, slot: inside() if i == 1 else None, 2)    # 1: the calling thread's part
+    _interleave(lambda: parallel.blas_threads(1), b_section, seen)
+    assert seen == [1], "BLAS on more threads inside each"
+    assert one_count.n == 2, "BLAS's thread count not given back"
+
+
+def test_sections_nest_and_move(one_count):
+    with parallel.blas_threads(2) as outer:
+        assert one_count.n == 2
+        with parallel.blas_threads(1):
+            assert one_count.n == 1
+            outer.set(2)
+            assert one_count.n == 1, "the least open bound wins"
+        assert one_count.n == 2
+        outer.set(1)
+        assert one_count.n == 1
+        assert parallel.blas_counts() == [2], "the counts outside any section"
+    assert one_count.n == 2
+    with parallel.blas_threads(4):
+        assert one_count.n == 2, "at most n: never more than before"
+
+
+def test_a_section_on_another_python_thread_bounds_the_real_blas(three_threads):
+    # threadpoolctl ignores a thread's set_num_threads once another thread has
+    # set OpenBLAS's count: a section opened off the main thread bounded nothing
+    if not parallel.blas_libs():
+        pytest.skip("no BLAS that threadpoolctl can set")
+    for lib in parallel.blas_libs():
+        lib.set_num_threads(2)                    # this thread now controls OpenBLAS's count
+    seen = []
+
+    def other():
+        with parallel.blas_threads(1):
+            seen.append(_blas_threads())
+        seen.append(_blas_threads())
+    try:
+        t = threading.Thread(target=other)
+        t.start()
+        t.join(10)
+        assert seen == [[1] * len(parallel.blas_libs()), [2] * len(parallel.blas_libs())]
+    finally:
+        for lib in parallel.blas_libs():
+            lib.set_num_threads(parallel.threads())

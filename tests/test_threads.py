@@ -181,3 +181,40 @@ def test_the_command_line_sets_the_spin_timeout_before_numpy_loads():
             "print(numpy_before, os.environ.get('OPENBLAS_THREAD_TIMEOUT'))")
     assert python(code)[-2:] == ["False", "18"]
     assert python(code, OPENBLAS_THREAD_TIMEOUT="4")[-2:] == ["False", "4"]     # the user's value wins
+
+
+
+def test_a_training_loop_and_another_threads_section_give_blas_back(monkeypatch):
+    # batches() starts on one Python thread while another has BLAS on one
+    # thread (its `each`); saving the count at the loop's start kept that 1
+    import threading
+
+    class OneCount:                       # one count for the process, whichever thread sets it
+        n = 2
+
+        def get_num_threads(self):
+            return self.n
+
+        def set_num_threads(self, n):
+            self.n = n
+    lib = OneCount()
+    monkeypatch.setattr(parallel, "_blas", [lib])
+    monkeypatch.delenv("NNSPEC_THREADS", raising=False)
+    monkeypatch.setattr(threads, "_policy", threads.Policy(2))
+    p = threads._policy
+    p.choice, p.next_probe, p.gap = 2, float("inf"), float("inf")     # chosen: all threads
+    other_in, loop_in = threading.Event(), threading.Event()
+
+    def other():
+        with parallel.blas_threads(1):
+            other_in.set()
+            assert loop_in.wait(5)
+    t = threading.Thread(target=other)
+    t.start()
+    assert other_in.wait(5)
+    for _ in threads.batches(range(3)):
+        loop_in.set()
+        t.join(10)                        # the other section closes inside the loop
+    assert lib.n == 2, "BLAS's thread count not given back"
+    seen = [lib.n for _ in threads.batches(range(3))]
+    assert seen == [2, 2, 2], "the loop's all-threads setting is the count before any section"
