@@ -148,6 +148,7 @@ class Adam(Optimizer):
         return ("m", "v")
 
     def step_settings(self, lr, t):
+        lr = float(lr)                                      # a schedule's may be a NumPy float64
         # the bias corrections folded into the rate: lr·sqrt(1 - b2^t) / (1 - b1^t)
         step = lr * (1 - self.beta2 ** t) ** 0.5 / (1 - self.beta1 ** t)
         return step, self._shrink(lr)
