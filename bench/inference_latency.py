@@ -13,7 +13,11 @@ median of the rounds. The first line names NumPy's BLAS kernel
 (threadpoolctl), the OPENBLAS_CORETYPE setting, threads and load.
 
     python bench/inference_latency.py [--rounds 6] [--threads 2] [--models digits_mlp,digits_cnn]
-                                      [--batches 1,256] [--unset-coretype]
+                                      [--batches 1,256] [--unset-coretype] [--against TREE]
+
+--against TREE also runs `Network.forward` of the nnspec in another checkout
+(`git worktree add /tmp/old <commit>`), as a third engine in the same ABBA
+rounds, and adds its time over this checkout's (old / new) to the table.
 """
 from __future__ import annotations
 
@@ -64,7 +68,7 @@ def run_onnxruntime(model: str, batch: int, seconds: float, path: str) -> float:
     return steady_rate(lambda k: [sess.run(None, x) for _ in range(k)], 1, seconds, warmup=20)
 
 
-ENGINES = {"nnspec": run_nnspec, "onnxruntime": run_onnxruntime}
+ENGINES = {"nnspec": run_nnspec, "onnxruntime": run_onnxruntime, "nnspec-old": run_nnspec}
 
 
 def main():
@@ -78,12 +82,16 @@ def main():
     ap.add_argument("--model")
     ap.add_argument("--batch", type=int)
     ap.add_argument("--path")
+    ap.add_argument("--against", help="another checkout whose nnspec runs as the engine nnspec-old")
     add_settings_arguments(ap)
     a = ap.parse_args()
     use_settings(a)
     if a.worker:
+        if a.worker == "nnspec-old":                # the other checkout's nnspec, imported first
+            sys.path.insert(0, str(Path(a.against).resolve()))
         report(ENGINES[a.worker](a.model, a.batch, a.seconds, a.path))
         return
+    engines = ["nnspec", "onnxruntime"] + (["nnspec-old"] if a.against else [])
     print(f"Inference, float32, {a.rounds} rounds (ABBA), each engine in its own process")
     print(settings(a.threads) + "\n")
     rows = []
@@ -92,17 +100,23 @@ def main():
             path = str(Path(tmp) / f"{model}.onnx")
             network(model).export_onnx(path)
             for batch in map(int, a.batches.split(",")):
-                calls = abba(list(ENGINES), a.rounds, lambda e: try_spawn(
+                calls = abba(engines, a.rounds, lambda e: try_spawn(
                     __file__, a.threads, e, "--model", model, "--batch", batch, "--seconds", a.seconds,
-                    "--path", path))
+                    "--path", path, *(("--against", a.against) if a.against else ())))
                 ms = {e: [1e3 / c for c in cs] for e, cs in calls.items()}
                 r = [n / o for n, o in zip(ms["nnspec"], ms["onnxruntime"])]
                 rows.append([model, batch, f"{statistics.median(ms['nnspec']):.3f}",
                              f"{statistics.median(ms['onnxruntime']):.3f}", f"**{statistics.median(r):.2f}x**",
-                             spread(r), load()])
+                             spread(r)])
+                if a.against:
+                    old = [o / n for o, n in zip(ms["nnspec-old"], ms["nnspec"])]
+                    rows[-1] += [f"{statistics.median(ms['nnspec-old']):.3f}", f"**{statistics.median(old):.2f}x**",
+                                 spread(old)]
+                rows[-1].append(load())
                 print(f"  {model} batch {batch}: {rows[-1][4]}", file=sys.stderr, flush=True)
+    old = ["old nnspec ms", "old / new time (median)", "per round"] if a.against else []
     print(markdown(["model", "batch", "nnspec ms", "onnxruntime ms", "nnspec / onnxruntime time (median)",
-                    "per round: range (each)", "load after"], rows))
+                    "per round: range (each)", *old, "load after"], rows))
 
 
 if __name__ == "__main__":
