@@ -14,8 +14,12 @@ result beyond float32 rounding (tests/test_inference.py):
   convolution's frame and strided views), live on between calls, per batch
   size (the last MAX_SIZES sizes seen, batches of at most MAX_ROWS rows), so
   repeated calls allocate nothing; and an op whose input is a buffer that no
-  other node reads may write its output over it (relu in place).
-Outputs handed back to the caller are copies, never the buffers."""
+  other node reads may write its output over it (relu in place);
+- an activation moves where it costs less: after a max pool, or into the
+  convolution that reads it (Plan._move_activations); dropout is no step;
+- a large batch runs in parts of rows, one per thread (Inference.run).
+Outputs handed back to the caller are copies, never the buffers. Why each
+is done this way: bench/README.md, "Measurements behind the code"."""
 from __future__ import annotations
 
 import threading
