@@ -249,9 +249,7 @@ class Conv(Op):
                 ctx.cache["plan"] = run
         return run(x, w["Wb"], pre)
 
-    def forward(self, p, w, xs, ctx, then=None):
-        """then: (scale, shift) per filter, folded into the product's weights
-        (inference only; p.bias is then true, the shift the bias column)."""
+    def forward(self, p, w, xs, ctx):
         (x,) = xs
         W, G = w["W"], p.groups
         F, C, Cg = W.shape[0], x.shape[1], W.shape[1]        # Cg: the channels each filter sees
@@ -300,18 +298,9 @@ class Conv(Op):
         # of Cg*K rows of the columns: one product per group (a batched matmul)
         CgK = Cg * K
         Wb = ctx.buffer("Wb", (F, CgK + p.bias), x.dtype)
-        if then is None:
-            Wb[:, :CgK] = W.reshape(F, CgK)
-            if p.bias:
-                Wb[:, CgK] = w["b"]
-        else:                                    # (W x + b) * scale + shift, in the weights
-            scale, shift = then
-            np.multiply(W.reshape(F, CgK), scale[:, None], out=Wb[:, :CgK])
-            if "b" in w:
-                np.multiply(w["b"], scale, out=Wb[:, CgK])
-                Wb[:, CgK] += shift
-            else:
-                Wb[:, CgK] = shift
+        Wb[:, :CgK] = W.reshape(F, CgK)
+        if p.bias:
+            Wb[:, CgK] = w["b"]
         yF = ctx.buffer("frame", (F, B * L), x.dtype)
         chunk = column_chunk(CK + p.bias, F, n * L) if G == 1 else None
 
