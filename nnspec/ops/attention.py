@@ -200,7 +200,14 @@ class Attention(Op):
                 dq, dkv = ctx.buffer("dq", q.shape, dt), ctx.buffer("dkv", kv.shape, dt)
                 dQ, dK, dV = _heads(dq, Tq, H), _heads(dkv[:, :D], Tk, H), _heads(dkv[:, D:], Tk, H)
             # softmax's backward, dS = A (dA - c), c = rowsum(dA A) = rowsum(dO O),
-            # in the product that makes dA: [dO, -c] @ [V, 1]^T
+            # in the product that makes dA: [dO, -c] @ [V, 1]^T. That c is rounded
+            # apart from dA: where a row's softmax is one-hot in float32 (its top
+            # score 17+ above the next), dA - c at the top is rounding noise of
+            # |dO||V|, where the true value is ~exp(-gap). So rowsum((dA - c) A),
+            # zero but for that rounding, is taken off again (softmax's backward
+            # ignores a constant per row): the top's dA - c is then exactly
+            # the others' weighted differences, as with c = rowsum(dA A)
+            # (tests/test_audit.py: Wq's gradient 50% off at saturation without it)
             d = D // H
             Vx = ctx.buffer("V1", (B, H, Tk, d + 1), dt, fill=1)     # the last column stays ones
             G = ctx.buffer("dO1", (B, H, Tq, d + 1), dt)
@@ -211,6 +218,7 @@ class Attention(Op):
                 np.copyto(gx[..., :d], g)
                 np.negative(np.einsum("bhqd,bhqd->bhq", g, O[rows]), out=gx[..., d])
                 np.matmul(gx, vx.transpose(0, 1, 3, 2), out=s)       # dA - c
+                s -= np.einsum("bhqk,bhqk->bhq", s, a)[..., None]   # c's rounding
                 s *= a                                               # dS
                 np.matmul(a.transpose(0, 1, 3, 2), g, out=dV[rows])
                 np.matmul(s, K[rows], out=dQ[rows])                  # of the scaled queries
