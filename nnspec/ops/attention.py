@@ -186,7 +186,8 @@ class Attention(Op):
             np.divide(1, total, out=total)
             a *= total[..., None]                                    # softmax(S)
             np.matmul(a, V[rows], out=O[rows])
-        over_batch(attend, B, min_rows=4)
+        if B:                                                        # an empty batch: nothing to attend
+            over_batch(attend, B, min_rows=4)
         y, back_o = affine(O2.reshape(B, Tq, D), w["Wo"], w["bo"], ctx, "o")
 
         def backward(dy):

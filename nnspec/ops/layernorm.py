@@ -41,7 +41,7 @@ class Layernorm(Op):
         y2 = y.reshape(N, D)
         inv_std = ctx.buffer("inv_std", (N,), x.dtype)
         ones = ctx.buffer("ones", (max(N, D),), x.dtype, fill=1)
-        per = N // len(x)                                           # rows a sample
+        per = N // max(len(x), 1)                                   # rows a sample (0 in an empty batch)
 
         def normalize(samples):                                     # each thread its own samples
             rows = slice(samples.start * per, samples.stop * per)
