@@ -41,8 +41,9 @@ def network(model: str):
     import nnspec
     net = nnspec.load(SPECS / f"{model}.nn").build(seed=0)
     rng = np.random.default_rng(1)
-    for k, a in net.state.items():                      # running statistics off 0 and 1
-        a[...] = rng.uniform(0.5, 2.0, a.shape) if k.endswith("running_var") else rng.normal(size=a.shape)
+    with net.editing():
+        for k, a in net.state.items():                      # running statistics off 0 and 1
+            a[...] = rng.uniform(0.5, 2.0, a.shape) if k.endswith("running_var") else rng.normal(size=a.shape)
     return net
 
 

@@ -6,6 +6,8 @@ loss may absorb the output activation (see losses.py), in which case the
 run stops before that node and the loss starts from its input."""
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from .graph import Graph
@@ -33,13 +35,78 @@ def _accumulate(dvals: dict, v: str, dx) -> None:
         dvals[v] = acc + dx
 
 
+class Weights(dict):
+    """`net.params` and `net.state`: the network's arrays by name. The
+    network runs on the arrays it was built with, so an entry is never
+    replaced or removed (that would leave the network on the old array while
+    `save` wrote the new one); the arrays themselves are read-only outside
+    `with net.editing():` (Network.editing)."""
+
+    def _refuse(self, *args, **kwargs):
+        raise TypeError("the entries of net.params and net.state cannot be replaced or removed: the "
+                        "network runs on the arrays it was built with; write into them instead, inside "
+                        "`with net.editing():` (net.params[name][...] = new)")
+
+    __setitem__ = __delitem__ = update = pop = popitem = clear = setdefault = __ior__ = _refuse
+
+    def __reduce__(self):
+        return Weights, (dict(self),)
+
+
+class Editing:
+    """`with net.editing():` the network's arrays writable inside, read-only
+    again and the weights version moved (Network.version) when the last open
+    block on any thread ends. Blocks nest; each costs two flag flips an array
+    (bench/README.md, "Read-only weights")."""
+    __slots__ = ("net",)
+
+    def __init__(self, net):
+        self.net = net
+
+    def __enter__(self):
+        net = self.net
+        with net._edit_lock:
+            net._editors += 1
+            if net._editors == 1:
+                for a in net._arrays:
+                    a.setflags(write=True)
+        return net
+
+    def __exit__(self, *exc):
+        net = self.net
+        with net._edit_lock:
+            net._editors -= 1
+            net.version += 1
+            if net._editors == 0:
+                for a in net._arrays:
+                    a.setflags(write=False)
+
+
+def _writable_later(a: np.ndarray) -> np.ndarray:
+    """a, or a copy of it if its memory can never be made writable (a view of a read-only array)."""
+    try:
+        a.setflags(write=True)
+    except ValueError:
+        a = a.copy()
+    a.setflags(write=False)
+    return a
+
+
 class Network:
     """A graph with its weights. `params` are trained; `state` holds running
-    statistics; `norm` maps an input to the (mean, std) folded in front of it."""
+    statistics; `norm` maps an input to the (mean, std) folded in front of it.
+    The arrays of params and state are read-only outside `with net.editing():`:
+    the inference path keeps weights prepared from them (a batchnorm folded
+    into the convolution before it) until the block ends, so an edit that
+    bypassed it would leave forward on the old weights, silently."""
 
     def __init__(self, graph: Graph, params: dict, state: dict, dtype, loss=None, seed: int = 0,
                  norm: dict | None = None, labels: list | None = None):
+        params = Weights({k: _writable_later(a) for k, a in params.items()})
+        state = Weights({k: _writable_later(a) for k, a in state.items()})
         self.graph, self.params, self.state = graph, params, state
+        self._arrays = (*params.values(), *state.values())
+        self._editors, self._edit_lock = 0, threading.Lock()       # open editing() blocks
         self.dtype = np.dtype(dtype)
         self.loss, self.norm, self.labels = loss, dict(norm or {}), labels
         self.target_column: str | None = None       # a csv target column, kept in the export
@@ -64,10 +131,19 @@ class Network:
         # convolution before it) until it does (nnspec/inference.py)
         self.version = 0
 
+    def editing(self) -> Editing:
+        """`with net.editing(): net.params["dense_0.W"][...] = w` — the only
+        way to change the weights in place: outside such a block the arrays
+        of params and state are read-only (NumPy raises "assignment
+        destination is read-only"), and when it ends the inference path
+        prepares its weights again. nnspec's own writers (a training step,
+        loading, restoring) work inside one. Keep no view of an array made
+        inside the block: it stays writable after it."""
+        return Editing(self)
+
     def changed(self) -> None:
-        """Say that params or state were changed in place (the trainer, a
-        weights file, an optimizer step; code that edits `net.params` itself
-        after a forward call must call it too)."""
+        """Say that params or state were changed in place (editing() says it
+        when its block ends; code that made an array writable itself must)."""
         self.version += 1
 
     def node_arrays(self) -> list[dict[str, np.ndarray]]:
@@ -114,7 +190,12 @@ class Network:
         """Values by name, and the backward closures of the nodes run.
         pool_first: a monotone activation that only a max pool reads runs
         after the pool (_activations_after_pools); its own value is left out."""
-        self.version += 1                             # running statistics move; an optimizer step follows
+        if not training:
+            return self._run(xs, training, reuse, stop, pool_first)
+        with self.editing():                          # running statistics move
+            return self._run(xs, training, reuse, stop, pool_first)
+
+    def _run(self, xs: dict, training: bool, reuse: bool, stop: object, pool_first: bool):
         values = dict(xs)
         backs = []
         masks: dict = {}                              # padding masks by Mask, made once per batch

@@ -105,7 +105,7 @@ class Part:
         for k, mine, at, whole in self.pieces:
             pieces, copied = [k], None
             for a in arrays:
-                if type(a) is not dict:
+                if not isinstance(a, dict):         # net.params is a dict subclass (engine.Weights)
                     pieces.append(a[at])
                     continue
                 x = a[k]

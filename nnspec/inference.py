@@ -6,8 +6,9 @@ result beyond float32 rounding (tests/test_inference.py):
 - no backward bookkeeping: each op's `infer` returns its output only;
 - each op runs on its weights as `Op.prepare` made them (a convolution's
   weight matrix with its bias column), made again only when the network's
-  `version` moves (training steps, loaded or restored weights:
-  Network.changed), not on every call;
+  `version` moves (training steps, loaded or restored weights: the end of a
+  `with net.editing():` block, outside which the arrays are read-only), and
+  on every call made inside such a block, not otherwise;
 - a batchnorm whose input is a convolution's or dense layer's output, read
   by nothing else, is folded into that layer's prepared weights and skipped;
 - buffers, and whatever an op works out once per input shape (a
@@ -155,6 +156,8 @@ class Inference:
         the network's version moved (training steps, loaded weights)."""
         version = self.net.version
         made = self.prepared.get(keep)
+        if self.net._editors:            # inside `with net.editing():` the weights may move at any time
+            made = None
         if made is None or made[0] != version:
             w = self.net.node_arrays()
             made = version, [None if s.skip else s.node.op.prepare(

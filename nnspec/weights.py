@@ -60,14 +60,16 @@ def load_weights(net, path) -> None:
 def apply_arrays(net, arrays: dict, path) -> None:
     """Put `weight_arrays`' layout back into `net`: parameters, statistics, the
     normalisation, labels, csv columns and vocabularies (`path` for messages)."""
-    for k, a in {**net.params, **net.state}.items():
+    weights = {**net.params, **net.state}
+    for k, a in weights.items():
         if k not in arrays:
             raise file_error(path, f"no array `{k}`: these weights are for another model")
         if arrays[k].shape != a.shape:
             raise file_error(path, f"`{k}` has shape {list(arrays[k].shape)}, the model needs "
                                    f"{list(a.shape)}")
-        a[...] = arrays[k]
-    net.changed()
+    with net.editing():                 # all checked first: a bad file leaves the weights as they were
+        for k, a in weights.items():
+            a[...] = arrays[k]
     net.norm = {v.name: (arrays[f"normalize/{v.name}/mean"], arrays[f"normalize/{v.name}/std"])
                 for v in net.graph.inputs if f"normalize/{v.name}/mean" in arrays}
     if "labels" in arrays:

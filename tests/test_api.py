@@ -63,16 +63,17 @@ def test_loss_and_grads_of_a_whole_network_against_finite_differences(specs_dir)
     x, t = rng.normal(size=(5, 4)), rng.integers(0, 3, 5)
     loss, grads = net.loss_and_grads(x, t)
     assert set(grads) == set(net.params)
-    for name in ("dense_0.W", "dense_1.b", "dense_2.W"):
-        w, g = net.params[name], grads[name]
-        for idx in [(0,), (1,)] if w.ndim == 1 else [(0, 0), (1, 2), (3, 1)]:
-            old = w[idx]
-            w[idx] = old + 1e-6
-            up = net.loss_and_grads(x, t)[0]
-            w[idx] = old - 1e-6
-            down = net.loss_and_grads(x, t)[0]
-            w[idx] = old
-            assert g[idx] == pytest.approx((up - down) / 2e-6, rel=1e-4, abs=1e-7)
+    with net.editing():
+        for name in ("dense_0.W", "dense_1.b", "dense_2.W"):
+            w, g = net.params[name], grads[name]
+            for idx in [(0,), (1,)] if w.ndim == 1 else [(0, 0), (1, 2), (3, 1)]:
+                old = w[idx]
+                w[idx] = old + 1e-6
+                up = net.loss_and_grads(x, t)[0]
+                w[idx] = old - 1e-6
+                down = net.loss_and_grads(x, t)[0]
+                w[idx] = old
+                assert g[idx] == pytest.approx((up - down) / 2e-6, rel=1e-4, abs=1e-7)
     mse, _ = net.loss_and_grads(x, np.zeros((5, 3)), loss="mse")
     assert mse == pytest.approx(np.mean(net.forward(x) ** 2))
 
@@ -101,16 +102,17 @@ def test_gradients_summed_where_a_value_feeds_several_nodes():
     xs = net.feed(x)
     for _ in range(2):                                   # the second through kept buffers
         _, grads, _ = net.train_step(xs, t, False, net._loss("mse"))
-        for name, w in net.params.items():
-            g = grads[name]
-            for idx in np.ndindex(w.shape):
-                old = w[idx]
-                w[idx] = old + 1e-6
-                up = net.loss_and_grads(x, t, loss="mse")[0]
-                w[idx] = old - 1e-6
-                down = net.loss_and_grads(x, t, loss="mse")[0]
-                w[idx] = old
-                assert g[idx] == pytest.approx((up - down) / 2e-6, rel=1e-5, abs=1e-8), name
+        with net.editing():
+            for name, w in net.params.items():
+                g = grads[name]
+                for idx in np.ndindex(w.shape):
+                    old = w[idx]
+                    w[idx] = old + 1e-6
+                    up = net.loss_and_grads(x, t, loss="mse")[0]
+                    w[idx] = old - 1e-6
+                    down = net.loss_and_grads(x, t, loss="mse")[0]
+                    w[idx] = old
+                    assert g[idx] == pytest.approx((up - down) / 2e-6, rel=1e-5, abs=1e-8), name
 
 
 def test_training_mode_uses_dropout_from_the_seeded_generator(specs_dir):
@@ -206,15 +208,16 @@ model m {
     x, t = rng.normal(size=(6, 4)), rng.normal(size=(6, 3))
     for _ in range(2):                       # the second step runs on the kept buffers
         value, grads, _ = net.train_step({"x": x}, t, False, net._loss("mse"))
-    for name, w in net.params.items():
-        g, flat = grads[name].reshape(-1), w.reshape(-1)
-        for i in range(flat.size):
-            old = flat[i]
-            flat[i] = old + 1e-6
-            up = net.loss_and_grads(x, t, loss="mse")[0]
-            flat[i] = old - 1e-6
-            down = net.loss_and_grads(x, t, loss="mse")[0]
-            flat[i] = old
+    with net.editing():
+        for name, w in net.params.items():
+            g, flat = grads[name].reshape(-1), w.reshape(-1)
+            for i in range(flat.size):
+                old = flat[i]
+                flat[i] = old + 1e-6
+                up = net.loss_and_grads(x, t, loss="mse")[0]
+                flat[i] = old - 1e-6
+                down = net.loss_and_grads(x, t, loss="mse")[0]
+                flat[i] = old
             assert g[i] == pytest.approx((up - down) / 2e-6, rel=1e-4, abs=1e-7), f"{name}[{i}]"
 
 
@@ -238,13 +241,14 @@ model m {
     x, t = rng.normal(size=(4, 2, 6, 6)), rng.normal(size=(4, 3))
     for _ in range(2):                       # the second step runs on the kept buffers
         value, grads, _ = net.train_step({"image": x}, t, True, net._loss("mse"))
-    for name, w in net.params.items():
-        g, flat = grads[name].reshape(-1), w.reshape(-1)
-        for i in rng.choice(flat.size, size=min(flat.size, 6), replace=False):
-            old = flat[i]
-            flat[i] = old + 1e-6
-            up = net.loss_and_grads(x, t, training=True, loss="mse")[0]
-            flat[i] = old - 1e-6
-            down = net.loss_and_grads(x, t, training=True, loss="mse")[0]
-            flat[i] = old
+    with net.editing():
+        for name, w in net.params.items():
+            g, flat = grads[name].reshape(-1), w.reshape(-1)
+            for i in rng.choice(flat.size, size=min(flat.size, 6), replace=False):
+                old = flat[i]
+                flat[i] = old + 1e-6
+                up = net.loss_and_grads(x, t, training=True, loss="mse")[0]
+                flat[i] = old - 1e-6
+                down = net.loss_and_grads(x, t, training=True, loss="mse")[0]
+                flat[i] = old
             assert g[i] == pytest.approx((up - down) / 2e-6, rel=1e-4, abs=1e-7), f"{name}[{i}]"

@@ -117,7 +117,8 @@ def test_dead_relus_are_warned_of(tmp_path):
     they never fire, get no gradient, and stay dead."""
     spec = nnspec.load(SPECS / "digits_mlp.nn")
     net = spec.build(seed=0)
-    net.params["dense_0.b"][:96] = -50.0
+    with net.editing():
+        net.params["dense_0.b"][:96] = -50.0
     net.save(tmp_path / "w.npz")
     spec = nnspec.load(SPECS / "digits_mlp.nn", overrides=[f'init_weights="{tmp_path / "w.npz"}"'])
     result = nnspec.train(spec, epochs=2)

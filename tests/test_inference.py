@@ -22,11 +22,12 @@ def _nudged(spec, seed=0):
     values (gamma 1, beta 0, mean 0, var 1 would hide a wrong fold)."""
     net = spec.build(seed=seed)
     rng = np.random.default_rng(seed + 1)
-    for k, a in {**net.params, **net.state}.items():
-        if k.endswith("running_var"):
-            a[...] = rng.uniform(0.5, 2.0, a.shape)
-        else:
-            a += rng.normal(scale=0.3, size=a.shape).astype(a.dtype)
+    with net.editing():
+        for k, a in {**net.params, **net.state}.items():
+            if k.endswith("running_var"):
+                a[...] = rng.uniform(0.5, 2.0, a.shape)
+            else:
+                a += rng.normal(scale=0.3, size=a.shape).astype(a.dtype)
     return net
 
 
@@ -273,8 +274,8 @@ def test_an_optimizer_step_after_an_inference_call_is_seen():
     state = opt.start(net.params)
     value, grads, _ = net.train_step(net.feed(xs), np.ones((4, 3), np.float32), True, net.loss)
     _same_as_reference(net, xs)
-    opt.step(net.params, grads, 0.1, state)
-    net.changed()                                               # as fit_batch says after its step
+    with net.editing():                                         # as fit_batch steps
+        opt.step(net.params, grads, 0.1, state)
     _same_as_reference(net, xs)
     fit_batch(net, opt, state, net.feed(xs), np.ones((4, 3), np.float32), net.loss, 0.1)
     _same_as_reference(net, xs)
@@ -288,9 +289,9 @@ def test_weights_loaded_or_edited_after_a_first_call_give_the_new_result(tmp_pat
     other.save(tmp_path / "w.npz")
     net.load(tmp_path / "w.npz")                                # weights.apply_arrays
     np.testing.assert_allclose(_same_as_reference(net, xs), other.forward(xs), **TOL)
-    for k in net.state:                                         # statistics only: a fold's other half
-        net.state[k][...] = 1.0 + np.arange(net.state[k].size, dtype=np.float32) / 7
-    net.changed()
+    with net.editing():
+        for k in net.state:                                     # statistics only: a fold's other half
+            net.state[k][...] = 1.0 + np.arange(net.state[k].size, dtype=np.float32) / 7
     changed = _same_as_reference(net, xs)
     assert np.abs(changed - first).max() > 1e-3
 

@@ -32,14 +32,16 @@ def _nets(body, seed=2):
     spec = _spec(body, T)
     net = spec.build(seed=seed, dtype="float64")
     rng = np.random.default_rng(seed)
-    for k, a in net.params.items():                  # weights off their neutral values
-        if not k.endswith(".W") or not k.startswith("embedding"):
-            a += rng.normal(scale=0.3, size=a.shape)
+    with net.editing():
+        for k, a in net.params.items():                  # weights off their neutral values
+            if not k.endswith(".W") or not k.startswith("embedding"):
+                a += rng.normal(scale=0.3, size=a.shape)
 
     def short(L):
         s = _spec(body, L, padding=False).build(seed=seed, dtype="float64")
-        for k in s.params:
-            s.params[k][...] = net.params[k]
+        with s.editing():
+            for k in s.params:
+                s.params[k][...] = net.params[k]
         return s
     return net, short
 
@@ -98,8 +100,9 @@ def test_a_batch_that_ends_early_gives_what_the_cut_batch_gives(monkeypatch, bod
     from nnspec.ops import recurrent
     net, _ = _nets(body)
     cut = _spec(body, 4).build(seed=2, dtype="float64")
-    for k in cut.params:
-        cut.params[k][...] = net.params[k]
+    with cut.editing():
+        for k in cut.params:
+            cut.params[k][...] = net.params[k]
     steps = []
     for op in (recurrent.Lstm, recurrent.Gru, recurrent.Rnn):
         monkeypatch.setattr(op, "step", lambda self, s, *a, _step=op.step: steps.append(s) or _step(self, s, *a))
@@ -187,9 +190,10 @@ ONNX_MODELS = [
 def test_the_exported_model_computes_the_same_mask(body, tmp_path):
     net = _spec(body, T).build(seed=2)
     rng = np.random.default_rng(0)
-    for a in net.params.values():
-        a += rng.normal(scale=0.3, size=a.shape).astype(np.float32)
-    net.params["embedding_0.W"][0] = 0
+    with net.editing():
+        for a in net.params.values():
+            a += rng.normal(scale=0.3, size=a.shape).astype(np.float32)
+        net.params["embedding_0.W"][0] = 0
     path = tmp_path / "m.onnx"
     net.export_onnx(path)
     model = OnnxModel(path)
@@ -317,24 +321,26 @@ def test_the_whole_networks_gradient_with_masks_matches_finite_differences():
 }}
 """).build(seed=2, dtype="float64")
     rng = np.random.default_rng(4)
-    for a in net.params.values():                         # weights off their neutral values
-        a += rng.normal(scale=0.3, size=a.shape)
-    net.params["embedding_0.W"][0] = 0
+    with net.editing():
+        for a in net.params.values():                         # weights off their neutral values
+            a += rng.normal(scale=0.3, size=a.shape)
+        net.params["embedding_0.W"][0] = 0
     y = np.random.default_rng(5).normal(size=(len(TOKENS), 2))
     _, grads = net.loss_and_grads(TOKENS, y, loss="mse")
     rng = np.random.default_rng(6)
-    for k, w in net.params.items():
-        flat = w.reshape(-1)
-        first = w.shape[1] if k == "embedding_0.W" else 0     # the padding row gets no gradient, by design
-        for i in first + rng.choice(flat.size - first, size=min(6, flat.size - first), replace=False):
-            old = flat[i]
-            flat[i] = old + 1e-6
-            up = net.loss_and_grads(TOKENS, y, loss="mse")[0]
-            flat[i] = old - 1e-6
-            down = net.loss_and_grads(TOKENS, y, loss="mse")[0]
-            flat[i] = old
-            numeric = (up - down) / 2e-6
-            got = grads[k].reshape(-1)[i]
+    with net.editing():
+        for k, w in net.params.items():
+            flat = w.reshape(-1)
+            first = w.shape[1] if k == "embedding_0.W" else 0     # the padding row gets no gradient, by design
+            for i in first + rng.choice(flat.size - first, size=min(6, flat.size - first), replace=False):
+                old = flat[i]
+                flat[i] = old + 1e-6
+                up = net.loss_and_grads(TOKENS, y, loss="mse")[0]
+                flat[i] = old - 1e-6
+                down = net.loss_and_grads(TOKENS, y, loss="mse")[0]
+                flat[i] = old
+                numeric = (up - down) / 2e-6
+                got = grads[k].reshape(-1)[i]
             assert abs(numeric - got) <= 1e-6 + 1e-4 * abs(numeric), f"{k}[{i}]: {got} vs {numeric}"
 
 
@@ -351,15 +357,17 @@ def test_cross_attention_hides_the_padded_keys_only():
 """)
     net = spec(T, ", padding=0").build(seed=1, dtype="float64")
     rng = np.random.default_rng(2)
-    for a in net.params.values():
-        a += rng.normal(scale=0.3, size=a.shape)
-    net.params["embedding_0.W"][0] = 0
+    with net.editing():
+        for a in net.params.values():
+            a += rng.normal(scale=0.3, size=a.shape)
+        net.params["embedding_0.W"][0] = 0
     assert spec(T, ", padding=0").graph.values[spec(T, ", padding=0").graph.outputs[0]].mask is None
     q = rng.normal(size=(len(TOKENS), 3, 4))
     y = net.forward({"q": q, "tokens": TOKENS})
     for b, L in enumerate(LENGTHS):
         short = spec(L, "").build(seed=1, dtype="float64")
-        for k in short.params:
-            short.params[k][...] = net.params[k]
+        with short.editing():
+            for k in short.params:
+                short.params[k][...] = net.params[k]
         alone = short.forward({"q": q[b:b + 1], "tokens": TOKENS[b:b + 1, :L]})[0]
         np.testing.assert_allclose(y[b], alone, atol=1e-10, err_msg=f"sample {b}")

@@ -45,8 +45,9 @@ def _vocab(spec, name):
 def test_every_op_exports_and_matches(kind, i, case, tmp_path):
     spec = nnspec.loads(case_spec(case), name="case.nn")
     net = spec.build(seed=3)
-    for k, a in {**net.params, **net.state}.items():     # non-trivial weights and statistics
-        a += np.random.default_rng(0).uniform(0.1, 0.5, a.shape).astype(a.dtype)
+    with net.editing():
+        for k, a in {**net.params, **net.state}.items():     # non-trivial weights and statistics
+            a += np.random.default_rng(0).uniform(0.1, 0.5, a.shape).astype(a.dtype)
     _parity(net, spec, tmp_path)
 
 
@@ -94,8 +95,9 @@ model m {
 }
 """)
     net = spec.build(seed=0)
-    net.state["batchnorm_0.running_mean"][:] = 0.7      # statistics that differ from a batch's
-    net.state["batchnorm_0.running_var"][:] = 2.0
+    with net.editing():
+        net.state["batchnorm_0.running_mean"][:] = 0.7      # statistics that differ from a batch's
+        net.state["batchnorm_0.running_var"][:] = 2.0
     _parity(net, spec, tmp_path)
     graph = onnx.load(str(tmp_path / "m.onnx")).graph
     ops = [n.op_type for n in graph.node]

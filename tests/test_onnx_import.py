@@ -70,8 +70,9 @@ def _round_trip(spec, net, tmp_path):
 
 def _with_weights(spec, seed=3):
     net = spec.build(seed=seed)
-    for k, a in {**net.params, **net.state}.items():             # non-trivial weights and statistics
-        a += np.random.default_rng(0).uniform(0.1, 0.5, a.shape).astype(a.dtype)
+    with net.editing():
+        for k, a in {**net.params, **net.state}.items():             # non-trivial weights and statistics
+            a += np.random.default_rng(0).uniform(0.1, 0.5, a.shape).astype(a.dtype)
     return net
 
 

@@ -26,10 +26,11 @@ def weights(net, rng=None, scale=0.3):
     """The one layer's parameters by local name; nudged off their neutral values
     (biases 0, gammas 1) when rng is given, so that every term counts."""
     w = {}
-    for key, a in net.params.items():
-        if rng is not None:
-            a += rng.normal(scale=scale, size=a.shape).astype(a.dtype)
-        w[key.rsplit(".", 1)[1]] = a
+    with net.editing():
+        for key, a in net.params.items():
+            if rng is not None:
+                a += rng.normal(scale=scale, size=a.shape).astype(a.dtype)
+            w[key.rsplit(".", 1)[1]] = a
     return w
 
 
@@ -86,12 +87,13 @@ def extreme_scores(dtype):
     and 2 (e1) score 0 and at most 8: rows far below their block's largest
     score. Sample 1 is ordinary (small scores)."""
     net = build("attention(heads=1)", (3, 4), dtype=dtype)
-    w = weights(net)
-    for k in ("q", "k"):
-        w[f"W{k}"][...] = 4 * np.eye(4)
-        w[f"b{k}"][...] = 0
-    w["Wv"][...] = np.arange(16).reshape(4, 4) / 8
-    w["Wo"][...] = np.eye(4)
+    with net.editing():
+        w = weights(net)
+        for k in ("q", "k"):
+            w[f"W{k}"][...] = 4 * np.eye(4)
+            w[f"b{k}"][...] = 0
+        w["Wv"][...] = np.arange(16).reshape(4, 4) / 8
+        w["Wo"][...] = np.eye(4)
     x = np.zeros((2, 3, 4))
     x[0, 0, 0], x[0, 2, 1] = 10, 1
     x[1] = np.random.default_rng(6).normal(size=(3, 4)) * 0.3
@@ -146,8 +148,9 @@ def test_causal_attention_never_looks_ahead(dtype):
         np.testing.assert_array_equal(z[:, :k], y[:, :k])
         assert np.abs(z[:, k:] - y[:, k:]).min() > 0, "later positions must see the change"
     plain = build("attention(heads=2)", (6, 4), dtype=dtype)
-    for k, a in plain.params.items():
-        a[...] = net.params[k]
+    with plain.editing():
+        for k, a in plain.params.items():
+            a[...] = net.params[k]
     changed = x.copy()
     changed[:, -1] += 1.0
     assert not np.allclose(plain.forward(changed)[:, 0], plain.forward(x)[:, 0]), \
@@ -564,8 +567,9 @@ model two {
 """)
     net = spec.build(seed=0)
     rng = np.random.default_rng(25)
-    for a in net.params.values():
-        a += rng.normal(scale=0.3, size=a.shape).astype(np.float32)
+    with net.editing():
+        for a in net.params.values():
+            a += rng.normal(scale=0.3, size=a.shape).astype(np.float32)
     net.export_onnx(tmp_path / "two.onnx")
     x = rng.normal(size=(3, 4, 3)).astype(np.float32)
     ort_s, ort_l = OnnxModel(tmp_path / "two.onnx").run({"x": x})

@@ -19,9 +19,10 @@ def build(layer, *shapes, seed=0):
 
 def weights(net, rng, scale=0.3):
     w = {}
-    for key, a in net.params.items():
-        a += rng.normal(scale=scale, size=a.shape)
-        w[key.rsplit(".", 1)[1]] = a
+    with net.editing():
+        for key, a in net.params.items():
+            a += rng.normal(scale=scale, size=a.shape)
+            w[key.rsplit(".", 1)[1]] = a
     return w
 
 
@@ -299,14 +300,15 @@ def test_every_pieces_gradient_reaches_the_input():
     x, t = rng.normal(size=(4, 3)), rng.normal(size=(4, 1))
     _, grads = net.loss_and_grads(x, t, loss="mse")
     W = net.params["dense_0.W"]
-    for idx in np.ndindex(*W.shape):
-        old = W[idx]
-        W[idx] = old + 1e-6
-        up = net.loss_and_grads(x, t, loss="mse")[0]
-        W[idx] = old - 1e-6
-        down = net.loss_and_grads(x, t, loss="mse")[0]
-        W[idx] = old
-        assert grads["dense_0.W"][idx] == pytest.approx((up - down) / 2e-6, rel=1e-5, abs=1e-8)
+    with net.editing():
+        for idx in np.ndindex(*W.shape):
+            old = W[idx]
+            W[idx] = old + 1e-6
+            up = net.loss_and_grads(x, t, loss="mse")[0]
+            W[idx] = old - 1e-6
+            down = net.loss_and_grads(x, t, loss="mse")[0]
+            W[idx] = old
+            assert grads["dense_0.W"][idx] == pytest.approx((up - down) / 2e-6, rel=1e-5, abs=1e-8)
 
 
 @pytest.mark.parametrize("layer,message", [("split(4)", "do not split into 4 equal parts"),

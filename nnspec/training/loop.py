@@ -242,9 +242,9 @@ def load_initial(net, spec, path) -> None:
                         f"initialisation: {path} does not hold it")
     if problems:
         raise SpecError([Diagnostic.at(where, p, source=spec.source) for p in problems])
-    for k in found:
-        {**net.params, **net.state}[k][...] = arrays[k]
-    net.changed()
+    with net.editing():
+        for k in found:
+            {**net.params, **net.state}[k][...] = arrays[k]
     if spec.train.normalize == "none":      # the weights were trained on standardised inputs: keep theirs
         for v in net.graph.inputs:
             if f"normalize/{v.name}/mean" in arrays and f"normalize/{v.name}/std" in arrays:
@@ -279,6 +279,11 @@ def fit_batch(net, opt, opt_state, xb: dict, yb, loss, lr: float, l2: float = 0.
     Network.train_step). `trainable`: the parameters to update (all of
     them by default; `freeze` leaves some out). `diagnostics`: a
     Diagnostics that looks at this batch's activations and gradients."""
+    with net.editing():              # the step writes params and running statistics; the version moves
+        return _fit_batch(net, opt, opt_state, xb, yb, loss, lr, l2, decay, clip_norm, trainable, diagnostics)
+
+
+def _fit_batch(net, opt, opt_state, xb, yb, loss, lr, l2, decay, clip_norm, trainable, diagnostics):
     seen = diagnostics.activations if diagnostics is not None else None
     value, grads, y = net.train_step(xb, yb, True, loss, seen=seen)
     if diagnostics is not None:
@@ -294,7 +299,6 @@ def fit_batch(net, opt, opt_state, xb: dict, yb, loss, lr: float, l2: float = 0.
     if clip_norm is not None:
         _clip(grads, clip_norm)
     opt.step(params, grads, lr, opt_state)
-    net.changed()                                        # the inference path's folded weights are stale
     return value, y
 
 
@@ -403,6 +407,6 @@ def _snapshot(net) -> dict:
 
 
 def _restore(net, weights: dict) -> None:
-    for k, a in {**net.params, **net.state}.items():
-        a[...] = weights[k]
-    net.changed()
+    with net.editing():
+        for k, a in {**net.params, **net.state}.items():
+            a[...] = weights[k]

@@ -87,10 +87,10 @@ def restore(path: Path, st: RunState, net, description: dict) -> None:
         raise file_error(path, "cannot resume: the spec differs from the one this run was trained "
                                "with: " + "; ".join(differences[:8])
                          + (f"; and {len(differences) - 8} more" if len(differences) > 8 else ""))
-    for prefix, target in (("param/", net.params), ("state/", net.state)):
-        for k, a in target.items():
-            a[...] = arrays[prefix + k]
-    net.changed()
+    with net.editing():
+        for prefix, target in (("param/", net.params), ("state/", net.state)):
+            for k, a in target.items():
+                a[...] = arrays[prefix + k]
     st.opt_state.load({k[4:]: a for k, a in arrays.items() if k.startswith("opt/")})
     if meta["sched"] is not None:
         st.sched_state = ScheduleState.load(meta["sched"])
