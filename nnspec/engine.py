@@ -47,7 +47,12 @@ class Weights(dict):
                         "network runs on the arrays it was built with; write into them instead, inside "
                         "`with net.editing():` (net.params[name][...] = new)")
 
-    __setitem__ = __delitem__ = update = pop = popitem = clear = setdefault = __ior__ = _refuse
+    __delitem__ = update = pop = popitem = clear = setdefault = __ior__ = _refuse
+
+    def __setitem__(self, key, value):
+        # `net.params[k] *= 2` multiplies in place, then stores the same array back
+        if dict.get(self, key) is not value:
+            self._refuse()
 
     def __reduce__(self):
         return Weights, (dict(self),)

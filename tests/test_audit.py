@@ -52,8 +52,8 @@ def test_attention_gradients_with_softmax_rows_one_hot_in_float32(causal, query_
     spec = nnspec.loads("model m {\n input x: float32[6, 8]\n x -> attention(heads=2, causal="
                         f"{'true' if causal else 'false'})\n}}", name="a.nn")
     net = spec.build(seed=0)
-    net.params["attention_0.Wq"] *= query_scale
-    net.changed()
+    with net.editing():
+        net.params["attention_0.Wq"] *= query_scale
     rng = np.random.default_rng(1)
     x = (rng.standard_normal((5, 6, 8)) * 3).astype(np.float32)
     t = rng.standard_normal((5, 6, 8)).astype(np.float32)

@@ -100,6 +100,7 @@ def test_inside_the_block_each_forward_sees_the_weights_as_they_are_then():
         with net.editing():                          # blocks nest: the inner end locks nothing
             pass
         net.params["dense_1.b"][...] = 1.0
+        net.params["dense_1.W"] *= 0.5               # in place, then the same array stored back
     np.testing.assert_allclose(net.forward(x), _numpy_dense_bn(net, x), **TOL)
 
 
