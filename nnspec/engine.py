@@ -281,10 +281,14 @@ class Network:
     def forward(self, x, training: bool = False):
         """Outputs for a batch of raw inputs (normalisation applied).
         training=False (the default) takes the inference path."""
+        xs = self.feed(x)
+        if len(next(iter(xs.values()))) == 0:         # no rows, nothing to work out (nor running statistics to move)
+            return self._outputs({o: np.zeros((0, *self.graph.values[o].shape), self.dtype)
+                                  for o in self.graph.outputs})
         if training:
-            values, _ = self._forward(self.feed(x), training, reuse=False)
+            values, _ = self._forward(xs, training, reuse=False)
             return self._outputs(values)
-        values = self._infer(self.feed(x), copy=self.graph.outputs)     # copies, not the buffers
+        values = self._infer(xs, copy=self.graph.outputs)     # copies, not the buffers
         return self._outputs(values)
 
     def loss_and_grads(self, x, target, training: bool = False, loss=None):

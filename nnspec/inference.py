@@ -18,12 +18,16 @@ result beyond float32 rounding (tests/test_inference.py):
   other node reads may write its output over it (relu in place);
 - an activation moves where it costs less: after a max pool, or into the
   convolution that reads it (Plan._move_activations); dropout is no step;
-- a large batch runs in parts of rows, one per thread (Inference.run).
+- a large batch runs in parts of rows, one per thread (BLAS on one thread
+  in each), where that measured faster than one part with BLAS on every
+  thread (Inference._parts): a CNN's copies and pools gain from it, an MLP's
+  large products do not (bench/README.md).
 Outputs handed back to the caller are copies, never the buffers. Why each
 is done this way: bench/README.md, "Measurements behind the code"."""
 from __future__ import annotations
 
 import threading
+from time import perf_counter
 from functools import partial
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -32,9 +36,11 @@ from .lazy import np
 from .ops.base import Ctx
 from .parallel import active, each
 
-MAX_SIZES = 2          # batch sizes whose buffers are kept (validation: the chunk and the remainder)
+MAX_SIZES = 3          # (batch size, parts) whose buffers are kept (validation: the chunk, tried
+                       # both ways, and the remainder)
 MAX_ROWS = 4096        # larger batches get buffers for the call only (no memory held afterwards)
 SPLIT_ROWS = 64        # rows a thread's part of a batch has at least (fewer: one part)
+TRIALS = 3             # calls timed each way (one part, a part a thread) before a batch size's choice
 
 
 @dataclass
@@ -129,7 +135,9 @@ class Inference:
     def __init__(self, net):
         self.net = net
         self.plans = {frozenset(): Plan(net.graph)}
-        self.sizes: OrderedDict[tuple, list[Ctx]] = OrderedDict()   # (batch size, keep) -> a Ctx per node
+        self.sizes: OrderedDict[tuple, list[Ctx]] = OrderedDict()   # (batch, keep, parts) -> Ctxs per part
+        self.split: dict[tuple, int] = {}        # (batch, keep, most parts) -> the parts chosen
+        self.trials: dict[tuple, dict] = {}      # ... -> {parts: [seconds a call]} while choosing
         self.lock = threading.Lock()
         self.prepared: dict = {}         # keep -> (weights version, per step: what infer takes)
 
@@ -179,15 +187,18 @@ class Inference:
         if plan is None:
             plan = self.plans[keep] = Plan(self.net.graph, keep)
         batch = len(next(iter(xs.values())))
-        parts = min(active(), batch // SPLIT_ROWS) or 1
         mine = self.lock.acquire(blocking=False)       # another thread inside: buffers of its own
         try:
-            ctxs = self._contexts(plan, (batch, keep), mine and batch <= MAX_ROWS, parts)
+            parts, timed = self._parts(batch, keep, mine)
+            started = perf_counter()
+            ctxs = self._contexts(plan, (batch, keep, parts), mine and batch <= MAX_ROWS, parts)
             weights = self._weights(plan, keep)
             if parts == 1:
                 values = self._pass(plan, dict(xs), stop, ctxs[0], weights)
                 for name in copy:
                     values[name] = np.array(values[name])
+                if timed is not None:
+                    timed.append(perf_counter() - started)
                 return values
             cuts = [batch * i // parts for i in range(parts + 1)]
             done = [None] * parts
@@ -200,10 +211,37 @@ class Inference:
             values = dict(xs)
             for name in (wanted | keep) & done[0].keys():
                 values[name] = np.concatenate([d[name] for d in done])
+            if timed is not None:
+                timed.append(perf_counter() - started)
             return values
         finally:
             if mine:
                 self.lock.release()
+
+    def _parts(self, batch: int, keep: frozenset, mine: bool) -> tuple[int, list | None]:
+        """The parts of rows this call runs in, and the list its time goes
+        to while the choice is being made (else None). A batch that could be
+        split is run TRIALS times each way, one part (BLAS on every thread)
+        and a part a thread (BLAS on one in each), the fastest call of each
+        compared; the faster way is kept for that batch size and thread count.
+        Which wins depends on the model and the machine: the CNN example's
+        copies and pools gain from the parts, the MLP's large products lose
+        (bench/README.md, Inference)."""
+        most = min(active(), batch // SPLIT_ROWS)
+        if most <= 1:
+            return 1, None
+        key = (batch, keep, most)
+        if key in self.split:
+            return self.split[key], None
+        if not mine:                                   # another thread is choosing: don't time this one
+            return 1, None
+        times = self.trials.setdefault(key, {1: [], most: []})
+        if all(len(t) >= TRIALS for t in times.values()):
+            self.split[key] = min(times, key=lambda k: min(times[k]))
+            del self.trials[key]
+            return self.split[key], None
+        parts = min(times, key=lambda k: len(times[k]))    # the way tried fewer times, one part first
+        return parts, times[parts]
 
     def _pass(self, plan: Plan, values: dict, stop, ctxs: list, weights: list) -> dict:
         masks: dict = {}                               # padding masks, made once per call

@@ -376,9 +376,19 @@ def test_no_activation_moves_where_its_output_is_read_again_or_returned():
     assert not any(row[0].op.kind == "relu" and row[4] == (row[5],) for row in program)
 
 
+@pytest.fixture
+def split_always(monkeypatch):
+    """Every batch that can be cut runs in parts (no timing, no choice)."""
+    from nnspec import inference, parallel
+
+    def parts(self, batch, keep, mine):
+        return max(1, min(parallel.active(), batch // inference.SPLIT_ROWS)), None
+    monkeypatch.setattr(inference.Inference, "_parts", parts)
+
+
 @pytest.mark.parametrize("threads", [1, 3])
 @pytest.mark.parametrize("name", ["digits_cnn", "digits_autoencoder", "sine_lstm"])
-def test_a_batch_in_parts_one_per_thread_is_the_whole_batch(name, threads):
+def test_a_batch_in_parts_one_per_thread_is_the_whole_batch(name, threads, split_always):
     # inference.SPLIT_ROWS: 3 threads cut 200 rows into parts of 66-67; the
     # outputs, a loss's raw output (stop) and the values kept (keep) are joined
     from nnspec import parallel
@@ -403,5 +413,39 @@ def test_a_batch_in_parts_one_per_thread_is_the_whole_batch(name, threads):
             got = net._infer(xs, keep=keep)
             for v in keep | set(net.graph.outputs):
                 np.testing.assert_allclose(got[v], values[v], rtol=1e-5, atol=1e-5 * max(1.0, np.abs(values[v]).max()))
+    finally:
+        parallel.set_threads(parallel._from_environment())
+
+
+@pytest.mark.parametrize("split_cost, chosen", [(1.5, 3), (2.5, 1)])
+def test_a_batch_size_keeps_the_way_that_measured_faster(monkeypatch, split_cost, chosen):
+    # a fake clock: a call in one part takes 2 s, in three parts split_cost s;
+    # TRIALS calls each way, then the faster way for every later call
+    from nnspec import inference, parallel
+    net = nnspec.load(Path(__file__).parent.parent / "specs" / "digits_mlp.nn").build(seed=0)
+    n, now, passes = 200, [0.0], []
+    real_pass = inference.Inference._pass
+
+    def timed_pass(self, plan, values, *rest):
+        rows = len(next(iter(values.values())))
+        passes.append(rows)
+        now[0] += 2.0 if rows == n else split_cost / 3
+        return real_pass(self, plan, values, *rest)
+    monkeypatch.setattr(inference.Inference, "_pass", timed_pass)
+    monkeypatch.setattr(inference, "perf_counter", lambda: now[0])
+    rng = np.random.default_rng(21)
+    x = rng.normal(size=(n, 64)).astype(np.float32)
+    want = net.forward(x)                           # one thread: one part
+    try:
+        parallel.set_threads(3)
+        per_call = []
+        for _ in range(2 * inference.TRIALS + 3):
+            before = len(passes)
+            y = net.forward(x)
+            per_call.append(len(passes) - before)
+            np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-6)
+        assert sorted(per_call[:2 * inference.TRIALS]) == [1] * inference.TRIALS + [3] * inference.TRIALS
+        assert per_call[2 * inference.TRIALS:] == [chosen] * 3
+        assert net._inference.split[(n, frozenset(), 3)] == chosen
     finally:
         parallel.set_threads(parallel._from_environment())

@@ -163,8 +163,8 @@ def samples_per_chunk(rows: int, frame: int, batch: int, itemsize: int) -> int:
     """Samples per chunk so that a chunk's (rows, samples*frame) columns stay
     near COLUMN_BYTES, the batch cut into near-equal chunks."""
     most = max(1, COLUMN_BYTES // (rows * frame * itemsize))
-    k = -(-batch // most)                                    # chunks
-    return -(-batch // k)
+    k = max(1, -(-batch // most))                            # chunks (one for an empty batch)
+    return max(1, -(-batch // k))
 
 
 def column_chunk(rows: int, filters: int, columns: int) -> int | None:

@@ -18,10 +18,10 @@ class Flatten(Op):
 
     def forward(self, p, w, xs, ctx):
         (x,) = xs
-        return x.reshape(x.shape[0], -1), lambda dy: ([back_in_order(dy.reshape(x.shape), x, ctx)], {})
+        return x.reshape(x.shape[0], *ctx.out_shape), lambda dy: ([back_in_order(dy.reshape(x.shape), x, ctx)], {})
 
     def infer(self, p, w, xs, ctx):
-        return xs[0].reshape(len(xs[0]), -1)
+        return xs[0].reshape(len(xs[0]), *ctx.out_shape)       # not -1: an empty batch has no -1
 
     def to_onnx(self, b, p, w, xs):
         return b.node("Flatten", xs, axis=1)
