@@ -146,9 +146,9 @@ class Inference:
         return self.plans[frozenset()]
 
     def _contexts(self, plan: Plan, key: tuple, cached: bool, parts: int) -> list[list[Ctx]]:
-        """Per part of the batch, a Ctx per node (kept for the batch size when cached)."""
+        """Per part of the batch, a Ctx per node (kept per key, (batch, keep, parts), when cached)."""
         made = self.sizes.get(key) if cached else None
-        if made is None or len(made) != parts:
+        if made is None:
             made = [[Ctx(False, None, (False,) * len(s.node.inputs), {} if cached else None,
                          s.node.out_shape, free=s.free) for s in plan.steps] for _ in range(parts)]
             if cached:

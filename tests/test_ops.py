@@ -252,6 +252,17 @@ def test_batchnorm_training_against_the_formula(x_layout, dy_layout, shape):
     np.testing.assert_allclose(w["running_var"], 0.8 + 0.2 * var.reshape(-1) * n / (n - 1), rtol=1e-5)
 
 
+def _loss_and_grads_on(threads, net, x, y):
+    """[loss, every gradient by name] of a cross-entropy step on `threads` threads."""
+    from nnspec import parallel
+    parallel.set_threads(threads)
+    try:
+        loss, grads = net.loss_and_grads(x, y, loss="cross_entropy")
+    finally:
+        parallel.set_threads(parallel._from_environment())
+    return [loss] + [grads[k] for k in sorted(grads)]
+
+
 @pytest.mark.parametrize("layer,shape", [("conv2d(6, kernel=3, padding=same)", (1, 9, 9)),     # 10 rows >= 6 filters
                                          ("conv2d(16, kernel=[1, 2])", (2, 8, 8)),          # 5 rows < 16 filters
                                          ("conv1d(4, kernel=3)", (2, 40))])                 # a widened frame
@@ -260,7 +271,6 @@ def test_conv_products_in_chunks_of_columns_change_nothing(monkeypatch, layer, s
     chunks of columns (OpenBLAS's small-matrix path), shared among threads:
     values and gradients must be those of the whole products, and exactly
     the same on one thread or three."""
-    from nnspec import parallel
     from nnspec.ops import conv
     net = nnspec.loads(f"model m {{\n  input x: float32{list(shape)}\n  {layer} -> relu\n  flatten\n"
                        f"  dense(3) -> softmax\n}}\n").build(seed=0)
@@ -268,12 +278,7 @@ def test_conv_products_in_chunks_of_columns_change_nothing(monkeypatch, layer, s
     x, y = rng.normal(size=(7, *shape)).astype(np.float32), rng.integers(0, 3, 7)
 
     def run(threads):
-        parallel.set_threads(threads)
-        try:
-            loss, grads = net.loss_and_grads(x, y, loss="cross_entropy")
-        finally:
-            parallel.set_threads(parallel._from_environment())
-        return [loss] + [grads[k] for k in sorted(grads)]
+        return _loss_and_grads_on(threads, net, x, y)
     whole = run(1)
     chunks, real = [], conv.column_chunk
     monkeypatch.setattr(conv, "SMALL_PRODUCT", 1500)       # chunks of a few dozen columns
@@ -328,12 +333,7 @@ def test_recurrent_weight_gradient_in_parts_beside_the_loop_changes_nothing(monk
     monkeypatch.setattr(parallel, "beside", lambda fn: started.append(fn) or real(fn))
 
     def run(threads):
-        parallel.set_threads(threads)
-        try:
-            loss, grads = net.loss_and_grads(x, y, loss="cross_entropy")
-        finally:
-            parallel.set_threads(parallel._from_environment())
-        return [loss] + [grads[k] for k in sorted(grads)]
+        return _loss_and_grads_on(threads, net, x, y)
     whole = run(1)                                      # 7 steps: one part
     monkeypatch.setattr(recurrent, "STEPS_PER_PART", 2)  # 3 parts: (4, 7), (2, 4), (0, 2)
     assert recurrent._parts(7) == [(4, 7), (2, 4), (0, 2)]
@@ -352,7 +352,6 @@ def test_conv_in_chunks_of_samples_changes_nothing(monkeypatch):
     loss and gradients must be those of the whole batch at once, with
     uneven chunks, folded, widened and strided frames, groups, and a first
     layer that needs no input gradient; and exactly the same on 1 or 3 threads."""
-    from nnspec import parallel
     from nnspec.ops import conv
     net = nnspec.loads("""
 model cnn {
@@ -367,12 +366,7 @@ model cnn {
     x, y = rng.normal(size=(7, 2, 9, 9)).astype(np.float32), rng.integers(0, 3, 7)
 
     def run(threads):
-        parallel.set_threads(threads)
-        try:
-            loss, grads = net.loss_and_grads(x, y, loss="cross_entropy")
-        finally:
-            parallel.set_threads(parallel._from_environment())
-        return [loss] + [grads[k] for k in sorted(grads)]
+        return _loss_and_grads_on(threads, net, x, y)
     whole = run(1)
     sizes, real = [], conv.samples_per_chunk
     monkeypatch.setattr(conv, "COLUMN_BYTES", 40_000)

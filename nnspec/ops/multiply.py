@@ -2,8 +2,6 @@
 does (add.py): spec shapes right-aligned, the batch axis first."""
 from __future__ import annotations
 
-from ..lazy import np
-
 from .add import Add, aligned_inputs, unbroadcast
 from .base import ShapeError, register
 
